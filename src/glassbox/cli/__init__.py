@@ -1,0 +1,49 @@
+"""The glassbox command line: a thin layer over the library.
+
+Each command group lives in its own module and is registered here. User mistakes
+raise :class:`glassbox.errors.GlassboxError`; :func:`main` prints them on one line
+and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from glassbox import __version__
+from glassbox.errors import GlassboxError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="glassbox")
+def cli() -> None:
+    """glassbox: see inside ReLU networks."""
+
+
+def _register() -> None:
+    # Imported here so that each module can import ``cli`` without a cycle.
+    from glassbox.cli import net  # noqa: F401
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI, mapping user errors to one line on stderr and exit 2."""
+    _register()
+    try:
+        cli.main(args=argv, prog_name="glassbox", standalone_mode=False)
+    except GlassboxError as exc:
+        click.echo(f"glassbox: error: {exc}", err=True)
+        return 2
+    except click.exceptions.Abort:
+        click.echo("glassbox: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Model reconstruction: recover a ReLU network's weights from queries alone."""

@@ -1,0 +1,261 @@
+"""ReLUNet: the float64 fully connected ReLU network that both halves of glassbox share.
+
+Layer ``l`` maps ``d_l -> d_{l+1}`` as ``z = a @ W_l.T + b_l``; every layer but the last
+is followed by a ReLU, the last one only when ``output_relu`` is set (the toy model's
+``y' = ReLU(W2 h + b)``). A layer without a bias stores ``None``: that is part of the
+architecture, not a bias of zeros.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from glassbox.errors import GlassboxError
+from glassbox.io import atomic_path
+
+FORMAT = "glassbox.ReLUNet"
+FORMAT_VERSION = "1"
+
+Array = NDArray[np.float64]
+
+
+def _as_matrix(value: ArrayLike, what: str) -> Array:
+    arr = np.array(value, dtype=np.float64, copy=True)
+    if arr.ndim != 2:
+        raise GlassboxError(f"{what}: expected a 2-D matrix, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise GlassboxError(f"{what}: contains NaN or infinite values")
+    arr.setflags(write=False)
+    return arr
+
+
+def _as_vector(value: ArrayLike, length: int, what: str) -> Array:
+    arr = np.array(value, dtype=np.float64, copy=True)
+    if arr.shape != (length,):
+        raise GlassboxError(f"{what}: expected shape ({length},), got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise GlassboxError(f"{what}: contains NaN or infinite values")
+    arr.setflags(write=False)
+    return arr
+
+
+@dataclass(frozen=True, eq=False)
+class ReLUNet:
+    """A fully connected ReLU network in float64 (weights are read-only arrays)."""
+
+    weights: tuple[Array, ...]
+    biases: tuple[Array | None, ...]
+    output_relu: bool = False
+
+    def __init__(
+        self,
+        weights: Sequence[ArrayLike],
+        biases: Sequence[ArrayLike | None] | None = None,
+        output_relu: bool = False,
+    ) -> None:
+        if len(weights) == 0:
+            raise GlassboxError("a ReLUNet needs at least one layer")
+        ws = tuple(_as_matrix(w, f"layer {i} weight") for i, w in enumerate(weights))
+        for i in range(1, len(ws)):
+            if ws[i].shape[1] != ws[i - 1].shape[0]:
+                raise GlassboxError(
+                    f"layer {i} weight has {ws[i].shape[1]} inputs but layer {i - 1} "
+                    f"has {ws[i - 1].shape[0]} outputs"
+                )
+        if biases is None:
+            biases = [None] * len(ws)
+        if len(biases) != len(ws):
+            raise GlassboxError(f"got {len(ws)} weight matrices but {len(biases)} biases")
+        bs = tuple(
+            None if b is None else _as_vector(b, w.shape[0], f"layer {i} bias")
+            for i, (w, b) in enumerate(zip(ws, biases, strict=True))
+        )
+        object.__setattr__(self, "weights", ws)
+        object.__setattr__(self, "biases", bs)
+        object.__setattr__(self, "output_relu", bool(output_relu))
+
+    # ----------------------------------------------------------------- shape
+    @property
+    def dims(self) -> tuple[int, ...]:
+        """Widths ``(d_in, d_1, ..., d_out)``."""
+        return (self.weights[0].shape[1], *(w.shape[0] for w in self.weights))
+
+    @property
+    def input_dim(self) -> int:
+        """Number of inputs."""
+        return self.dims[0]
+
+    @property
+    def output_dim(self) -> int:
+        """Number of outputs."""
+        return self.dims[-1]
+
+    @property
+    def n_hidden_layers(self) -> int:
+        """Number of ReLU hidden layers."""
+        return len(self.weights) - 1
+
+    @property
+    def n_params(self) -> int:
+        """Number of weights and biases (absent biases count zero)."""
+        return sum(w.size for w in self.weights) + sum(b.size for b in self.biases if b is not None)
+
+    def describe(self) -> str:
+        """A one-line architecture string like ``784-128-1 (biases: yes,yes; output ReLU: no)``."""
+        bias = ",".join("yes" if b is not None else "no" for b in self.biases)
+        relu = "yes" if self.output_relu else "no"
+        return f"{'-'.join(map(str, self.dims))} (biases: {bias}; output ReLU: {relu})"
+
+    # --------------------------------------------------------------- compute
+    def _check_input(self, X: ArrayLike) -> Array:
+        x = np.asarray(X, dtype=np.float64)
+        if x.ndim == 1:
+            x = x[None, :]
+        if x.ndim != 2 or x.shape[1] != self.input_dim:
+            raise GlassboxError(
+                f"input has shape {np.shape(X)}; expected (k, {self.input_dim}) or ({self.input_dim},)"
+            )
+        return x
+
+    def preactivations(self, X: ArrayLike) -> list[Array]:
+        """Pre-activations of every layer (hidden layers, then the output before any ReLU)."""
+        a = self._check_input(X)
+        out: list[Array] = []
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            z = a @ w.T
+            if b is not None:
+                z = z + b
+            out.append(z)
+            if i < len(self.weights) - 1:
+                a = np.maximum(z, 0.0)
+        return out
+
+    def forward(self, X: ArrayLike) -> Array:
+        """Outputs for a batch ``X`` of shape ``(k, d_in)`` (a single row is promoted to a batch)."""
+        z = self.preactivations(X)[-1]
+        return np.maximum(z, 0.0) if self.output_relu else z
+
+    __call__ = forward
+
+    def activation_pattern(self, X: ArrayLike) -> Array:
+        """Boolean matrix ``(k, n_hidden)``: which hidden neurons are active for each input."""
+        pre = self.preactivations(X)[:-1]
+        if not pre:
+            return np.zeros((np.atleast_2d(X).shape[0], 0), dtype=bool)
+        return np.concatenate([z > 0 for z in pre], axis=1)
+
+    # ------------------------------------------------------------ build/save
+    @classmethod
+    def random(cls, spec: str, seed: int = 0) -> ReLUNet:
+        """A seeded random net from a spec such as ``784-128-1`` or ``100-40-100:nohiddenbias,relu``.
+
+        Weights are N(0, 2 / fan_in) (He initialisation, so activations keep their scale
+        with depth) and biases N(0, 1). Options after ``:`` (comma separated):
+        ``nobias`` (no layer has a bias), ``nohiddenbias`` (only the output layer has one),
+        ``relu`` (a ReLU on the output).
+        """
+        dims, options = parse_spec(spec)
+        rng = np.random.default_rng(seed)
+        weights: list[Array] = []
+        biases: list[Array | None] = []
+        for i, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
+            weights.append(rng.normal(0.0, np.sqrt(2.0 / d_in), size=(d_out, d_in)))
+            last = i == len(dims) - 2
+            has_bias = "nobias" not in options and (last or "nohiddenbias" not in options)
+            biases.append(rng.normal(0.0, 1.0, size=d_out) if has_bias else None)
+        return cls(weights, biases, output_relu="relu" in options)
+
+    def to_tensors(self) -> dict[str, Array]:
+        """The weights as a flat name -> array mapping (``layers.i.weight``, ``layers.i.bias``)."""
+        tensors: dict[str, Array] = {}
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            tensors[f"layers.{i}.weight"] = np.ascontiguousarray(w)
+            if b is not None:
+                tensors[f"layers.{i}.bias"] = np.ascontiguousarray(b)
+        return tensors
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Save as safetensors; the JSON header's metadata records format, layers and output ReLU."""
+        from safetensors.numpy import save_file
+
+        metadata = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "dims": json.dumps(list(self.dims)),
+            "has_bias": json.dumps([b is not None for b in self.biases]),
+            "output_relu": json.dumps(self.output_relu),
+        }
+        with atomic_path(path) as tmp:
+            save_file(self.to_tensors(), str(tmp), metadata=metadata)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> ReLUNet:
+        """Load a net written by :meth:`save`; anything else is a one-line GlassboxError."""
+        from safetensors import SafetensorError, safe_open
+
+        p = Path(path)
+        if not p.is_file():
+            raise GlassboxError(f"{p}: no such file")
+        try:
+            with safe_open(str(p), framework="numpy") as f:
+                metadata = f.metadata() or {}
+                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise GlassboxError(f"{p}: not a readable safetensors file ({exc})") from None
+        if metadata.get("format") != FORMAT:
+            raise GlassboxError(f"{p}: not a glassbox net (no '{FORMAT}' format tag in its header)")
+        try:
+            dims = json.loads(metadata["dims"])
+            has_bias = json.loads(metadata["has_bias"])
+            output_relu = json.loads(metadata["output_relu"])
+        except (KeyError, json.JSONDecodeError) as exc:
+            raise GlassboxError(f"{p}: glassbox net header is incomplete ({exc})") from None
+        weights: list[Array] = []
+        biases: list[Array | None] = []
+        for i in range(len(dims) - 1):
+            w = tensors.get(f"layers.{i}.weight")
+            if w is None:
+                raise GlassboxError(f"{p}: missing tensor layers.{i}.weight")
+            b = tensors.get(f"layers.{i}.bias")
+            for name, t in (("weight", w), ("bias", b)):
+                if t is not None and t.dtype != np.float64:
+                    raise GlassboxError(f"{p}: layers.{i}.{name} is {t.dtype}, expected float64")
+            if (b is not None) != bool(has_bias[i]):
+                raise GlassboxError(f"{p}: layer {i} bias presence disagrees with the header")
+            weights.append(w)
+            biases.append(b)
+        net = cls(weights, biases, output_relu=bool(output_relu))
+        if list(net.dims) != list(dims):
+            raise GlassboxError(f"{p}: tensor shapes {net.dims} disagree with header dims {dims}")
+        return net
+
+
+_SPEC_RE = re.compile(r"^\d+(-\d+)+$")
+SPEC_OPTIONS = ("nobias", "nohiddenbias", "relu")
+
+
+def parse_spec(spec: str) -> tuple[list[int], set[str]]:
+    """Parse ``784-128-1[:opt,...]`` into widths and options; bad specs are a GlassboxError."""
+    body, _, opts = spec.partition(":")
+    if not _SPEC_RE.match(body):
+        raise GlassboxError(
+            f"bad net spec {spec!r}: expected widths joined by '-', e.g. 784-128-1 or 100-40-100:nohiddenbias,relu"
+        )
+    dims = [int(d) for d in body.split("-")]
+    if min(dims) < 1:
+        raise GlassboxError(f"bad net spec {spec!r}: every width must be at least 1")
+    options = {o.strip() for o in opts.split(",") if o.strip()}
+    unknown = options - set(SPEC_OPTIONS)
+    if unknown:
+        raise GlassboxError(
+            f"bad net spec {spec!r}: unknown option(s) {', '.join(sorted(unknown))}; known: {', '.join(SPEC_OPTIONS)}"
+        )
+    return dims, options

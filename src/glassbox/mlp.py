@@ -173,6 +173,54 @@ class ReLUNet:
             biases.append(rng.normal(0.0, 1.0, size=d_out) if has_bias else None)
         return cls(weights, biases, output_relu="relu" in options)
 
+    @classmethod
+    def from_torch(cls, module: object) -> ReLUNet:
+        """A net from a ``torch.nn.Sequential`` of ``Linear`` and ``ReLU`` (weights copied to float64).
+
+        A ReLU must follow every Linear but the last; a ReLU after the last one becomes the
+        output ReLU. Any other module is refused, naming it.
+        """
+        import torch
+
+        layers = list(module) if isinstance(module, torch.nn.Sequential) else [module]
+        weights: list[Array] = []
+        biases: list[Array | None] = []
+        relu_after: list[bool] = []
+        for i, layer in enumerate(layers):
+            if isinstance(layer, torch.nn.Linear):
+                if weights and not relu_after[-1]:
+                    raise GlassboxError(
+                        f"module {i}: two Linear layers without a ReLU between them"
+                    )
+                weights.append(layer.weight.detach().cpu().double().numpy())
+                b = layer.bias
+                biases.append(None if b is None else b.detach().cpu().double().numpy())
+                relu_after.append(False)
+            elif isinstance(layer, torch.nn.ReLU):
+                if not weights or relu_after[-1]:
+                    raise GlassboxError(f"module {i}: a ReLU must follow a Linear layer")
+                relu_after[-1] = True
+            else:
+                raise GlassboxError(
+                    f"module {i}: unsupported {type(layer).__name__}; only Linear and ReLU are read"
+                )
+        if not weights:
+            raise GlassboxError("the torch module has no Linear layer")
+        return cls(weights, biases, output_relu=relu_after[-1])
+
+    @classmethod
+    def from_onnx(cls, path: str | os.PathLike[str], *, allow_float32: bool = False) -> ReLUNet:
+        """A net from an ONNX chain of Gemm | MatMul(+Add), Relu (see :mod:`glassbox.onnx_io`)."""
+        from glassbox.onnx_io import read_onnx
+
+        return read_onnx(path, allow_float32=allow_float32)
+
+    def to_onnx(self, path: str | os.PathLike[str]) -> None:
+        """Export as a float64 ONNX graph (Gemm and Relu nodes, opset 17)."""
+        from glassbox.onnx_io import write_onnx
+
+        write_onnx(self, path)
+
     def to_tensors(self) -> dict[str, Array]:
         """The weights as a flat name -> array mapping (``layers.i.weight``, ``layers.i.bias``)."""
         tensors: dict[str, Array] = {}

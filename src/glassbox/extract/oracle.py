@@ -1,10 +1,24 @@
-"""Oracles: the only thing the attack may touch. They answer batches of queries and count every row."""
+"""Oracles: the only thing the attack may touch. They answer batches of queries and count every row.
+
+An oracle exposes its input and output dimensions, its budget and its query counts, and
+nothing else: the function behind it lives in a name-mangled private attribute, so attack
+code that keeps to the public interface cannot reach the weights (tests/test_oracle_isolation.py
+checks that the attack modules keep to it).
+
+Weakening wrappers (:func:`float32_outputs`, :func:`rounded`, :func:`noisy`,
+:func:`label_only`) answer like deployed APIs do. A wrapper shares the counting ledger of
+the oracle it wraps, so a row is counted once however many wrappers it passes through, and
+the budget is the innermost oracle's.
+"""
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -14,6 +28,7 @@ from glassbox.errors import GlassboxError
 Array = NDArray[np.float64]
 
 UNLABELLED = "other"
+PROBE = "probe"
 
 
 class QueryBudgetExceeded(RuntimeError):
@@ -28,6 +43,28 @@ class QueryBudgetExceeded(RuntimeError):
         self.asked = asked
 
 
+class _Ledger:
+    """Query counts per phase and the budget; shared by an oracle and every wrapper around it."""
+
+    def __init__(self, budget: int | None) -> None:
+        if budget is not None and budget < 0:
+            raise GlassboxError(f"query budget must be non-negative, got {budget}")
+        self.budget = budget
+        self.by_phase: dict[str, int] = {}
+        self.phases: list[str] = []
+
+    @property
+    def spent(self) -> int:
+        return sum(self.by_phase.values())
+
+    def charge(self, k: int) -> None:
+        """Count ``k`` rows against the innermost phase, or raise before counting any."""
+        if self.budget is not None and self.spent + k > self.budget:
+            raise QueryBudgetExceeded(self.budget, self.spent, k)
+        label = self.phases[-1] if self.phases else UNLABELLED
+        self.by_phase[label] = self.by_phase.get(label, 0) + k
+
+
 class Oracle(ABC):
     """A black box ``query(X) -> Y`` that counts every row it answers, per labelled phase."""
 
@@ -36,13 +73,9 @@ class Oracle(ABC):
             raise GlassboxError(
                 f"oracle dimensions must be positive, got {input_dim} -> {output_dim}"
             )
-        if budget is not None and budget < 0:
-            raise GlassboxError(f"query budget must be non-negative, got {budget}")
         self._input_dim = int(input_dim)
         self._output_dim = int(output_dim)
-        self._budget = budget
-        self._by_phase: dict[str, int] = {}
-        self._phases: list[str] = []
+        self._ledger = _Ledger(budget)
 
     @property
     def input_dim(self) -> int:
@@ -57,26 +90,26 @@ class Oracle(ABC):
     @property
     def budget(self) -> int | None:
         """The most rows this oracle will answer in total (None: unlimited)."""
-        return self._budget
+        return self._ledger.budget
 
     @property
     def queries(self) -> int:
         """Rows answered so far."""
-        return sum(self._by_phase.values())
+        return self._ledger.spent
 
     @property
     def queries_by_phase(self) -> dict[str, int]:
         """Rows answered so far, by the innermost phase label active when they were asked."""
-        return dict(self._by_phase)
+        return dict(self._ledger.by_phase)
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
         """Attribute the queries made inside the block to ``name``."""
-        self._phases.append(name)
+        self._ledger.phases.append(name)
         try:
             yield
         finally:
-            self._phases.pop()
+            self._ledger.phases.pop()
 
     def query(self, X: ArrayLike) -> Array:
         """Answer a batch ``X`` of shape ``(k, input_dim)``; counts ``k`` queries."""
@@ -87,16 +120,14 @@ class Oracle(ABC):
             raise GlassboxError(f"query has shape {np.shape(X)}; expected (k, {self._input_dim})")
         if not np.all(np.isfinite(x)):
             raise GlassboxError("query contains NaN or infinite values")
-        k = x.shape[0]
-        spent = self.queries
-        if self._budget is not None and spent + k > self._budget:
-            raise QueryBudgetExceeded(self._budget, spent, k)
-        label = self._phases[-1] if self._phases else UNLABELLED
-        self._by_phase[label] = self._by_phase.get(label, 0) + k
-        y = np.asarray(self._answer(x))
-        if y.shape != (k, self._output_dim):
+        self._ledger.charge(x.shape[0])
+        return self._answer_checked(x)
+
+    def _answer_checked(self, X: Array) -> Array:
+        y = np.asarray(self._answer(X))
+        if y.shape != (X.shape[0], self._output_dim):
             raise GlassboxError(
-                f"black box answered shape {y.shape}; expected ({k}, {self._output_dim})"
+                f"black box answered shape {y.shape}; expected ({X.shape[0]}, {self._output_dim})"
             )
         return y
 
@@ -105,21 +136,54 @@ class Oracle(ABC):
         """Compute the outputs for a validated batch (subclasses implement this)."""
 
 
+def _discover_input_dim(f: Callable[..., Any]) -> int | None:
+    # A fitted scikit-learn style estimator (or its bound predict) knows its input width.
+    for owner in (f, getattr(f, "__self__", None)):
+        n = getattr(owner, "n_features_in_", None)
+        if isinstance(n, int | np.integer):
+            return int(n)
+    return None
+
+
 class FunctionOracle(Oracle):
-    """An oracle over a function ``f(X) -> Y`` on batches."""
+    """An oracle over a function ``f(X) -> Y`` on batches, e.g. a fitted estimator's ``predict``.
+
+    ``input_dim`` may be left out when ``f`` (or the object it is bound to) has an
+    ``n_features_in_``. ``output_dim`` may be left out: it is then probed with one query
+    of zeros, counted under the phase ``"probe"``. A 1-D answer means one output.
+    """
 
     def __init__(
         self,
         f: Callable[[Array], ArrayLike],
-        input_dim: int,
-        output_dim: int,
+        input_dim: int | None = None,
+        output_dim: int | None = None,
         budget: int | None = None,
     ) -> None:
-        super().__init__(input_dim, output_dim, budget)
+        if input_dim is None:
+            input_dim = _discover_input_dim(f)
+            if input_dim is None:
+                raise GlassboxError(
+                    "cannot tell the black box's input dimension: pass input_dim explicitly"
+                )
+        probing = output_dim is None
+        super().__init__(input_dim, 1 if output_dim is None else output_dim, budget)
         self.__f = f
+        if probing:
+            with self.phase(PROBE):
+                self._ledger.charge(1)
+            answer = np.asarray(f(np.zeros((1, input_dim))))
+            if answer.size < 1:
+                raise GlassboxError("the black box answered an empty array to a probe query")
+            self._output_dim = int(answer.size)
 
     def _answer(self, X: Array) -> Array:
-        return np.asarray(self.__f(X), dtype=np.float64).reshape(X.shape[0], self.output_dim)
+        y = np.asarray(self.__f(X), dtype=np.float64)
+        if y.size != X.shape[0] * self.output_dim:
+            raise GlassboxError(
+                f"black box answered shape {y.shape}; expected ({X.shape[0]}, {self.output_dim})"
+            )
+        return y.reshape(X.shape[0], self.output_dim)
 
 
 def net_oracle(net: object, budget: int | None = None) -> Oracle:
@@ -130,3 +194,132 @@ def net_oracle(net: object, budget: int | None = None) -> Oracle:
         raise GlassboxError(f"net_oracle needs a ReLUNet, got {type(net).__name__}")
     forward = net.forward
     return FunctionOracle(lambda X: forward(X), net.input_dim, net.output_dim, budget)
+
+
+class OnnxOracle(Oracle):
+    """An oracle over an ONNX model run by onnxruntime (needs the ``onnx`` extra).
+
+    The model must take one float64 input of shape ``(batch, d)``; a float32 model is
+    refused unless ``allow_float32=True`` (its answers then carry float32 rounding).
+    ``input_dim`` is read from the graph, or must be given when the graph leaves it open;
+    ``output_dim`` is read from the graph, or probed with one counted query.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        budget: int | None = None,
+        *,
+        allow_float32: bool = False,
+        input_dim: int | None = None,
+    ) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise GlassboxError(
+                "the ONNX oracle needs the onnx extra: pip install 'glassbox[onnx]'"
+            ) from None
+        p = Path(path)
+        if not p.is_file():
+            raise GlassboxError(f"{p}: no such file")
+        try:
+            session = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped failures
+            raise GlassboxError(f"{p}: onnxruntime cannot load it ({type(exc).__name__})") from None
+        inputs, outputs = session.get_inputs(), session.get_outputs()
+        if len(inputs) != 1:
+            raise GlassboxError(
+                f"{p}: the ONNX oracle needs one input, the graph has {len(inputs)}"
+            )
+        kind = inputs[0].type
+        if kind == "tensor(float)" and not allow_float32:
+            raise GlassboxError(
+                f"{p}: input is float32, not float64; pass allow_float32=True "
+                "(CLI: --allow-float32) to query it in float32 anyway"
+            )
+        if kind not in ("tensor(double)", "tensor(float)"):
+            raise GlassboxError(f"{p}: input is {kind}; the ONNX oracle needs tensor(double)")
+        shape = inputs[0].shape
+        graph_dim = shape[-1] if len(shape) == 2 and isinstance(shape[-1], int) else None
+        if input_dim is None:
+            if graph_dim is None:
+                raise GlassboxError(
+                    f"{p}: the graph does not fix its input width {shape}; pass input_dim"
+                )
+            input_dim = graph_dim
+        elif graph_dim is not None and graph_dim != input_dim:
+            raise GlassboxError(
+                f"{p}: input_dim {input_dim} disagrees with the graph's {graph_dim}"
+            )
+        out_shape = outputs[0].shape
+        out_dim = out_shape[-1] if len(out_shape) == 2 and isinstance(out_shape[-1], int) else None
+        super().__init__(input_dim, out_dim or 1, budget)
+        self.__run = session.run
+        self.__input_name = inputs[0].name
+        self.__dtype = np.float64 if kind == "tensor(double)" else np.float32
+        if out_dim is None:
+            with self.phase(PROBE):
+                self._ledger.charge(1)
+            self._output_dim = int(self.__raw(np.zeros((1, input_dim))).size)
+
+    def __raw(self, X: Array) -> Array:
+        (y, *_) = self.__run(None, {self.__input_name: X.astype(self.__dtype)})
+        return np.asarray(y, dtype=np.float64)
+
+    def _answer(self, X: Array) -> Array:
+        return self.__raw(X).reshape(X.shape[0], self.output_dim)
+
+
+class _Weakened(Oracle):
+    """An oracle that transforms another's answers and shares its ledger (one count per row)."""
+
+    def __init__(
+        self, inner: Oracle, transform: Callable[[Array], Array], output_dim: int | None = None
+    ) -> None:
+        if not isinstance(inner, Oracle):
+            raise GlassboxError(f"can only weaken an Oracle, got {type(inner).__name__}")
+        super().__init__(inner.input_dim, output_dim or inner.output_dim)
+        self._ledger = inner._ledger
+        self.__inner_answer = inner._answer_checked
+        self.__transform = transform
+
+    def _answer(self, X: Array) -> Array:
+        return self.__transform(self.__inner_answer(X))
+
+
+def float32_outputs(oracle: Oracle) -> Oracle:
+    """Answers rounded to float32 (returned as float64 arrays holding float32 values)."""
+    return _Weakened(oracle, lambda y: y.astype(np.float32).astype(np.float64))
+
+
+def round_significant(y: Array, digits: int) -> Array:
+    """Round every entry to ``digits`` significant decimal digits (the nearest double to that decimal)."""
+    # Decimal formatting is the exact reference; scaling by powers of ten misrounds near ties.
+    text = np.char.mod(f"%.{digits - 1}e", np.asarray(y, dtype=np.float64))
+    return np.asarray(text, dtype=np.str_).astype(np.float64)
+
+
+def rounded(oracle: Oracle, digits: int) -> Oracle:
+    """Answers rounded to ``digits`` significant decimal digits, like an API printing ``%.{d-1}e``."""
+    if not 1 <= digits <= 17:
+        raise GlassboxError(f"significant digits must be between 1 and 17, got {digits}")
+    return _Weakened(oracle, lambda y: round_significant(y, digits))
+
+
+def noisy(oracle: Oracle, sigma: float, seed: int = 0) -> Oracle:
+    """Answers plus fresh N(0, sigma^2) noise on every entry of every query (seeded stream)."""
+    if not (np.isfinite(sigma) and sigma >= 0):
+        raise GlassboxError(f"noise sigma must be finite and non-negative, got {sigma}")
+    rng = np.random.default_rng(seed)
+    return _Weakened(oracle, lambda y: y + rng.normal(0.0, sigma, size=y.shape))
+
+
+def label_only(oracle: Oracle) -> Oracle:
+    """Only the top-1 label, as a float in a ``(k, 1)`` array.
+
+    With several outputs the label is the argmax (lowest index on ties); with one output
+    it is the binary decision ``1.0 if y > 0 else 0.0``.
+    """
+    if oracle.output_dim == 1:
+        return _Weakened(oracle, lambda y: (y > 0).astype(np.float64), 1)
+    return _Weakened(oracle, lambda y: np.argmax(y, axis=1).astype(np.float64)[:, None], 1)

@@ -1,0 +1,113 @@
+"""``glassbox verify``: hold a recovered net against the true one."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import click
+
+from glassbox.cli import cli
+from glassbox.extract.verify import Verification, verify
+from glassbox.io import dumps_json, write_json
+from glassbox.mlp import ReLUNet
+
+
+def _p2(x: float) -> str:
+    """A log2 figure for people: ``2^-41.3``, ``0 (exact)`` for -inf."""
+    return "0 (exact)" if x == -math.inf else f"2^{x:.1f}"
+
+
+def render(v: Verification) -> str:
+    """The verification as a readable table."""
+    lines = [
+        f"truth      {v.truth}",
+        f"recovered  {v.recovered}",
+        "",
+        "weight error  max |theta - theta_hat| after alignment, neurons normalised to unit rows",
+    ]
+    for i, e in enumerate(v.per_layer_error_log2):
+        lines.append(f"  layer {i:<6} {_p2(e)}")
+    lines.append(f"  {'overall':<12} {_p2(v.max_weight_error_log2)}")
+    lines += [
+        "",
+        f"functional error  |f - f_hat|, delta = fraction above 2^{v.delta_threshold_log2:.1f}",
+        f"  {'inputs':<12} {'n':>6}  {'max error':>12}  {'delta':>8}  {'same pattern':>12}",
+    ]
+    for name, d in v.per_distribution.items():
+        lines.append(
+            f"  {name:<12} {d.n:>6}  {_p2(d.epsilon_log2):>12}  {d.delta:>8.4f}  "
+            f"{d.same_pattern_fraction:>12.4f}"
+        )
+    lines += [
+        f"  {'all':<12} {'':>6}  {_p2(v.epsilon_log2):>12}  {v.delta:>8.4f}  "
+        f"{v.same_pattern_fraction:>12.4f}  (pattern: off-hyperplane inputs)",
+        "",
+        f"worst-case bound on [-1, 1]^d: {_p2(v.worst_case_bound_log2)}",
+        f"queries: {'unknown' if v.queries is None else v.queries}",
+        f"neurons set apart: {len(v.dead)} dead, {len(v.invisible)} invisible, "
+        f"{len(v.unmatched_truth)} truth unmatched, {len(v.unmatched_recovered)} recovered unmatched",
+    ]
+    for kind, notes in (
+        ("dead", v.dead),
+        ("invisible", v.invisible),
+        ("truth unmatched", v.unmatched_truth),
+        ("recovered unmatched", v.unmatched_recovered),
+    ):
+        lines += [f"  {kind}: layer {n.layer} neuron {n.index}: {n.reason}" for n in notes]
+    return "\n".join(lines)
+
+
+@cli.command("verify")
+@click.argument("recovered", type=click.Path(path_type=Path))
+@click.argument("truth", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.option(
+    "--samples",
+    type=click.IntRange(min=1),
+    default=4096,
+    show_default=True,
+    help="Inputs per sampling distribution.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
+@click.option(
+    "--sparse-probability",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=None,
+    help="Also sample the toy model's sparse inputs (each feature present with this probability).",
+)
+@click.option(
+    "--queries",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Queries the extraction spent, to report alongside.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the JSON figures to this file.",
+)
+def verify_cmd(
+    recovered: Path,
+    truth: Path,
+    as_json: bool,
+    samples: int,
+    seed: int,
+    sparse_probability: float | None,
+    queries: int | None,
+    out: Path | None,
+) -> None:
+    """Compare a RECOVERED net with the TRUTH: weight error, functional error, neurons set apart."""
+    rec_net, true_net = ReLUNet.load(recovered), ReLUNet.load(truth)
+    result = verify(
+        rec_net,
+        true_net,
+        n_samples=samples,
+        seed=seed,
+        sparse_probability=sparse_probability,
+        queries=queries,
+    )
+    if out is not None:
+        write_json(out, result.to_json())
+    click.echo(dumps_json(result.to_json()).rstrip("\n") if as_json else render(result))

@@ -195,7 +195,7 @@ def hyperplane_points(
     on its hyperplane (starts that do not converge are dropped); each landing point is
     then shifted along the unit normal by ``HYPERPLANE_OFFSETS * max(1, |x|_inf)``.
     """
-    live = [(i, j) for i, mask in enumerate(skip) for j in np.flatnonzero(~mask)]
+    live = [(i, int(j)) for i, mask in enumerate(skip) for j in np.flatnonzero(~mask)]
     if not live:
         return np.zeros((0, net.input_dim))
     m = max(1, n // (len(live) * len(HYPERPLANE_OFFSETS)))

@@ -18,7 +18,7 @@ def test_new_info_export_import(tmp_path, capsys):
     rc, out, _ = run(
         capsys, "net", "new", "6-5-2:nohiddenbias", "--seed", "3", "--out", str(net_path)
     )
-    assert rc == 0 and "6-5-2" in out and "42 parameters"  # 6*5 + 5*2 + 2 in out
+    assert rc == 0 and "6-5-2" in out and "42 parameters" in out  # 6*5 + 5*2 + 2
     rc, out, _ = run(capsys, "net", "info", str(net_path))
     net = ReLUNet.load(net_path)
     assert rc == 0 and "output ReLU: no" in out

@@ -33,10 +33,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 def to_jsonable(value: Any) -> Any:
     """Convert NumPy values and non-finite floats into standard JSON values.
 
-    JSON has no NaN or Infinity. glassbox writes ``-inf`` (the log2 of an exact
-    zero error) and ``+inf`` as ``null``, and NaN as ``null`` too; readers treat
-    ``null`` in an error field as "exactly zero" when the matching linear
-    figure is 0, and as "undefined" otherwise. See docs/json.md.
+    JSON has no NaN or Infinity: any non-finite float left here becomes ``null``
+    ("undefined"). log2 error figures are converted before they get here: an exact
+    zero (log2 ``-inf``) is written as -1074 by
+    :func:`glassbox.extract.verify.log2_json`. See docs/json.md.
     """
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}

@@ -1,0 +1,280 @@
+"""The main job: train a toy model, attack one instance as a black box, verify, and report.
+
+A demo run directory holds everything needed to rebuild the report::
+
+    config.json            the DemoConfig (repeat the run with ``glassbox demo --config``)
+    toy/                   the toy-model run (weights, config, metrics, analysis)
+    truth.safetensors      the attacked instance, as a ReLUNet
+    recovered.safetensors  what the attack recovered from queries alone
+    extraction.json        the attack's figures: queries (by phase), seconds, verdict, ...
+    verification.json      the reconstruction held against the truth
+    line.json              the first line's queried points and kinks (the line plot)
+    report.html            the report, one self-contained file
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from glassbox.config import config_to_dict, load_config, save_config
+from glassbox.errors import GlassboxError
+from glassbox.extract.attack import ExtractConfig, ExtractionResult, extract
+from glassbox.extract.kinks import LineKinks
+from glassbox.extract.oracle import net_oracle
+from glassbox.extract.verify import verify
+from glassbox.io import atomic_path, read_json, write_json
+from glassbox.mlp import ReLUNet
+from glassbox.report import ReportInputs, build_report, summary
+from glassbox.toy.config import ToyConfig
+from glassbox.toy.run import TrainedRun, load_run, save_run
+from glassbox.toy.train import train
+
+CONFIG, TOY, TRUTH, RECOVERED = "config.json", "toy", "truth.safetensors", "recovered.safetensors"
+EXTRACTION, VERIFICATION, LINE, REPORT = (
+    "extraction.json",
+    "verification.json",
+    "line.json",
+    "report.html",
+)
+
+#: The default: 20 features in 10 neurons at S = 0.8, where training puts several neurons
+#: in superposition; 4 restarts trained as one batch, the lowest loss kept.
+DEFAULT_TOY = ToyConfig(
+    model="abs",
+    n_features=20,
+    n_hidden=10,
+    sparsity=(0.8,),
+    importance=0.8,
+    steps=5000,
+    restarts=4,
+    seed=0,
+)
+#: The paper's size (100 features, 40 neurons) at 1 - S = 0.03, where the paper shows
+#: highly polysemantic neurons for the less important features.
+PAPER_TOY = dataclasses.replace(
+    DEFAULT_TOY, n_features=100, n_hidden=40, sparsity=(0.97,), steps=10_000, restarts=2
+)
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """One demo run: the toy model to train, which instance to attack, how to attack and verify."""
+
+    toy: ToyConfig = DEFAULT_TOY
+    instance: int = 0  # which kept instance (sparsity value) of the toy run is attacked
+    attack: ExtractConfig = field(default_factory=ExtractConfig)
+    budget: int | None = None  # the oracle's query budget (None: unlimited)
+    verify_samples: int = 4096  # per input distribution
+    verify_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.instance < self.toy.n_configs:
+            raise GlassboxError(
+                f"instance {self.instance} does not exist: the toy config has "
+                f"{self.toy.n_configs} sparsity value(s)"
+            )
+        if self.toy.model != "abs":
+            raise GlassboxError(f"the demo attacks the abs(x) model, not {self.toy.model!r}")
+        if self.verify_samples < 1:
+            raise GlassboxError(f"verify_samples must be at least 1, got {self.verify_samples}")
+
+
+def paper_config() -> DemoConfig:
+    """The demo at the paper's size (100 features, 40 neurons)."""
+    return DemoConfig(toy=PAPER_TOY)
+
+
+@dataclass(frozen=True, eq=False)
+class DemoResult:
+    """What a demo run produced: its directory, report and five-line summary."""
+
+    directory: Path
+    report: Path
+    summary: list[str]
+    success: bool
+    seconds: float
+
+
+def default_out_dir(root: str | os.PathLike[str] = "runs") -> Path:
+    """A fresh timestamped folder under ``root`` (``demo-YYYYMMDD-HHMMSS``, suffixed if taken)."""
+    base = Path(root) / time.strftime("demo-%Y%m%d-%H%M%S")
+    candidate, k = base, 1
+    while candidate.exists():
+        k += 1
+        candidate = base.with_name(f"{base.name}-{k}")
+    return candidate
+
+
+def check_out_dir(out: Path, overwrite: bool) -> None:
+    """Refuse an existing non-empty ``out`` unless ``overwrite`` (then it must be a demo run or empty)."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise GlassboxError(f"{out} exists and is not a directory; choose another --out")
+    if any(out.iterdir()):
+        if not overwrite:
+            raise GlassboxError(
+                f"{out} exists and is not empty; choose another --out or pass --overwrite"
+            )
+        if not (out / CONFIG).is_file():
+            raise GlassboxError(f"{out} is not a glassbox demo run; refusing to replace it")
+
+
+def _line_to_json(line: LineKinks) -> dict[str, Any]:
+    return {f.name: getattr(line, f.name) for f in dataclasses.fields(line)}
+
+
+def _line_from_json(data: Any) -> LineKinks:
+    names = {f.name for f in dataclasses.fields(LineKinks)}
+    if not isinstance(data, dict) or set(data) != names:
+        raise GlassboxError(f"{LINE}: expected an object with keys {', '.join(sorted(names))}")
+    values: dict[str, Any] = {
+        k: np.asarray(v, dtype=np.float64) for k, v in data.items() if k not in ("kind", "changed")
+    }
+    values["changed"] = np.asarray(data["changed"], dtype=bool).reshape(len(data["t"]), -1)
+    values["kind"] = tuple(data["kind"])
+    values.update({k: float(data[k]) for k in ("t_lo", "t_hi", "tolerance")})
+    values["unresolved"] = int(data["unresolved"])
+    return LineKinks(**values)
+
+
+Say = Callable[[str], None]
+
+
+def _say(enabled: bool) -> Say:
+    def say(message: str) -> None:
+        if enabled:
+            print(f"glassbox demo: {message}", file=sys.stderr, flush=True)
+
+    return say
+
+
+def run_demo(
+    config: DemoConfig,
+    out: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> DemoResult:
+    """Train, attack one instance through a counting oracle, verify, write the run and its report.
+
+    Everything is written into a temporary sibling of ``out`` and moved into place at the
+    end, so a failure never leaves a half-written run.
+    """
+    target = Path(out)
+    check_out_dir(target, overwrite)
+    say = _say(progress)
+    t0 = time.perf_counter()
+    toy = config.toy
+    say(
+        f"[1/4] training {toy.restarts} instance(s) of the abs(x) model at once: "
+        f"{toy.n_features} features, {toy.n_hidden} neurons, sparsity {toy.sparsity}, {toy.steps} steps"
+    )
+    run = train(toy, progress=progress)
+    truth = run.instance_net(config.instance)
+
+    say(f"[2/4] attacking instance {config.instance} through a counting oracle (no weights)")
+    oracle = net_oracle(truth, budget=config.budget)
+    result = extract(oracle, config.attack, progress=progress)
+    if result.net is None:
+        raise GlassboxError(f"the attack recovered no network: {result.message}")
+
+    say("[3/4] verifying the reconstruction against the truth")
+    probability = float(toy.probability()[config.instance].mean())
+    verification = verify(
+        result.net,
+        truth,
+        n_samples=config.verify_samples,
+        seed=config.verify_seed,
+        sparse_probability=probability,
+        queries=result.queries,
+    ).to_json()
+
+    say("[4/4] writing the run directory and report.html")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the run is an ordinary folder
+    try:
+        _write_run(tmp, config, run, truth, result, verification)
+        inputs = load_inputs(tmp)
+        (tmp / REPORT).write_text(build_report(inputs), encoding="utf-8")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return DemoResult(
+        directory=target,
+        report=target / REPORT,
+        summary=summary(inputs),
+        success=result.success,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _write_run(
+    folder: Path,
+    config: DemoConfig,
+    run: TrainedRun,
+    truth: ReLUNet,
+    result: ExtractionResult,
+    verification: dict[str, Any],
+) -> None:
+    save_config(config, folder / CONFIG)
+    save_run(run, folder / TOY, plots=False)
+    truth.save(folder / TRUTH)
+    if result.net is not None:
+        result.net.save(folder / RECOVERED)
+    write_json(folder / EXTRACTION, result.to_json())
+    write_json(folder / VERIFICATION, verification)
+    if result.line is not None:
+        write_json(folder / LINE, _line_to_json(result.line))
+
+
+def load_inputs(run_dir: str | os.PathLike[str]) -> ReportInputs:
+    """Read a demo run directory into the report's inputs; anything missing is a one-line error."""
+    folder = Path(run_dir)
+    if not folder.is_dir():
+        raise GlassboxError(f"{folder}: no such run directory")
+    for name in (CONFIG, TOY, TRUTH, RECOVERED, EXTRACTION, VERIFICATION):
+        if not (folder / name).exists():
+            raise GlassboxError(
+                f"{folder} is not a glassbox demo run (no {name}); make one with `glassbox demo`"
+            )
+    config = load_config(DemoConfig, folder / CONFIG)
+    run = load_run(folder / TOY)
+    line = _line_from_json(read_json(folder / LINE)) if (folder / LINE).is_file() else None
+    return ReportInputs(
+        config=config_to_dict(config),
+        toy=run.config,
+        instance=config.instance,
+        training=run.metrics,
+        truth=ReLUNet.load(folder / TRUTH),
+        recovered=ReLUNet.load(folder / RECOVERED),
+        extraction=read_json(folder / EXTRACTION),
+        verification=read_json(folder / VERIFICATION),
+        line=line,
+    )
+
+
+def rebuild_report(run_dir: str | os.PathLike[str]) -> Path:
+    """Rewrite ``RUN_DIR/report.html`` from the run's saved files."""
+    inputs = load_inputs(run_dir)
+    path = Path(run_dir) / REPORT
+    with atomic_path(path) as tmp:
+        tmp.write_text(build_report(inputs), encoding="utf-8")
+    return path

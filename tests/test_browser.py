@@ -247,6 +247,31 @@ def check_rendered(html: Path, screenshot: Path) -> dict[str, Any]:
     return seen
 
 
+def test_the_demo_report_renders_with_every_image_and_no_error(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from glassbox.demo import DEFAULT_TOY, DemoConfig, run_demo
+
+    tiny = DemoConfig(
+        toy=replace(
+            DEFAULT_TOY,
+            n_features=6,
+            n_hidden=4,
+            sparsity=(0.7,),
+            steps=300,
+            batch=256,
+            eval_samples=2048,
+        ),
+        verify_samples=256,
+    )
+    result = run_demo(tiny, tmp_path / "run", progress=False)
+    shot = tmp_path / "run" / "report.png"
+    seen = check_rendered(result.report, shot)
+    assert seen["title"] == "glassbox report"
+    assert len(seen["images"]) == result.report.read_text().count("<img ")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_the_checker_catches_a_broken_image_and_a_console_error(tmp_path: Path) -> None:
     page = tmp_path / "bad.html"
     page.write_text(

@@ -298,7 +298,10 @@ def model_figures(
     sides = (("truth", tw1, tw2, tb, list(order)), ("reconstruction", aw1, aw2, ab, recon_order))
 
     weights = Figure(figsize=(12.0, max(3.0, 0.2 * m + 1.4)), layout="constrained")
-    axes = weights.subplots(1, 4)
+    axes = []
+    for k in range(2):  # each side's W2^T panel shares its W1 panel's neuron rows
+        first = weights.add_subplot(1, 4, 2 * k + 1)
+        axes += [first, weights.add_subplot(1, 4, 2 * k + 2, sharey=first)]
     for k, (name, w1, w2, _, o) in enumerate(sides):
         plots.plot_weights(
             w1, w2, axes=axes[2 * k : 2 * k + 2], order=o, importance=importance, title=name

@@ -1,0 +1,156 @@
+"""``glassbox demo`` end to end with a reduced config, and ``glassbox report``."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from glassbox.cli import main
+from glassbox.config import config_to_dict, load_config
+from glassbox.demo import DEFAULT_TOY, DemoConfig, default_out_dir, paper_config
+from glassbox.io import read_json, write_json
+from glassbox.mlp import ReLUNet
+
+# Seconds, not minutes: 6 features in 4 neurons, a few hundred steps of a small batch.
+TINY = DemoConfig(
+    toy=replace(
+        DEFAULT_TOY,
+        n_features=6,
+        n_hidden=4,
+        sparsity=(0.7,),
+        steps=300,
+        batch=256,
+        eval_samples=2048,
+    ),
+    verify_samples=256,
+)
+RUN_FILES = {
+    "config.json",
+    "toy",
+    "truth.safetensors",
+    "recovered.safetensors",
+    "extraction.json",
+    "verification.json",
+    "line.json",
+    "report.html",
+}
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, str, str]:
+    root = tmp_path_factory.mktemp("demo")
+    config = root / "tiny.json"
+    write_json(config, config_to_dict(TINY))
+    out = root / "run"
+    code, stdout, stderr = run_cli("demo", "--config", str(config), "--out", str(out))
+    return out, code, stdout, stderr
+
+
+def test_demo_writes_a_complete_run_and_prints_its_summary(
+    demo_run: tuple[Path, int, str, str],
+) -> None:
+    out, code, stdout, stderr = demo_run
+    assert code == 0, stderr
+    assert {p.name for p in out.iterdir()} == RUN_FILES
+    assert {"weights.safetensors", "config.json", "metrics.json"} <= {
+        p.name for p in (out / "toy").iterdir()
+    }
+    assert load_config(DemoConfig, out / "config.json") == TINY
+    lines = stdout.strip().splitlines()
+    assert lines[0] == f"report: {out / 'report.html'}"
+    assert len(lines) == 6  # the path, then five summary lines
+    for stage in ("[1/4] training", "[2/4] attacking", "[3/4] verifying", "[4/4] writing"):
+        assert stage in stderr
+    assert f"train abs x{TINY.toy.restarts}" in stderr and "extract: check" in stderr  # both bars
+
+
+def test_summary_numbers_agree_with_the_saved_figures(demo_run: tuple[Path, int, str, str]) -> None:
+    out, _, stdout, _ = demo_run
+    ex, ver = read_json(out / "extraction.json"), read_json(out / "verification.json")
+    assert ex["success"] is True
+    assert ex["queries"] == sum(ex["queries_by_phase"].values()) == ver["queries"]
+    assert f"queries:                {ex['queries']:,} " in stdout
+    assert f"seconds:                {ex['seconds']:.1f} " in stdout
+    assert f"max weight error:       2^{ver['max_weight_error_log2']:.1f}" in stdout
+    assert f"max |f - f'| = 2^{ver['epsilon_log2']:.1f}" in stdout
+    assert ver["max_weight_error_log2"] < -30
+    match = re.search(r"neurons recovered:\s+(\d+) / (\d+) visible", stdout)
+    assert match is not None
+    recovered, visible = map(int, match.groups())
+    hidden = ReLUNet.load(out / "truth.safetensors").dims[1]
+    assert visible == hidden - len(ver["dead"]) - len(ver["invisible"])
+    assert recovered == visible - len(ver["unmatched_truth"])
+
+
+def test_the_attacked_net_is_the_kept_toy_instance(demo_run: tuple[Path, int, str, str]) -> None:
+    from glassbox.toy.run import load_run
+
+    out = demo_run[0]
+    truth = ReLUNet.load(out / "truth.safetensors")
+    toy = load_run(out / "toy").instance_net(0)
+    assert all((a == b).all() for a, b in zip(truth.weights, toy.weights, strict=True))
+
+
+def test_report_rebuilds_from_the_saved_run(demo_run: tuple[Path, int, str, str]) -> None:
+    out = demo_run[0]
+    before = (out / "report.html").read_text()
+    (out / "report.html").unlink()
+    code, stdout, _ = run_cli("report", str(out))
+    assert code == 0
+    assert stdout.strip() == f"report: {out / 'report.html'}"
+    assert (out / "report.html").read_text() == before
+
+
+def test_report_of_a_bad_directory_is_a_one_line_error(tmp_path: Path) -> None:
+    code, _, stderr = run_cli("report", str(tmp_path / "nope"))
+    assert code == 2
+    assert stderr.count("\n") == 1 and "no such run directory" in stderr
+    code, _, stderr = run_cli("report", str(tmp_path))
+    assert code == 2
+    assert stderr.count("\n") == 1 and "not a glassbox demo run" in stderr
+
+
+def test_demo_refuses_an_existing_non_empty_out(tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("mine")
+    code, _, stderr = run_cli("demo", "--out", str(tmp_path), "--no-progress")
+    assert code == 2
+    assert stderr.count("\n") == 1 and "--overwrite" in stderr
+    # --overwrite still refuses a folder that is not a demo run.
+    code, _, stderr = run_cli("demo", "--out", str(tmp_path), "--overwrite", "--no-progress")
+    assert code == 2 and "not a glassbox demo run" in stderr
+    assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def test_default_out_dir_is_fresh_and_timestamped(tmp_path: Path) -> None:
+    first = default_out_dir(tmp_path)
+    assert re.fullmatch(r"demo-\d{8}-\d{6}", first.name)
+    first.mkdir()
+    second = default_out_dir(tmp_path)
+    assert second != first and not second.exists()
+
+
+def test_configs_round_trip_and_bad_ones_are_refused(tmp_path: Path) -> None:
+    for config in (DemoConfig(), paper_config(), TINY):
+        write_json(tmp_path / "c.json", config_to_dict(config))
+        assert load_config(DemoConfig, tmp_path / "c.json") == config
+    assert paper_config().toy.n_features == 100 and paper_config().toy.n_hidden == 40
+    bad = config_to_dict(TINY) | {"instance": 3}
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    code, _, stderr = run_cli(
+        "demo", "--config", str(tmp_path / "bad.json"), "--out", str(tmp_path / "x")
+    )
+    assert code == 2 and "instance 3 does not exist" in stderr
+    assert not (tmp_path / "x").exists()

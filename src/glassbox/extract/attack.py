@@ -247,6 +247,7 @@ class _State:
         rough = self._net(fit, output_relu, hidden_bias=True)
         with self.oracle.phase("outputs"):
             X2 = self._targeted(rough, fit.source, X)
+            keep = np.concatenate([np.zeros(X.shape[0], dtype=bool), np.ones(X2.shape[0], dtype=bool)])
             X, Y = np.vstack([X, X2]), np.vstack([Y, self.oracle.query(X2)])
         bar.done()
 
@@ -282,6 +283,7 @@ class _State:
             output_relu=output_relu,
             output_bias=cfg.output_bias,
             signs=(fit.flipped, fit.pair),
+            keep=keep,
         )
         self.notes.extend(fit.notes)
         self.source = fit.source

@@ -26,6 +26,21 @@ BoolArray = NDArray[np.bool_]
 
 # A fitted beta within this fraction of 0 (or of a) decides a single neuron's sign.
 SIGN_TOLERANCE = 1e-4
+# Rows per unknown kept for one output's least squares: enough for a well-posed fit, few
+# enough that fitting 100 outputs stays cheap.
+ROWS_PER_UNKNOWN = 4
+
+
+def _rows(mask: BoolArray, keep: BoolArray, n_unknowns: int) -> NDArray[np.int64]:
+    """Rows of ``mask`` for one fit: all of ``keep`` first, then an even spread of the rest."""
+    idx = np.flatnonzero(mask)
+    cap = ROWS_PER_UNKNOWN * n_unknowns
+    if idx.size <= cap:
+        return idx
+    first = idx[keep[idx]]
+    rest = idx[~keep[idx]]
+    take = max(cap - first.size, 0)
+    return np.concatenate([first, rest[np.linspace(0, rest.size - 1, take).astype(np.int64)]])
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,19 +103,22 @@ def fit_output_layer(
     output_relu: bool,
     output_bias: bool | None,
     signs: tuple[BoolArray, BoolArray] | None = None,
+    keep: BoolArray | None = None,
 ) -> OutputFit:
     """Signs, +/- pairs and output layer from queries ``Y = f(X)`` and hyperplanes ``v.x + c``.
 
     ``signs`` (``flipped``, ``pair`` per hyperplane, from an earlier fit) skips the sign
-    solve and only refits the output layer.
+    solve and only refits the output layer. Rows in ``keep`` (the samples placed beside
+    hyperplanes) are always used; other rows are thinned to a few per unknown.
     """
+    keep = np.zeros(X.shape[0], dtype=bool) if keep is None else keep
     n_hyper, d0 = normals.shape
     dout = Y.shape[1]
     scale = max(float(np.max(np.abs(Y))), np.finfo(np.float64).tiny)
     active = Y > 0 if output_relu else np.ones_like(Y, dtype=bool)
     notes: list[str] = []
     if signs is None:
-        flipped, pair = _solve_signs(X, Y, normals, offsets, active, scale, notes)
+        flipped, pair = _solve_signs(X, Y, normals, offsets, active, keep, notes)
     else:
         flipped, pair = signs
 
@@ -115,9 +133,9 @@ def fit_output_layer(
 
     # 4. The output layer with the right features (and a bias column if there is one).
     phi = np.maximum(X @ rows.T + biases, 0.0)
-    W, b, resid = _fit(phi, Y, active, with_bias=output_bias is not False)
+    W, b, resid = _fit(phi, Y, active, keep, with_bias=output_bias is not False)
     if output_bias is None and np.max(np.abs(b)) <= 1e-9 * scale:
-        W, b, resid = _fit(phi, Y, active, with_bias=False)
+        W, b, resid = _fit(phi, Y, active, keep, with_bias=False)
         out_bias: Array | None = None
     else:
         out_bias = b if output_bias is not False else None
@@ -133,11 +151,12 @@ def _solve_signs(
     normals: Array,
     offsets: Array,
     active: BoolArray,
-    scale: float,
+    keep: BoolArray,
     notes: list[str],
 ) -> tuple[BoolArray, BoolArray]:
     """Which hyperplanes are flipped, and which hold a +/- pair (steps 1 and 2)."""
     n_hyper, d0 = normals.shape
+    scale = max(float(np.max(np.abs(Y))), np.finfo(np.float64).tiny)
     dout = Y.shape[1]
     R = np.maximum(X @ normals.T + offsets, 0.0)
     # 1. Per output: f_j = a_j . ReLU(U) + g_j . x + b_j on the rows where it is active.
@@ -146,8 +165,8 @@ def _solve_signs(
     full = np.zeros(dout, dtype=bool)
     feats = np.hstack([R, X, np.ones((X.shape[0], 1))])
     for j in range(dout):
-        rows = active[:, j]
-        if rows.sum() < feats.shape[1]:
+        rows = _rows(active[:, j], keep, feats.shape[1])
+        if rows.size < feats.shape[1]:
             continue
         coef, ok = _normal_lstsq(feats[rows], Y[rows, j])
         if not ok:
@@ -189,7 +208,7 @@ def _solve_signs(
 
 
 def _fit(
-    phi: Array, Y: Array, active: BoolArray, *, with_bias: bool
+    phi: Array, Y: Array, active: BoolArray, keep: BoolArray, *, with_bias: bool
 ) -> tuple[Array, Array, float]:
     """Per-output least squares of ``Y`` on ``phi`` (plus a bias) over its active rows."""
     n = phi.shape[1]
@@ -199,12 +218,13 @@ def _fit(
     b = np.zeros(dout)
     resid = 0.0
     for j in range(dout):
-        rows = active[:, j]
-        if not rows.any():
+        if not active[:, j].any():
             continue
+        rows = _rows(active[:, j], keep, feats.shape[1])
         coef, _ = _lstsq(feats[rows], Y[rows, j])
         W[j] = coef[:n]
         if with_bias:
             b[j] = coef[n]
-        resid = max(resid, float(np.max(np.abs(feats[rows] @ coef - Y[rows, j]))))
+        on = active[:, j]
+        resid = max(resid, float(np.max(np.abs(feats[on] @ coef - Y[on, j]))))
     return W, b, resid

@@ -156,3 +156,19 @@ def test_fmt_log2_spells_exact_zero_and_missing() -> None:
     assert report.fmt_log2(-1074.0) == "0 (exact)"
     assert report.fmt_log2(None) == "n/a"
     assert report.fmt_log2(-41.25) == "2^-41.2"
+
+
+def test_a_negligible_extra_neuron_is_named_and_left_out_of_the_figures() -> None:
+    truth = truth_net()
+    w1, w2 = truth.weights
+    # A wrong-sign twin of neuron 0 whose outgoing weights the output fit set to ~0.
+    twin_w1 = np.vstack([w1, -w1[:1]])
+    twin_w2 = np.hstack([w2, np.full((N, 1), 1e-13)])
+    recovered = ReLUNet([twin_w1, twin_w2], list(truth.biases), True)
+    aligned = align(recovered, truth).aligned
+    shown, dropped = report.drop_negligible_extras(aligned, M)
+    assert shown.dims == truth.dims and list(dropped) == [M]
+    page = report.build_report(inputs_for(recovered, truth))
+    assert "holds 1 neuron(s) beyond the truth" in page
+    assert "left out of the figures" in page
+    assert "gives the same counts" in page

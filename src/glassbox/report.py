@@ -133,6 +133,27 @@ def recovery(alignment: Alignment) -> Recovery:
     )
 
 
+def drop_negligible_extras(aligned: ReLUNet, m: int) -> tuple[ReLUNet, dict[int, float]]:
+    """The aligned net without unmatched extra neurons too weak to matter, and those dropped.
+
+    A neuron's effect is ``max|W1 row| * max|W2 column|`` (scale-free); extras below the
+    analysis's dead threshold (e.g. a wrong-sign twin the output fit gave ~0 weight) are
+    dropped, keyed by their position in the aligned net.
+    """
+    w1, w2, _ = _layers(aligned)
+    effect = np.abs(w1).max(axis=1) * np.abs(w2).max(axis=0)
+    extras = np.arange(m, w1.shape[0])
+    weak = extras[effect[extras] < analysis.DEAD_THRESHOLD]
+    keep = np.setdiff1d(np.arange(w1.shape[0]), weak)
+    hidden_bias = aligned.biases[0]
+    net = ReLUNet(
+        [w1[keep], w2[:, keep]],
+        [None if hidden_bias is None else hidden_bias[keep], aligned.biases[1]],
+        aligned.output_relu,
+    )
+    return net, {int(k): float(effect[k]) for k in weak}
+
+
 def summary_lines(inputs: ReportInputs, rec: Recovery) -> list[str]:
     """The five-line summary the demo prints and the report leads with."""
     ex, ver = inputs.extraction, inputs.verification
@@ -167,7 +188,11 @@ FEATURE_WORDS = {
 
 
 def reading(
-    truth: dict[str, Any], recon: dict[str, Any], rec: Recovery, inputs: ReportInputs
+    truth: dict[str, Any],
+    recon: dict[str, Any],
+    rec: Recovery,
+    inputs: ReportInputs,
+    dropped: dict[int, float],
 ) -> list[str]:
     """Sentences on what the figures show, every number computed from the run."""
     n, m = inputs.toy.n_features, inputs.toy.n_hidden
@@ -208,6 +233,24 @@ def reading(
             f"{motifs} neuron(s) show the paper's asymmetric superposition motif (two features "
             f"in one neuron with reciprocal output weights), "
             f"{truth.get('asymmetric_motifs_with_inhibitor', 0)} with an inhibiting neuron."
+        )
+    if rec.extra:
+        kept = len(rec.extra) - len(dropped)
+        out.append(
+            f"The reconstruction holds {len(rec.extra)} neuron(s) beyond the truth's, matching no "
+            "truth neuron (see the last sections); "
+            + (
+                f"{len(dropped)} of them have an effect of at most "
+                f"{fmt_log2(_log2(max(dropped.values())))} and are left out of the figures"
+                if dropped
+                else ""
+            )
+            + (
+                f"{'; ' if dropped else ''}{kept} are drawn after the truth's neurons"
+                if kept
+                else ""
+            )
+            + "."
         )
     same = all(truth[k] == recon[k] for k in ("monosemantic", "polysemantic", "dead", "features"))
     ver = inputs.verification
@@ -461,24 +504,25 @@ def build_report(inputs: ReportInputs) -> str:
     sparsity = float(1.0 - inputs.toy.probability()[inputs.instance].mean())
     tw1, tw2, tb = _layers(truth)
     m = tw1.shape[0]
-    aw1, aw2, ab = _layers(aligned)
+    shown, dropped = drop_negligible_extras(aligned, m)
     truth_summary = analysis.summarize(tw1, tw2, tb)
-    # Unmatched truth neurons are zero rows in the aligned net: analyse matched ones plus extras.
-    recon_summary = analysis.summarize(aw1, aw2, ab)
+    recon_summary = analysis.summarize(*_layers(shown))
     order = [int(i) for i in analysis.neuron_order(tw1, importance)]
     diffs = weight_differences(truth, aligned)
     per_neuron = neuron_errors(diffs)
 
     ok = bool(ex.get("success"))
     verdict = f'<p class="{"ok" if ok else "fail"}">The attack\'s own check: {_e(ex.get("message", ""))}</p>'
-    figs = model_figures(truth, aligned, importance, order)
+    figs = model_figures(truth, shown, importance, order)
     worst = np.argsort(-per_neuron, kind="stable")[: min(5, m)]
     parts = [
         f"<h1>glassbox: a {truth.dims[0]}-feature toy model, reconstructed from queries alone</h1>",
         verdict,
         "<pre class='summary'>" + _e("\n".join(summary_lines(inputs, rec))) + "</pre>",
         "<h2>What this shows</h2><ul>"
-        + "".join(f"<li>{_e(s)}</li>" for s in reading(truth_summary, recon_summary, rec, inputs))
+        + "".join(
+            f"<li>{_e(s)}</li>" for s in reading(truth_summary, recon_summary, rec, inputs, dropped)
+        )
         + "</ul>",
         "<h2>The setup</h2>",
         _setup(inputs, sparsity),

@@ -1,0 +1,177 @@
+"""``glassbox train KIND`` and ``glassbox plot DIR``: toy models of superposition."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from glassbox.cli import cli
+from glassbox.errors import GlassboxError
+from glassbox.toy.config import DEFAULTS, SCHEDULES, default_config
+from glassbox.toy.models import KINDS
+
+HELP = {
+    "abs": "The abs(x) model h = ReLU(W1 x), y' = ReLU(W2 h + b), trained on |x|.",
+    "relu-output": "The ReLU output model x' = ReLU(W^T W x + b).",
+    "linear": "The linear model x' = W^T W x + b.",
+    "relu-hidden": "The ReLU hidden layer model with tied weights: h = ReLU(W x), x' = ReLU(W^T h + b).",
+}
+
+
+def parse_sparsity(text: str) -> tuple[float, ...]:
+    """``"0,0.7,0.9"`` -> ``(0.0, 0.7, 0.9)``; anything else is a one-line GlassboxError."""
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise GlassboxError(
+            f"--sparsity {text!r}: expected comma-separated numbers in [0, 1), e.g. 0,0.9,0.99"
+        ) from None
+    if not values:
+        raise GlassboxError("--sparsity: give at least one value")
+    return values
+
+
+@cli.group()
+def train() -> None:
+    """Train a toy model of superposition: one instance per sparsity value, all at once."""
+
+
+def _train_command(model: str) -> click.Command:
+    d = DEFAULTS[model]
+
+    @click.option(
+        "--features",
+        "n_features",
+        type=int,
+        default=d["n_features"],
+        show_default=True,
+        help="Number of features n.",
+    )
+    @click.option(
+        "--neurons",
+        "n_hidden",
+        type=int,
+        default=d["n_hidden"],
+        show_default=True,
+        help="Hidden neurons (dimensions) m.",
+    )
+    @click.option(
+        "--sparsity",
+        default=",".join(f"{s:g}" for s in d["sparsity"]),
+        show_default=True,
+        help="Sparsities S (probability a feature is zero), comma separated: one instance each.",
+    )
+    @click.option(
+        "--importance",
+        type=float,
+        default=d["importance"],
+        show_default=True,
+        help="Importance decay: I_i = importance**i.",
+    )
+    @click.option("--steps", type=int, default=10_000, show_default=True, help="Training steps.")
+    @click.option("--batch", type=int, default=1024, show_default=True, help="Samples per step.")
+    @click.option(
+        "--lr", type=float, default=1e-3, show_default=True, help="Peak learning rate (AdamW)."
+    )
+    @click.option(
+        "--weight-decay", type=float, default=0.01, show_default=True, help="AdamW weight decay."
+    )
+    @click.option(
+        "--schedule",
+        type=click.Choice(SCHEDULES),
+        default="constant",
+        show_default=True,
+        help="Learning-rate schedule after warmup.",
+    )
+    @click.option("--warmup", type=int, default=0, show_default=True, help="Linear warmup steps.")
+    @click.option(
+        "--restarts",
+        type=int,
+        default=1,
+        show_default=True,
+        help="Seeds per sparsity, trained as extra instances; the lowest loss is kept.",
+    )
+    @click.option(
+        "--init-scale",
+        type=float,
+        default=1.0,
+        show_default=True,
+        help="Multiplier on the Xavier-normal init.",
+    )
+    @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+    @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+    @click.option(
+        "--out",
+        type=click.Path(file_okay=False, path_type=Path),
+        required=True,
+        help="Run directory to create.",
+    )
+    @click.option("--overwrite", is_flag=True, help="Replace an existing run directory.")
+    @click.option(
+        "--plots/--no-plots",
+        default=True,
+        show_default=True,
+        help="Draw the figures into OUT/figures.",
+    )
+    @click.option(
+        "--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr."
+    )
+    def command(
+        sparsity: str, out: Path, overwrite: bool, plots: bool, progress: bool, **fields: Any
+    ) -> None:
+        from glassbox.toy.run import save_run
+        from glassbox.toy.train import train as run_training
+
+        config = default_config(model, sparsity=parse_sparsity(sparsity), **fields)
+        if out.exists() and any(out.iterdir()) and not overwrite:
+            raise GlassboxError(f"{out} already exists; choose a new --out or pass --overwrite")
+        run = run_training(config, progress=progress)
+        save_run(run, out, plots=plots, overwrite=overwrite)
+        click.echo(f"wrote {out}")
+        _print_table(run)
+
+    command.__doc__ = HELP[model]
+    return click.command(model)(command)
+
+
+for _kind in KINDS:
+    train.add_command(_train_command(_kind))
+
+
+def _print_table(run: Any) -> None:
+    hidden = run.config.kind.hidden_relu
+    head = "inst  1-S       final_loss  " + (
+        "mono poly dead  computed  pair redun 1sign super none  feat/neuron"
+        if hidden
+        else "D*     represented"
+    )
+    click.echo(head)
+    for i in range(run.n_instances):
+        s = run.summary(i)
+        row = f"{i:>4}  {1 - run.sparsity(i):<8.4g}  {run.metrics['final_loss'][i]:<10.4g}  "
+        if hidden:
+            f = s["features"]
+            row += (
+                f"{s['monosemantic']:>4} {s['polysemantic']:>4} {s['dead']:>4}  {s['features_computed']:>8}  "
+                f"{f['pair']:>4} {f['redundant']:>5} {f['one_sign']:>5} {f['superposition']:>5} "
+                f"{f['not_represented']:>4}  {s['features_per_neuron_mean']:>11.2f}"
+            )
+        else:
+            row += f"{s['dimensionality']:<6.3f} {s['features_represented']}"
+        click.echo(row)
+
+
+@cli.command("plot")
+@click.argument("directory", type=click.Path(path_type=Path))
+def plot(directory: Path) -> None:
+    """Redraw a run directory's figures and analysis.json from its saved weights."""
+    from glassbox.toy.plots import write_run_figures
+    from glassbox.toy.run import load_run, write_analysis
+
+    run = load_run(directory)
+    write_analysis(run, directory)
+    files = write_run_figures(run, directory / "figures")
+    click.echo(f"wrote {len(files)} figure files under {directory / 'figures'}")
+    _print_table(run)

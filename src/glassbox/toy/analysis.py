@@ -1,0 +1,360 @@
+"""Neuron and feature statistics of toy models, from plain float64 arrays.
+
+Everything here takes weights as arrays, never a torch model, so the same analysis runs
+on a trained instance and on a network reconstructed from queries. A reconstruction
+has its hidden neurons in arbitrary order and at arbitrary positive scale (``W1`` row
+times ``a``, ``W2`` column over ``a`` computes the same function), so every function
+first scales each neuron so that its largest ``|W1|`` weight is 1 (the paper's footnote
+15) and reports in terms of feature indices, never neuron positions.
+
+Conventions: ``W1`` is ``(m, n)`` (features to neurons), ``W2`` is ``(n, m)``, ``b`` is
+``(n,)``; the model is ``ReLU(W2 ReLU(W1 x) + b)``. A tied model passes ``W2 = W1.T``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+Array = NDArray[np.float64]
+
+#: A neuron reads a feature when its normalised ``|W1|`` weight is at least this.
+READ_THRESHOLD = 0.1
+#: A neuron is dead when ``max|W1 row| * max|W2 column|`` (scale-free) is below this.
+DEAD_THRESHOLD = 1e-2
+#: A feature's abs(x) (or x) counts as computed on one sign when the relative squared
+#: error of its own output on single-feature inputs is below this.
+COMPUTED_THRESHOLD = 0.1
+#: Inputs ``t * e_i`` used to test one feature, per sign.
+PROBE_VALUES = (0.25, 0.5, 0.75, 1.0)
+
+FEATURE_CLASSES = ("pair", "redundant", "one_sign", "superposition", "not_represented")
+
+
+def _f64(a: ArrayLike) -> Array:
+    return np.asarray(a, dtype=np.float64)
+
+
+def normalize_neurons(W1: ArrayLike, W2: ArrayLike) -> tuple[Array, Array, Array]:
+    """Scale each neuron so ``max|W1 row| = 1`` (``W2`` column scaled inversely); returns ``(W1, W2, scale)``.
+
+    A neuron whose ``W1`` row is all zero keeps scale 1.
+    """
+    w1, w2 = _f64(W1), _f64(W2)
+    scale = np.abs(w1).max(axis=1)
+    scale = np.where(scale > 0, scale, 1.0)
+    return w1 / scale[:, None], w2 * scale[None, :], scale
+
+
+@dataclass(frozen=True)
+class Neuron:
+    """One hidden neuron after normalisation (feature indices, not positions, are meaningful)."""
+
+    index: int
+    role: str  # "monosemantic", "polysemantic" or "dead"
+    primary: int  # feature with the largest |W1| weight (-1 when dead)
+    sign: int  # sign of that weight: +1 computes ReLU(x_i), -1 computes ReLU(-x_i)
+    reads: tuple[int, ...]  # features with |W1| >= threshold, strongest first
+    read_weights: tuple[float, ...]  # their normalised W1 weights (signed)
+    writes: tuple[int, ...]  # outputs with |W2| >= threshold * max|W2 column|, strongest first
+    write_weights: tuple[float, ...]  # their normalised W2 weights (signed)
+    strength: float  # max|W1 row| * max|W2 column|: scale-free size of the neuron's effect
+
+
+def neuron_census(
+    W1: ArrayLike,
+    W2: ArrayLike,
+    threshold: float = READ_THRESHOLD,
+    dead_threshold: float = DEAD_THRESHOLD,
+    signed_inputs: bool = True,
+) -> list[Neuron]:
+    """Per neuron: which features it reads and writes, how strongly, and mono- or polysemantic.
+
+    With ``signed_inputs=False`` (inputs in [0, 1]) a neuron with no positive ``W1``
+    weight never fires and counts as dead.
+    """
+    w1_raw, w2_raw = _f64(W1), _f64(W2)
+    w1, w2, _ = normalize_neurons(w1_raw, w2_raw)
+    strength = np.abs(w1_raw).max(axis=1) * np.abs(w2_raw).max(axis=0)
+    neurons = []
+    for k in range(w1.shape[0]):
+        row, col = w1[k], w2[:, k]
+        never_fires = not signed_inputs and not np.any(row > 0)
+        if strength[k] < dead_threshold or never_fires:
+            neurons.append(Neuron(k, "dead", -1, 0, (), (), (), (), float(strength[k])))
+            continue
+        reads = np.flatnonzero(np.abs(row) >= threshold)
+        reads = reads[np.argsort(-np.abs(row[reads]), kind="stable")]
+        col_max = np.abs(col).max()
+        writes = np.flatnonzero(np.abs(col) >= threshold * col_max)
+        writes = writes[np.argsort(-np.abs(col[writes]), kind="stable")]
+        primary = int(reads[0])
+        neurons.append(
+            Neuron(
+                index=k,
+                role="monosemantic" if len(reads) == 1 else "polysemantic",
+                primary=primary,
+                sign=1 if row[primary] > 0 else -1,
+                reads=tuple(int(i) for i in reads),
+                read_weights=tuple(float(row[i]) for i in reads),
+                writes=tuple(int(j) for j in writes),
+                write_weights=tuple(float(col[j]) for j in writes),
+                strength=float(strength[k]),
+            )
+        )
+    return neurons
+
+
+def single_feature_outputs(
+    W1: ArrayLike, W2: ArrayLike, b: ArrayLike, t: ArrayLike, hidden_relu: bool = True
+) -> Array:
+    """``out[i, j]``: output ``i`` of the model on the input ``t[j] * e_i`` (feature ``i`` alone)."""
+    w1, w2, bias, tt = _f64(W1), _f64(W2), _f64(b), _f64(t)
+    # Pre-activations of neuron k for input t * e_i: W1[k, i] * t, shape (n, T, m).
+    pre = w1.T[:, None, :] * tt[None, :, None]
+    h = np.maximum(pre, 0.0) if hidden_relu else pre
+    own = np.einsum("itk,ik->it", h, w2)  # only output i of each input e_i
+    return np.maximum(own + bias[:, None], 0.0)
+
+
+def computed_error(
+    W1: ArrayLike,
+    W2: ArrayLike,
+    b: ArrayLike,
+    sign: int,
+    target: str = "abs",
+    hidden_relu: bool = True,
+) -> Array:
+    """Per feature, relative squared error of its own output on ``t * e_i`` with ``t`` of one sign.
+
+    The target is ``|t|`` for ``target="abs"`` and ``t`` for ``"identity"``.
+    """
+    t = sign * np.asarray(PROBE_VALUES)
+    want = np.abs(t) if target == "abs" else t
+    got = single_feature_outputs(W1, W2, b, t, hidden_relu)
+    return np.asarray(((got - want) ** 2).sum(axis=1) / (want**2).sum())
+
+
+@dataclass(frozen=True)
+class Feature:
+    """How one feature's output is computed."""
+
+    index: int
+    how: str  # one of FEATURE_CLASSES
+    error_pos: float  # relative squared error for positive inputs
+    error_neg: float  # same for negative inputs (nan for unsigned models)
+    neurons_pos: tuple[int, ...]  # neurons that read x_i > 0 and write output i up
+    neurons_neg: tuple[int, ...]  # neurons that read x_i < 0 and write output i up
+
+
+def feature_computation(
+    W1: ArrayLike,
+    W2: ArrayLike,
+    b: ArrayLike,
+    signed_inputs: bool = True,
+    target: str = "abs",
+    hidden_relu: bool = True,
+    threshold: float = READ_THRESHOLD,
+    computed_threshold: float = COMPUTED_THRESHOLD,
+) -> list[Feature]:
+    """Per feature: a dedicated +/- pair, redundant dedicated neurons, one sign only, superposition, or not represented.
+
+    A sign is *computed* when the feature's own output matches the target on inputs of
+    that sign alone. A feature computed on every sign it takes is ``pair`` when exactly
+    one monosemantic neuron serves each sign (``ReLU(x) + ReLU(-x)``), ``redundant``
+    when several monosemantic neurons do, and ``superposition`` when any serving neuron
+    is polysemantic. Unsigned models have one sign, so there ``pair`` means one
+    dedicated neuron.
+    """
+    census = neuron_census(W1, W2, threshold, signed_inputs=signed_inputs)
+    w1, w2, _ = normalize_neurons(W1, W2)
+    signs = (1, -1) if signed_inputs else (1,)
+    errors = {s: computed_error(W1, W2, b, s, target, hidden_relu) for s in signs}
+    features = []
+    for i in range(w1.shape[1]):
+        serving: dict[int, tuple[int, ...]] = {}
+        for s in signs:
+            serving[s] = tuple(
+                nr.index
+                for nr in census
+                if nr.role != "dead" and s * w1[nr.index, i] >= threshold and w2[i, nr.index] > 0
+            )
+        done = [s for s in signs if errors[s][i] < computed_threshold]
+        if not done:
+            how = "not_represented"
+        elif len(done) < len(signs):
+            how = "one_sign"
+        else:
+            used = [census[k] for s in signs for k in serving[s]]
+            if any(nr.role == "polysemantic" for nr in used) or not used:
+                how = "superposition"
+            elif all(len(serving[s]) == 1 for s in signs):
+                how = "pair"
+            else:
+                how = "redundant"
+        features.append(
+            Feature(
+                index=i,
+                how=how,
+                error_pos=float(errors[1][i]),
+                error_neg=float(errors[-1][i]) if signed_inputs else float("nan"),
+                neurons_pos=serving[1],
+                neurons_neg=serving.get(-1, ()),
+            )
+        )
+    return features
+
+
+@dataclass(frozen=True)
+class Motif:
+    """Asymmetric superposition: one neuron stores ``strong`` and ``weak`` with reciprocal output weights."""
+
+    neuron: int
+    strong: int  # feature with the large input weight and small output weight
+    weak: int  # feature with the small input weight and large output weight
+    ratio: float  # |W1 strong| / |W1 weak|
+    inhibitors: tuple[int, ...]  # neurons that read `strong` the same way and write `weak` down
+
+
+def asymmetric_motifs(
+    W1: ArrayLike, W2: ArrayLike, threshold: float = READ_THRESHOLD, min_ratio: float = 2.0
+) -> list[Motif]:
+    """Find the paper's asymmetric superposition motif, with any inhibitor neurons.
+
+    A neuron qualifies when its two largest input weights differ by ``min_ratio`` or more
+    and it writes both features' outputs up, the weak one by at least ``min_ratio``
+    times more than the strong one (reciprocal weights, so only ``strong`` interferes).
+    An inhibitor reads ``strong`` with the same sign and writes ``weak``'s output down.
+    """
+    census = neuron_census(W1, W2, threshold)
+    w1, w2, _ = normalize_neurons(W1, W2)
+    motifs = []
+    for nr in census:
+        if nr.role != "polysemantic":
+            continue
+        strong, weak = nr.reads[0], nr.reads[1]
+        ratio = abs(w1[nr.index, strong] / w1[nr.index, weak])
+        out_strong, out_weak = w2[strong, nr.index], w2[weak, nr.index]
+        if ratio < min_ratio or out_strong <= 0 or out_weak < min_ratio * out_strong:
+            continue
+        sign = np.sign(w1[nr.index, strong])
+        inhibitors = tuple(
+            other.index
+            for other in census
+            if other.index != nr.index
+            and other.role != "dead"
+            and sign * w1[other.index, strong] >= threshold
+            and w2[weak, other.index] < 0
+        )
+        motifs.append(Motif(nr.index, strong, weak, float(ratio), inhibitors))
+    return motifs
+
+
+def neuron_order(W1: ArrayLike, importance: ArrayLike | None = None) -> NDArray[np.int64]:
+    """A canonical neuron order: by importance of the largest feature, ``+`` sign first, then strength.
+
+    It depends only on the function the net computes, so a truth and a reconstruction
+    plotted in this order line up. Neurons with an all-zero row go last.
+    """
+    w1 = _f64(W1)
+    n = w1.shape[1]
+    imp = np.linspace(1.0, 0.0, n, endpoint=False) if importance is None else _f64(importance)
+    absw = np.abs(w1)
+    primary = absw.argmax(axis=1)
+    scale = absw.max(axis=1)
+    norm = w1 / np.where(scale > 0, scale, 1.0)[:, None]
+    sign = np.sign(w1[np.arange(len(w1)), primary])
+    # Secondary key: how monosemantic (sum of other |weights|), so clean neurons come first.
+    spill = np.abs(norm).sum(axis=1) - 1.0
+    dead = scale == 0
+    return np.lexsort((spill, -sign, -imp[primary], dead)).astype(np.int64)
+
+
+def feature_norms(W: ArrayLike) -> Array:
+    """``||W_i||`` per feature (columns of ``W``, shape ``(m, n)``)."""
+    return np.asarray(np.linalg.norm(_f64(W), axis=0))
+
+
+def superposition(W: ArrayLike) -> Array:
+    """Per feature, ``sum_{j != i} (W^_i . W_j)^2``: 0 when orthogonal, >= 1 when others drive it as hard."""
+    w = _f64(W)
+    norms = np.linalg.norm(w, axis=0)
+    unit = w / np.where(norms > 0, norms, 1.0)
+    dots = unit.T @ w  # dots[i, j] = W^_i . W_j
+    sq = dots**2
+    return np.asarray(sq.sum(axis=1) - np.diag(sq))
+
+
+def dimensions_per_feature(W: ArrayLike) -> Array:
+    """Per feature ``D_i = ||W_i||^2 / sum_j (W^_i . W_j)^2`` (j including i); 0 for unlearned features."""
+    w = _f64(W)
+    norms = np.linalg.norm(w, axis=0)
+    unit = w / np.where(norms > 0, norms, 1.0)
+    denom = ((unit.T @ w) ** 2).sum(axis=1)
+    return np.asarray(np.where(denom > 0, norms**2 / np.where(denom > 0, denom, 1.0), 0.0))
+
+
+def dimensionality(W: ArrayLike) -> float:
+    """Dimensions per feature of the whole model, ``D* = m / ||W||_F^2``."""
+    w = _f64(W)
+    return float(w.shape[0] / max((w**2).sum(), 1e-300))
+
+
+def summarize(
+    W1: ArrayLike,
+    W2: ArrayLike,
+    b: ArrayLike,
+    signed_inputs: bool = True,
+    target: str = "abs",
+    hidden_relu: bool = True,
+    threshold: float = READ_THRESHOLD,
+) -> dict[str, Any]:
+    """The headline numbers for one instance: neuron roles, feature classes, features per neuron, motifs."""
+    census = neuron_census(W1, W2, threshold, signed_inputs=signed_inputs)
+    features = feature_computation(W1, W2, b, signed_inputs, target, hidden_relu, threshold)
+    roles = Counter(nr.role for nr in census)
+    alive = [nr for nr in census if nr.role != "dead"]
+    reads = np.array([len(nr.reads) for nr in alive]) if alive else np.zeros(1)
+    classes = Counter(f.how for f in features)
+    # The leading run of features computed by dedicated neurons: "top features stay monosemantic".
+    top_dedicated = next(
+        (f.index for f in features if f.how not in ("pair", "redundant")), len(features)
+    )
+    summary: dict[str, Any] = {
+        "neurons": len(census),
+        "monosemantic": roles["monosemantic"],
+        "polysemantic": roles["polysemantic"],
+        "dead": roles["dead"],
+        "features_per_neuron_mean": float(reads.mean()),
+        "features_per_neuron_max": int(reads.max()),
+        "features": {c: classes[c] for c in FEATURE_CLASSES},
+        "features_computed": sum(classes[c] for c in ("pair", "redundant", "superposition")),
+        "top_features_dedicated": int(top_dedicated),
+    }
+    if hidden_relu and signed_inputs:
+        motifs = asymmetric_motifs(W1, W2, threshold)
+        summary["asymmetric_motifs"] = len(motifs)
+        summary["asymmetric_motifs_with_inhibitor"] = sum(bool(m.inhibitors) for m in motifs)
+    return summary
+
+
+def summarize_tied(W: ArrayLike, b: ArrayLike) -> dict[str, Any]:
+    """The earlier sections' statistics for ``W (m, n)``: norms, superposition, D_i and D*."""
+    norms = feature_norms(W)
+    return {
+        "feature_norms": norms.tolist(),
+        "superposition": superposition(W).tolist(),
+        "dimensions_per_feature": dimensions_per_feature(W).tolist(),
+        "dimensionality": dimensionality(W),
+        "features_represented": int((norms > 0.5).sum()),
+        "bias": _f64(b).tolist(),
+    }
+
+
+def as_dicts(items: list[Any]) -> list[dict[str, Any]]:
+    """Dataclass records (neurons, features, motifs) as plain dicts for JSON."""
+    return [asdict(item) for item in items]

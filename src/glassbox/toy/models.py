@@ -1,0 +1,162 @@
+"""The toy models, batched over instances: one tensor program trains many models at once.
+
+Every model is ``h = act1(x W1^T)`` then ``x' = act2(h W2^T + b)`` with shapes
+``x (I, B, n)``, ``W1 (I, m, n)``, ``W2 (I, n, m)``, ``b (I, n)``:
+
+    kind          hidden ReLU  output ReLU  weights            target
+    linear        no           no           tied, W2 = W1^T     x      (x' = W^T W x + b)
+    relu-output   no           yes          tied               x      (x' = ReLU(W^T W x + b))
+    relu-hidden   yes          yes          tied               x      (h = ReLU(W x), x' = ReLU(W^T h + b))
+    abs           yes          yes          untied             |x|    (h = ReLU(W1 x), y' = ReLU(W2 h + b))
+
+:func:`forward` and :func:`weighted_mse` are the plain definitions (autograd works on
+them). :class:`BatchedModel` computes the same loss and its gradient by hand into
+preallocated buffers: on a CPU, allocating fresh ``(I, B, n)`` tensors each step costs
+more than the arithmetic, and the hand-written backward is five batched matmuls.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How one model kind computes: activations, weight tying and the target."""
+
+    name: str
+    hidden_relu: bool
+    output_relu: bool
+    tied: bool
+    target: str  # "abs" or "identity"
+    signed_inputs: bool
+    max_hidden_per_feature: int  # m beyond this many per feature is a dedicated dimension for all
+
+
+KINDS: dict[str, Kind] = {
+    k.name: k
+    for k in (
+        Kind("linear", False, False, True, "identity", False, 1),
+        Kind("relu-output", False, True, True, "identity", False, 1),
+        Kind("relu-hidden", True, True, True, "identity", False, 1),
+        Kind("abs", True, True, False, "abs", True, 2),
+    )
+}
+
+
+def init_params(
+    kind: Kind,
+    n_instances: int,
+    n_features: int,
+    n_hidden: int,
+    generator: torch.Generator,
+    init_scale: float = 1.0,
+) -> dict[str, torch.Tensor]:
+    """Xavier-normal weights per instance (std ``init_scale * sqrt(2 / (m + n))``) and zero biases.
+
+    The std uses one instance's fan-in and fan-out, not torch's 3-D fan rule, so an
+    instance starts the same whatever the number of instances.
+    """
+    std = init_scale * math.sqrt(2.0 / (n_features + n_hidden))
+    shape = (n_instances, n_hidden, n_features)
+    params = {"W1": torch.randn(shape, generator=generator) * std}
+    if not kind.tied:
+        params["W2"] = torch.randn(shape[0], n_features, n_hidden, generator=generator) * std
+    params["b"] = torch.zeros(n_instances, n_features)
+    return params
+
+
+def w2_of(kind: Kind, params: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The output weights ``W2 (I, n, m)``: ``W1^T`` when tied."""
+    return params["W1"].mT if kind.tied else params["W2"]
+
+
+def forward(kind: Kind, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Outputs ``(I, B, n)`` for inputs ``(I, B, n)``; differentiable with autograd."""
+    h = x @ params["W1"].mT
+    if kind.hidden_relu:
+        h = torch.relu(h)
+    out = h @ w2_of(kind, params).mT + params["b"][:, None, :]
+    return torch.relu(out) if kind.output_relu else out
+
+
+def target_of(kind: Kind, x: torch.Tensor) -> torch.Tensor:
+    """What the model should output for ``x``: ``|x|`` for abs, ``x`` otherwise."""
+    return x.abs() if kind.target == "abs" else x
+
+
+def weighted_mse(out: torch.Tensor, target: torch.Tensor, importance: torch.Tensor) -> torch.Tensor:
+    """Per-instance loss ``mean over batch and features of I_i (x'_i - y_i)^2``, shape ``(I,)``."""
+    return (importance * (out - target) ** 2).mean(dim=(1, 2))
+
+
+class BatchedModel:
+    """Parameters of ``I`` instances plus the buffers for a hand-written loss gradient."""
+
+    def __init__(
+        self, kind: Kind, params: dict[str, torch.Tensor], importance: torch.Tensor, batch: int
+    ) -> None:
+        self.kind = kind
+        self.params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+        n_inst, n_hidden, n_features = self.params["W1"].shape
+        like = self.params["W1"]
+        self.importance = importance.to(like)
+        # 2 / (B n) folds the mean and the square's derivative into one per-feature scale.
+        self.grad_scale = self.importance * (2.0 / (batch * n_features))
+        for p in self.params.values():
+            p.grad = torch.zeros_like(p)
+        self._h = like.new_empty(n_inst, batch, n_hidden)
+        self._gh = like.new_empty(n_inst, batch, n_hidden)
+        self._out = like.new_empty(n_inst, batch, n_features)
+        self._diff = like.new_empty(n_inst, batch, n_features)
+        self._g = like.new_empty(n_inst, batch, n_features)
+        self._mask_out = torch.empty(
+            n_inst, batch, n_features, dtype=torch.bool, device=like.device
+        )
+        self._mask_h = torch.empty(n_inst, batch, n_hidden, dtype=torch.bool, device=like.device)
+        self._loss = like.new_empty(n_inst, 1, 1)
+
+    def loss_and_grad(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per-instance :func:`weighted_mse` of ``x``; leaves its gradient in each ``.grad``."""
+        kind, p = self.kind, self.params
+        W1, b = p["W1"].detach(), p["b"].detach()
+        W2 = w2_of(kind, p).detach()
+        h, out, diff, g = self._h, self._out, self._diff, self._g
+        n_inst = x.shape[0]
+
+        torch.bmm(x, W1.mT, out=h)
+        if kind.hidden_relu:
+            h.relu_()
+        torch.baddbmm(b[:, None, :], h, W2.mT, out=out)
+        if kind.output_relu:
+            out.relu_()
+
+        torch.sub(out, target, out=diff)
+        torch.mul(diff, self.grad_scale, out=g)
+        # sum(diff * g) = 2 * loss: a batched dot product, no temporary.
+        torch.bmm(diff.view(n_inst, 1, -1), g.view(n_inst, -1, 1), out=self._loss)
+        if kind.output_relu:
+            torch.le(out, 0.0, out=self._mask_out)
+            g.masked_fill_(self._mask_out, 0.0)
+
+        # Backward: g is dL/d(pre-output), gh is dL/d(pre-hidden).
+        torch.bmm(g, W2, out=self._gh)
+        if kind.hidden_relu:
+            torch.le(h, 0.0, out=self._mask_h)
+            self._gh.masked_fill_(self._mask_h, 0.0)
+        gW1 = p["W1"].grad
+        assert gW1 is not None
+        torch.bmm(self._gh.mT, x, out=gW1)
+        if kind.tied:
+            gW1.baddbmm_(h.mT, g)  # W1^T also serves as W2
+        else:
+            gW2 = p["W2"].grad
+            assert gW2 is not None
+            torch.bmm(g.mT, h, out=gW2)
+        gb = p["b"].grad
+        assert gb is not None
+        torch.sum(g, dim=1, out=gb)
+        return self._loss.view(n_inst).mul(0.5)

@@ -1,0 +1,367 @@
+"""Figures of toy models from plain arrays: W directly, neuron stacks, graphs, sweeps.
+
+Every plot function takes float arrays (``W1 (m, n)``, ``W2 (n, m)``, ``b (n,)``), draws
+into an ``ax`` (or ``axes``) if given and otherwise makes its own figure, and returns the
+axes it drew on. Neurons are normalised (max ``|W1 row|`` = 1) and put in
+:func:`glassbox.toy.analysis.neuron_order` unless ``order`` is given, so a true network
+and its reconstruction drawn side by side line up neuron for neuron. Figures are built
+with :class:`matplotlib.figure.Figure`, never pyplot, so nothing needs a display.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.colors import Normalize, TwoSlopeNorm
+from matplotlib.figure import Figure
+from numpy.typing import ArrayLike
+
+from glassbox.io import atomic_path
+from glassbox.toy import analysis
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from glassbox.toy.run import TrainedRun
+
+POS, NEG = "#2166ac", "#b2182b"  # blue for positive weights, red for negative
+FEATURE_CMAP = "viridis"
+DPI = 100
+
+
+def _axes(ax: Axes | None, size: tuple[float, float] = (6.0, 3.0)) -> Axes:
+    if ax is not None:
+        return ax
+    return Figure(figsize=size, layout="constrained").add_subplot()
+
+
+def _ordered(
+    W1: ArrayLike, W2: ArrayLike, order: ArrayLike | None, importance: ArrayLike | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    w1, w2, _ = analysis.normalize_neurons(W1, W2)
+    idx = analysis.neuron_order(w1, importance) if order is None else np.asarray(order)
+    return w1[idx], w2[:, idx], idx
+
+
+def feature_colors(n_features: int) -> np.ndarray:
+    """One RGBA colour per feature, by importance rank (feature 0, the most important, is dark)."""
+    from matplotlib import colormaps
+
+    return np.asarray(colormaps[FEATURE_CMAP](np.linspace(0.0, 0.95, max(n_features, 1))))
+
+
+def plot_weights(
+    W1: ArrayLike,
+    W2: ArrayLike,
+    axes: Sequence[Axes] | None = None,
+    order: ArrayLike | None = None,
+    importance: ArrayLike | None = None,
+    title: str = "",
+) -> Sequence[Axes]:
+    """W directly: heatmaps of ``W1`` and ``W2^T`` (neurons as rows, features as columns)."""
+    w1, w2, idx = _ordered(W1, W2, order, importance)
+    if axes is None:
+        axes = Figure(figsize=(8.0, 3.2), layout="constrained").subplots(1, 2, sharey=True)
+    vmax = max(float(np.abs(w1).max()), 1e-12)
+    im = axes[0].imshow(w1, cmap="RdBu", norm=TwoSlopeNorm(0.0, -vmax, vmax), aspect="auto")
+    axes[0].set(title=f"{title} W1 (normalised)".strip(), xlabel="feature", ylabel="neuron")
+    vmax2 = max(float(np.abs(w2).max()), 1e-12)
+    im2 = axes[1].imshow(w2.T, cmap="RdBu", norm=TwoSlopeNorm(0.0, -vmax2, vmax2), aspect="auto")
+    axes[1].set(title="W2$^T$", xlabel="output feature")
+    axes[0].set_yticks(range(len(idx)), [str(i) for i in idx], fontsize=5 if len(idx) > 12 else 8)
+    fig = axes[0].get_figure()
+    if fig is not None:
+        fig.colorbar(im, ax=axes[0], shrink=0.8)
+        fig.colorbar(im2, ax=axes[1], shrink=0.8)
+    return axes
+
+
+def plot_neuron_stack(
+    W1: ArrayLike,
+    W2: ArrayLike | None = None,
+    ax: Axes | None = None,
+    order: ArrayLike | None = None,
+    importance: ArrayLike | None = None,
+    threshold: float = analysis.READ_THRESHOLD,
+    title: str = "",
+) -> Axes:
+    """The paper's neuron stack plot: per neuron, its normalised ``|W1|`` weights stacked.
+
+    One column per neuron, one rectangle per feature weight; height is ``|w|``, colour is
+    the feature (by importance rank), negative weights hang below the axis. Columns of
+    polysemantic neurons (two or more weights of at least ``threshold``) are shaded.
+    """
+    w1_in = np.asarray(W1, dtype=np.float64)
+    w2_in = w1_in.T if W2 is None else W2
+    w1, _, idx = _ordered(w1_in, w2_in, order, importance)
+    ax = _axes(ax, (max(4.0, 0.16 * len(w1) + 1.5), 3.0))
+    colors = feature_colors(w1.shape[1])
+    polys, faces = [], []
+    for col, row in enumerate(w1):
+        if np.count_nonzero(np.abs(row) >= threshold) >= 2:
+            ax.axvspan(col - 0.5, col + 0.5, color="0.9", zorder=0, lw=0)
+        for sign in (1, -1):
+            feats = np.flatnonzero(sign * row > 1e-3)  # smaller than that is invisible
+            feats = feats[np.argsort(-np.abs(row[feats]), kind="stable")]
+            base = 0.0
+            for f in feats:
+                top = base + sign * abs(row[f])
+                polys.append(
+                    [(col - 0.4, base), (col + 0.4, base), (col + 0.4, top), (col - 0.4, top)]
+                )
+                faces.append(colors[f])
+                base = top
+    ax.add_collection(PolyCollection(polys, facecolors=faces, edgecolors="white", linewidths=0.2))
+    ax.axhline(0.0, color="black", lw=0.5)
+    low = min(-0.2, min((p[2][1] for p in polys), default=0.0))
+    high = max(1.05, max((p[2][1] for p in polys), default=1.0))
+    ax.set_xlim(-0.6, len(w1) - 0.4)
+    ax.set_ylim(low * 1.05, high * 1.05)
+    ax.set_xticks(range(len(idx)), [str(i) for i in idx], fontsize=5 if len(idx) > 12 else 8)
+    ax.set(xlabel="neuron", ylabel="|W1| (normalised)", title=title)
+    return ax
+
+
+def plot_graph(
+    W1: ArrayLike,
+    W2: ArrayLike,
+    b: ArrayLike | None = None,
+    ax: Axes | None = None,
+    order: ArrayLike | None = None,
+    importance: ArrayLike | None = None,
+    threshold: float = analysis.READ_THRESHOLD,
+    title: str = "",
+) -> Axes:
+    """The graph view: features -> neurons -> outputs, edges coloured by sign and sized by ``|w|``.
+
+    Edges below ``threshold`` of the layer's largest weight are left out; output nodes
+    are shaded by their bias.
+    """
+    w1, w2, idx = _ordered(W1, W2, order, importance)
+    m, n = w1.shape
+    ax = _axes(ax, (4.5, max(3.0, 0.08 * max(n, m) + 1.5)))
+    y_feat = np.linspace(1.0, 0.0, n) if n > 1 else np.array([0.5])
+    y_neur = np.linspace(1.0, 0.0, m) if m > 1 else np.array([0.5])
+    segs, colors, widths = [], [], []
+    for weights, x0, x1, y0, y1 in ((w1, 0.0, 1.0, y_feat, y_neur), (w2, 1.0, 2.0, y_neur, y_feat)):
+        top = max(float(np.abs(weights).max()), 1e-12)
+        rows, cols = np.nonzero(np.abs(weights) >= threshold * top)
+        for r, c in zip(rows, cols, strict=True):  # weights[r, c]: from node c to node r
+            w = weights[r, c]
+            segs.append([(x0, y0[c]), (x1, y1[r])])
+            colors.append(POS if w > 0 else NEG)
+            widths.append(0.3 + 2.5 * abs(w) / top)
+    ax.add_collection(LineCollection(segs, colors=colors, linewidths=widths, alpha=0.7))
+    bias = np.zeros(n) if b is None else np.asarray(b, dtype=np.float64)
+    bmax = max(float(np.abs(bias).max()), 1e-12)
+    size = 12 if max(n, m) > 30 else 30
+    ax.scatter(np.zeros(n), y_feat, c=feature_colors(n), s=size, zorder=3)
+    ax.scatter(np.ones(m), y_neur, c="0.3", s=size, zorder=3)
+    ax.scatter(
+        np.full(n, 2.0), y_feat, c=bias, cmap="RdBu", norm=TwoSlopeNorm(0, -bmax, bmax),
+        s=size, edgecolors="0.3", linewidths=0.5, zorder=3,
+    )  # fmt: skip
+    ax.set_xlim(-0.2, 2.2)
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xticks([0, 1, 2], ["features x", "neurons h", "outputs y'"])
+    ax.set_yticks([])
+    ax.set_title(title)
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
+    if n <= 12 and m <= 12:
+        for i, y in enumerate(y_feat):
+            ax.annotate(str(i), (0, y), xytext=(-10, 0), textcoords="offset points", va="center")
+        for j, y in enumerate(y_neur):
+            ax.annotate(str(idx[j]), (1, y), xytext=(0, 6), textcoords="offset points", ha="center")
+    return ax
+
+
+def plot_features(
+    W: ArrayLike, b: ArrayLike, axes: Sequence[Axes] | None = None, title: str = ""
+) -> Sequence[Axes]:
+    """The earlier sections' panel: ``W^T W``, ``b``, and ``||W_i||`` bars coloured by superposition."""
+    w = np.asarray(W, dtype=np.float64)
+    n = w.shape[1]
+    if axes is None:
+        fig = Figure(figsize=(7.5, 2.6), layout="constrained")
+        axes = fig.subplots(1, 3, width_ratios=[n, 1, 2.5 * n])
+    wtw = w.T @ w
+    vmax = max(float(np.abs(wtw).max()), 1e-12)
+    axes[0].imshow(wtw, cmap="RdBu", norm=TwoSlopeNorm(0, -vmax, vmax))
+    axes[0].set(title=f"{title} W$^T$W".strip(), xticks=[], yticks=[])
+    bias = np.asarray(b, dtype=np.float64)[:, None]
+    bmax = max(float(np.abs(bias).max()), 1e-12)
+    axes[1].imshow(bias, cmap="RdBu", norm=TwoSlopeNorm(0, -bmax, bmax))
+    axes[1].set(title="b", xticks=[], yticks=[])
+    norms = analysis.feature_norms(w)
+    sup = np.sqrt(np.clip(analysis.superposition(w), 0, None))
+    from matplotlib import colormaps
+
+    cmap = colormaps["plasma"]
+    axes[2].barh(np.arange(n), norms, color=cmap(Normalize(0, 1)(np.clip(sup, 0, 1))))
+    axes[2].invert_yaxis()
+    axes[2].set(
+        xlabel="||W_i|| (colour: superposition)",
+        ylabel="feature",
+        xlim=(0, max(1.1, norms.max() * 1.05)),
+    )
+    return axes
+
+
+def plot_geometry_2d(W: ArrayLike, ax: Axes | None = None, title: str = "") -> Axes:
+    """For ``m = 2``: each feature's direction ``W_i`` as an arrow in the plane."""
+    w = np.asarray(W, dtype=np.float64)
+    ax = _axes(ax, (2.8, 2.8))
+    colors = feature_colors(w.shape[1])
+    for i in range(w.shape[1]):
+        ax.plot([0, w[0, i]], [0, w[1, i]], color=colors[i], lw=2)
+        ax.scatter([w[0, i]], [w[1, i]], color=colors[i], s=18, zorder=3)
+    lim = max(1.1, float(np.abs(w).max()) * 1.1)
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", title=title, xticks=[], yticks=[])
+    ax.axhline(0, color="0.8", lw=0.5)
+    ax.axvline(0, color="0.8", lw=0.5)
+    return ax
+
+
+def plot_sweep(
+    sparsity: ArrayLike,
+    final_loss: ArrayLike,
+    summaries: Sequence[dict[str, Any]],
+    axes: Sequence[Axes] | None = None,
+) -> Sequence[Axes]:
+    """Loss and representation against ``1 - S``: loss, neuron roles, feature classes (or D*)."""
+    density = 1.0 - np.asarray(sparsity, dtype=np.float64)
+    if axes is None:
+        axes = Figure(figsize=(11.0, 3.0), layout="constrained").subplots(1, 3)
+    axes[0].plot(density, final_loss, "o-", color="black")
+    axes[0].set(xscale="log", yscale="log", xlabel="1 - S", ylabel="final loss", title="loss")
+    tied = "dimensionality" in summaries[0]
+    if tied:
+        axes[1].plot(density, [s["dimensionality"] for s in summaries], "o-")
+        axes[1].set(
+            xscale="log", xlabel="1 - S", ylabel="m / ||W||_F^2", title="dimensions per feature D*"
+        )
+        axes[2].plot(density, [s["features_represented"] for s in summaries], "o-")
+        axes[2].set(xscale="log", xlabel="1 - S", title="features with ||W_i|| > 0.5")
+    else:
+        for key, color in (("monosemantic", POS), ("polysemantic", NEG), ("dead", "0.5")):
+            axes[1].plot(density, [s[key] for s in summaries], "o-", color=color, label=key)
+        axes[1].set(xscale="log", xlabel="1 - S", ylabel="neurons", title="neurons")
+        axes[1].legend(fontsize=7)
+        bottom = np.zeros(len(density))
+        pos = np.arange(len(density))
+        for how, color in zip(
+            analysis.FEATURE_CLASSES,
+            ("#1b9e77", "#66a61e", "#e6ab02", "#7570b3", "0.8"),
+            strict=True,
+        ):
+            counts = np.array([s["features"][how] for s in summaries], dtype=float)
+            axes[2].bar(pos, counts, bottom=bottom, color=color, label=how.replace("_", " "))
+            bottom += counts
+        axes[2].set_xticks(pos, [f"{d:g}" for d in density], fontsize=7)
+        axes[2].set(xlabel="1 - S", ylabel="features", title="how each feature is computed")
+        axes[2].legend(fontsize=6, loc="upper right")
+    for ax in axes[:2]:
+        ax.invert_xaxis()  # denser on the left, sparser to the right, as the paper reads
+    return axes
+
+
+def plot_loss_curves(
+    steps: ArrayLike, losses: ArrayLike, labels: Sequence[str], ax: Axes | None = None
+) -> Axes:
+    """Training loss (windowed means) per instance against step, log scale."""
+    ax = _axes(ax, (5.0, 3.0))
+    curves = np.asarray(losses, dtype=np.float64)
+    colors = feature_colors(curves.shape[1])
+    for i, label in enumerate(labels):
+        ax.plot(steps, curves[:, i], color=colors[i], label=label, lw=1)
+    ax.set(yscale="log", xlabel="step", ylabel="training loss", title="loss curves")
+    ax.legend(fontsize=6, ncols=2)
+    return ax
+
+
+def save_figure(
+    fig: Figure, path: str | os.PathLike[str], formats: Sequence[str] = ("png", "svg")
+) -> list[Path]:
+    """Save ``fig`` as ``path.png`` and ``path.svg`` (atomically each); returns the files."""
+    written = []
+    for ext in formats:
+        target = Path(f"{path}.{ext}")
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, format=ext, dpi=DPI)
+        written.append(target)
+    return written
+
+
+def _grid(
+    count: int, width: float, height: float, cols: int, **kw: Any
+) -> tuple[Figure, np.ndarray]:
+    rows = -(-count // cols)
+    fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False, **kw).ravel())
+    for ax in axes[count:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
+def _label(run: TrainedRun, i: int) -> str:
+    return f"1-S={1.0 - run.sparsity(i):.3g}"
+
+
+def _figure_of(ax: Axes) -> Figure:
+    fig = ax.get_figure()
+    assert isinstance(fig, Figure)
+    return fig
+
+
+def write_run_figures(run: TrainedRun, folder: str | os.PathLike[str]) -> list[Path]:
+    """Draw every figure of a run into ``folder`` (PNG and SVG); returns the files written."""
+    folder = Path(folder)
+    kind, count = run.config.kind, run.n_instances
+    importance = run.config.importance_vector()
+    labels = [_label(run, i) for i in range(count)]
+    summaries = [run.summary(i) for i in range(count)]
+    weights = [run.instance_weights(i) for i in range(count)]
+    written: list[Path] = []
+
+    curve = run.metrics["loss_curve"]
+    ax = plot_loss_curves(curve["step"], curve["loss"], labels)
+    written += save_figure(_figure_of(ax), folder / "loss")
+    if count > 1:
+        sparsity = [run.sparsity(i) for i in range(count)]
+        sweep = plot_sweep(sparsity, run.metrics["final_loss"], summaries)
+        written += save_figure(_figure_of(sweep[0]), folder / "sweep")
+
+    if kind.hidden_relu:
+        m = run.config.n_hidden
+        fig, grid = _grid(count, max(4.0, 0.16 * m + 1.5), 2.8, min(count, 2 if m > 12 else 4))
+        for i, (w1, w2, _) in enumerate(weights):
+            s = summaries[i]
+            title = f"{labels[i]}: {s['monosemantic']} mono / {s['polysemantic']} poly"
+            plot_neuron_stack(w1, w2, ax=grid[i], importance=importance, title=title)
+        written += save_figure(fig, folder / "neuron_stack")
+        fig, grid = _grid(2 * count, 4.0, 3.0, 4 if count > 1 else 2)
+        for i, (w1, w2, _) in enumerate(weights):
+            pair = list(grid[2 * i : 2 * i + 2])
+            plot_weights(w1, w2, axes=pair, importance=importance, title=labels[i])
+        written += save_figure(fig, folder / "weights")
+        fig, grid = _grid(count, 4.0, 4.0, min(count, 4))
+        for i, (w1, w2, b) in enumerate(weights):
+            plot_graph(w1, w2, b, ax=grid[i], importance=importance, title=labels[i])
+        written += save_figure(fig, folder / "graph")
+    else:
+        fig, grid = _grid(3 * count, 2.6, 2.6, 3)
+        for i, (w1, _, b) in enumerate(weights):
+            plot_features(w1, b, axes=list(grid[3 * i : 3 * i + 3]), title=labels[i])
+        written += save_figure(fig, folder / "features")
+        if run.config.n_hidden == 2:
+            fig, grid = _grid(count, 2.6, 2.6, min(count, 5))
+            for i, (w1, _, _) in enumerate(weights):
+                plot_geometry_2d(w1, ax=grid[i], title=labels[i])
+            written += save_figure(fig, folder / "geometry")
+    return written

@@ -1,0 +1,265 @@
+"""Training: every instance of a ToyConfig in one batched loop, restarts included.
+
+Instance ``c * restarts + r`` trains configuration ``c`` (a sparsity value) from restart
+``r``. Restarts differ in their initial weights and data; configurations that share a
+restart share both and differ only in their sparsity. After training, every instance is
+scored on the same fixed evaluation set and the lowest-loss restart of each
+configuration is kept, as the paper kept the best of many models.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from glassbox.errors import GlassboxError
+from glassbox.toy.config import ToyConfig
+from glassbox.toy.data import draw_uniforms, sparse_features
+from glassbox.toy.models import BatchedModel, Kind, forward, init_params, target_of, weighted_mse
+from glassbox.toy.run import TrainedRun
+
+# Independent random streams derived from the one seed.
+STREAM_INIT, STREAM_DATA, STREAM_EVAL = 0, 1, 2
+CURVE_POINTS = 200
+# Multiply-adds per matmul per step below which one CPU thread beats several.
+SMALL_WORK = 4_000_000
+
+
+def derive_seed(seed: int, stream: int, restart: int = 0) -> int:
+    """A 63-bit seed for one random stream of one restart of a run."""
+    state = np.random.SeedSequence([seed, stream, restart]).generate_state(2, dtype=np.uint32)
+    return (int(state[0]) << 31) ^ int(state[1])
+
+
+def lr_factor(step: int, steps: int, schedule: str, warmup: int = 0) -> float:
+    """The multiplier on the base learning rate at ``step`` (0-based): linear warmup, then the schedule."""
+    if step < warmup:
+        return (step + 1) / warmup
+    t = (step - warmup) / max(steps - warmup, 1)
+    if schedule == "linear":
+        return 1.0 - t
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * t))
+    return 1.0
+
+
+class AdamW:
+    """AdamW (decoupled weight decay) written with plain elementwise ops.
+
+    torch's fused and foreach kernels use multiply-adds whose rounding differs between
+    their vectorised body and scalar tail, so an element's update would depend on where
+    it sits in the tensor, and instance ``i`` of a batched run would drift from the same
+    model trained alone. Multiplies, adds, divides and square roots round identically
+    everywhere, so this one is bit-exact per element. Defaults are torch's.
+    """
+
+    def __init__(
+        self,
+        params: list[torch.Tensor],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+    ) -> None:
+        self.params, self.lr, self.betas, self.eps, self.weight_decay = (
+            params,
+            lr,
+            betas,
+            eps,
+            weight_decay,
+        )
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+        self.scratch = [torch.empty_like(p) for p in params]
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """One update of every parameter from its ``.grad``."""
+        self.t += 1
+        b1, b2 = self.betas
+        step_size = self.lr / (1.0 - b1**self.t)
+        root_correction = math.sqrt(1.0 - b2**self.t)
+        for p, m, v, tmp in zip(self.params, self.m, self.v, self.scratch, strict=True):
+            g = p.grad
+            assert g is not None
+            p.mul_(1.0 - self.lr * self.weight_decay)
+            m.mul_(b1).add_(torch.mul(g, 1.0 - b1, out=tmp))
+            v.mul_(b2).add_(torch.mul(g, g, out=tmp).mul_(1.0 - b2))
+            torch.sqrt(v, out=tmp).div_(root_correction).add_(self.eps)  # denominator
+            p.sub_(torch.div(m, tmp, out=tmp).mul_(step_size))
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device for ``name``; asking for CUDA without one is a user error."""
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise GlassboxError(
+            f"device {name!r} asked for, but this torch has no CUDA device; use --device cpu"
+        )
+    return torch.device(name)
+
+
+def instance_probability(config: ToyConfig, device: torch.device) -> torch.Tensor:
+    """Feature probability ``(configs * restarts, n)``, each configuration repeated per restart."""
+    p = torch.tensor(config.probability(), dtype=torch.float32, device=device)
+    return p.repeat_interleave(config.restarts, dim=0)
+
+
+@torch.no_grad()
+def evaluate(
+    kind: Kind,
+    params: dict[str, torch.Tensor],
+    probability: torch.Tensor,
+    importance: torch.Tensor,
+    generator: torch.Generator,
+    n_restarts: int,
+    samples: int,
+    chunk: int,
+) -> np.ndarray:
+    """Per-instance loss on ``samples`` fresh inputs from ``generator``, in chunks, as float64.
+
+    Every restart sees the same inputs, so their losses compare fairly.
+    """
+    n_features = probability.shape[1]
+    total = np.zeros(probability.shape[0])
+    for start in range(0, samples, chunk):
+        size = min(chunk, samples - start)
+        keep, value = draw_uniforms([generator], size, n_features)
+        shape = (n_restarts, size, n_features)
+        x = sparse_features(
+            keep.expand(shape), value.expand(shape), probability, kind.signed_inputs
+        )
+        loss = weighted_mse(forward(kind, params, x), target_of(kind, x), importance)
+        total += loss.double().cpu().numpy() * size
+    return total / samples
+
+
+def default_threads(config: ToyConfig) -> int:
+    """Threads for a run: one for small models, where thread hand-offs cost more than they save."""
+    work = config.n_configs * config.restarts * config.batch * config.n_features * config.n_hidden
+    return 1 if work < SMALL_WORK else torch.get_num_threads()
+
+
+def train(config: ToyConfig, progress: bool = True, threads: int | None = None) -> TrainedRun:
+    """Train every instance of ``config`` and keep the best restart of each configuration.
+
+    ``threads`` sets torch's CPU threads for the run (restored afterwards); by default
+    :func:`default_threads`.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads or default_threads(config))
+    try:
+        return _train(config, progress)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train(config: ToyConfig, progress: bool) -> TrainedRun:
+    device = resolve_device(config.device)
+    kind = config.kind
+    n_restarts, n_configs = config.restarts, config.n_configs
+    n_instances = n_configs * n_restarts
+
+    def generator(stream: int, restart: int, on: torch.device) -> torch.Generator:
+        return torch.Generator(on).manual_seed(derive_seed(config.seed, stream, restart))
+
+    # Each restart has its own streams, so restart r is the same in any run that has it.
+    data_gens = [generator(STREAM_DATA, r, device) for r in range(n_restarts)]
+    eval_gen = generator(STREAM_EVAL, 0, device)
+
+    # One initial model per restart (drawn on the CPU, so CUDA runs start the same),
+    # shared by every configuration: instances tile as (r0, r1, r0, r1, ...).
+    inits = [
+        init_params(
+            kind,
+            1,
+            config.n_features,
+            config.n_hidden,
+            generator(STREAM_INIT, r, torch.device("cpu")),
+            config.init_scale,
+        )
+        for r in range(n_restarts)
+    ]
+    start = {}
+    for name in inits[0]:
+        stacked = torch.cat([p[name] for p in inits])
+        start[name] = stacked.repeat(n_configs, *([1] * (stacked.ndim - 1))).to(device)
+    importance = torch.tensor(config.importance_vector(), dtype=torch.float32, device=device)
+    probability = instance_probability(config, device)
+
+    model = BatchedModel(kind, start, importance, config.batch)
+    params = list(model.params.values())
+    optimizer = AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    x = torch.empty(n_instances, config.batch, config.n_features, device=device)
+    uniforms_shape = (n_restarts, config.batch, config.n_features)
+    uniforms = (
+        torch.empty(uniforms_shape, device=device),
+        torch.empty(uniforms_shape, device=device),
+    )
+    target = torch.empty_like(x) if kind.target == "abs" else x
+    losses = torch.empty(config.steps, n_instances, device=device)
+
+    bar = tqdm(
+        total=config.steps,
+        disable=not progress,
+        file=sys.stderr,
+        desc=f"train {config.model} x{n_instances}",
+        mininterval=0.5,
+        unit="step",
+    )
+    t0 = time.perf_counter()
+    for step in range(config.steps):
+        optimizer.lr = config.lr * lr_factor(step, config.steps, config.schedule, config.warmup)
+        keep, value = draw_uniforms(data_gens, config.batch, config.n_features, out=uniforms)
+        sparse_features(keep, value, probability, kind.signed_inputs, out=x)
+        if kind.target == "abs":
+            torch.abs(x, out=target)
+        losses[step] = model.loss_and_grad(x, target)
+        optimizer.step()
+        bar.update(1)
+        if progress and (step % 200 == 0 or step == config.steps - 1):
+            bar.set_postfix(loss=f"{losses[step].sum().item():.4g}", refresh=False)
+    bar.close()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    train_seconds = time.perf_counter() - t0
+
+    trained = {k: v.detach() for k, v in model.params.items()}
+    final = evaluate(
+        kind,
+        trained,
+        probability,
+        importance,
+        eval_gen,
+        n_restarts,
+        config.eval_samples,
+        config.batch,
+    )
+    if not np.all(np.isfinite(final)):
+        raise GlassboxError("training diverged (non-finite loss); lower --lr")
+    by_config = final.reshape(n_configs, n_restarts)
+    kept_restart = by_config.argmin(axis=1)
+    kept = np.arange(n_configs) * n_restarts + kept_restart
+
+    curve = losses[:, kept].double().cpu().numpy()
+    windows = np.array_split(np.arange(config.steps), min(CURVE_POINTS, config.steps))
+    metrics = {
+        "final_loss": final[kept].tolist(),
+        "restart_final_loss": by_config.tolist(),
+        "kept_restart": kept_restart.tolist(),
+        "loss_curve": {
+            "step": [int(w[-1]) + 1 for w in windows],
+            "loss": [curve[w].mean(axis=0).tolist() for w in windows],
+        },
+        "train_seconds": train_seconds,
+        "steps_per_second": config.steps / train_seconds,
+        "device": str(device),
+        "torch": torch.__version__,
+    }
+    weights = {k: v[kept].cpu().numpy().copy() for k, v in trained.items()}
+    return TrainedRun(config, weights, metrics)

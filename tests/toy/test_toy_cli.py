@@ -18,22 +18,15 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
     return code, out, err
 
 
-def test_train_abs_writes_a_complete_run_dir(tmp_path: Path, capsys) -> None:
+def test_train_abs_writes_a_complete_run_dir_and_plot_draws_it(tmp_path: Path, capsys) -> None:
     out = tmp_path / "run"
     args = ["train", "abs", "--features", "6", "--neurons", "4", "--sparsity", "0,0.9"]
-    code, stdout, err = run_cli([*args, "--seed", "3", "--out", str(out), *FAST], capsys)
+    code, stdout, err = run_cli(
+        [*args, "--seed", "3", "--out", str(out), "--no-plots", *FAST], capsys
+    )
     assert code == 0, err
     names = {p.name for p in out.iterdir()}
-    assert names == {
-        "weights.safetensors",
-        "config.json",
-        "metrics.json",
-        "analysis.json",
-        "figures",
-    }
-    figures = {p.name for p in (out / "figures").iterdir()}
-    for stem in ("loss", "sweep", "neuron_stack", "weights", "graph"):
-        assert {f"{stem}.png", f"{stem}.svg"} <= figures
+    assert names == {"weights.safetensors", "config.json", "metrics.json", "analysis.json"}
     config = json.loads((out / "config.json").read_text())
     assert (config["model"], config["n_features"], config["sparsity"], config["seed"]) == (
         "abs",
@@ -42,28 +35,38 @@ def test_train_abs_writes_a_complete_run_dir(tmp_path: Path, capsys) -> None:
         3,
     )
     metrics = json.loads((out / "metrics.json").read_text())
-    assert len(metrics["final_loss"]) == 2
+    assert len(metrics["final_loss"]) == 2 and len(metrics["loss_curve"]["loss"]) == 60
     analysis = json.loads((out / "analysis.json").read_text())
     assert [row["sparsity"] for row in analysis["instances"]] == pytest.approx([0.0, 0.9])
     assert "mono" in stdout and len(stdout.strip().splitlines()) == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no temporary leftovers
 
-    # plot redraws from the saved weights.
-    for f in (out / "figures").iterdir():
-        f.unlink()
     code, stdout, err = run_cli(["plot", str(out)], capsys)
     assert code == 0, err
-    assert len(list((out / "figures").iterdir())) == len(figures)
+    figures = {p.name for p in (out / "figures").iterdir()}
+    for stem in ("loss", "sweep", "neuron_stack", "weights", "graph"):
+        assert {f"{stem}.png", f"{stem}.svg"} <= figures
+    assert "wrote 10 figure files" in stdout
 
 
-@pytest.mark.parametrize(
-    "model, figure",
-    [("relu-output", "geometry"), ("linear", "features"), ("relu-hidden", "neuron_stack")],
-)
-def test_train_other_kinds(tmp_path: Path, capsys, model: str, figure: str) -> None:
-    code, _, err = run_cli(["train", model, "--out", str(tmp_path / "r"), *FAST], capsys)
+def test_train_relu_output_draws_the_feature_figures(tmp_path: Path, capsys) -> None:
+    code, stdout, err = run_cli(
+        ["train", "relu-output", "--out", str(tmp_path / "r"), *FAST], capsys
+    )
     assert code == 0, err
-    assert (tmp_path / "r" / "figures" / f"{figure}.png").is_file()
+    for stem in ("features", "geometry", "sweep", "loss"):
+        assert (tmp_path / "r" / "figures" / f"{stem}.svg").is_file()
+    assert "D*" in stdout
+
+
+@pytest.mark.parametrize("model", ["linear", "relu-hidden"])
+def test_train_other_kinds(tmp_path: Path, capsys, model: str) -> None:
+    args = ["train", model, "--out", str(tmp_path / "r"), "--no-plots", *FAST]
+    code, _, err = run_cli(args, capsys)
+    assert code == 0, err
+    assert not (tmp_path / "r" / "figures").exists()
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["model"] == model
 
 
 @pytest.mark.parametrize(

@@ -101,6 +101,12 @@ def _train_command(model: str) -> click.Command:
         help="Multiplier on the Xavier-normal init.",
     )
     @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+    @click.option(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads (default: 1 for small models or a busy CPU, else torch's default).",
+    )
     @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
     @click.option(
         "--out",
@@ -119,7 +125,13 @@ def _train_command(model: str) -> click.Command:
         "--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr."
     )
     def command(
-        sparsity: str, out: Path, overwrite: bool, plots: bool, progress: bool, **fields: Any
+        sparsity: str,
+        out: Path,
+        overwrite: bool,
+        plots: bool,
+        progress: bool,
+        threads: int | None,
+        **fields: Any,
     ) -> None:
         from glassbox.toy.run import save_run
         from glassbox.toy.train import train as run_training
@@ -127,7 +139,9 @@ def _train_command(model: str) -> click.Command:
         config = default_config(model, sparsity=parse_sparsity(sparsity), **fields)
         if out.exists() and any(out.iterdir()) and not overwrite:
             raise GlassboxError(f"{out} already exists; choose a new --out or pass --overwrite")
-        run = run_training(config, progress=progress)
+        if threads is not None and threads < 1:
+            raise GlassboxError(f"--threads must be at least 1, got {threads}")
+        run = run_training(config, progress=progress, threads=threads)
         save_run(run, out, plots=plots, overwrite=overwrite)
         click.echo(f"wrote {out}")
         _print_table(run)

@@ -113,10 +113,9 @@ class BatchedModel:
         self._out = like.new_empty(n_inst, batch, n_features)
         self._diff = like.new_empty(n_inst, batch, n_features)
         self._g = like.new_empty(n_inst, batch, n_features)
-        self._mask_out = torch.empty(
-            n_inst, batch, n_features, dtype=torch.bool, device=like.device
-        )
-        self._mask_h = torch.empty(n_inst, batch, n_hidden, dtype=torch.bool, device=like.device)
+        # Float 0/1 masks: multiplying by them is several times faster than masked_fill_.
+        self._mask_out = like.new_empty(n_inst, batch, n_features)
+        self._mask_h = like.new_empty(n_inst, batch, n_hidden)
         self._loss = like.new_empty(n_inst, 1, 1)
 
     def loss_and_grad(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -139,14 +138,12 @@ class BatchedModel:
         # sum(diff * g) = 2 * loss: a batched dot product, no temporary.
         torch.bmm(diff.view(n_inst, 1, -1), g.view(n_inst, -1, 1), out=self._loss)
         if kind.output_relu:
-            torch.le(out, 0.0, out=self._mask_out)
-            g.masked_fill_(self._mask_out, 0.0)
+            g.mul_(torch.gt(out, 0.0, out=self._mask_out))
 
         # Backward: g is dL/d(pre-output), gh is dL/d(pre-hidden).
         torch.bmm(g, W2, out=self._gh)
         if kind.hidden_relu:
-            torch.le(h, 0.0, out=self._mask_h)
-            self._gh.masked_fill_(self._mask_h, 0.0)
+            self._gh.mul_(torch.gt(h, 0.0, out=self._mask_h))
         gW1 = p["W1"].grad
         assert gW1 is not None
         torch.bmm(self._gh.mT, x, out=gW1)

@@ -10,6 +10,7 @@ configuration is kept, as the paper kept the best of many models.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 
@@ -140,9 +141,16 @@ def evaluate(
 
 
 def default_threads(config: ToyConfig) -> int:
-    """Threads for a run: one for small models, where thread hand-offs cost more than they save."""
+    """CPU threads for a run: one when the model is small or the CPU is already busy.
+
+    Small models gain nothing from a thread pool, and on oversubscribed cores torch's
+    spinning worker threads slow a run down several times (measured: 10x at load 6 on
+    2 cores), so more than one thread is used only for big models on an idle machine.
+    """
     work = config.n_configs * config.restarts * config.batch * config.n_features * config.n_hidden
-    return 1 if work < SMALL_WORK else torch.get_num_threads()
+    cpus = os.cpu_count() or 1
+    busy = os.getloadavg()[0] > cpus - 0.5
+    return 1 if work < SMALL_WORK or busy else torch.get_num_threads()
 
 
 def train(config: ToyConfig, progress: bool = True, threads: int | None = None) -> TrainedRun:
@@ -152,11 +160,14 @@ def train(config: ToyConfig, progress: bool = True, threads: int | None = None) 
     :func:`default_threads`.
     """
     previous = torch.get_num_threads()
-    torch.set_num_threads(threads or default_threads(config))
+    threads = threads or default_threads(config)
+    torch.set_num_threads(threads)
     try:
-        return _train(config, progress)
+        run = _train(config, progress)
     finally:
         torch.set_num_threads(previous)
+    run.metrics["threads"] = threads
+    return run
 
 
 def _train(config: ToyConfig, progress: bool) -> TrainedRun:

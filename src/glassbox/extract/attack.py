@@ -26,7 +26,7 @@ from glassbox.errors import GlassboxError
 from glassbox.extract.kinks import LineKinks, find_kinks
 from glassbox.extract.layers import Hyperplanes, first_signatures
 from glassbox.extract.oracle import Oracle, QueryBudgetExceeded
-from glassbox.extract.refine import refine
+from glassbox.extract.refine import recenter, refine
 from glassbox.extract.signs import OutputFit, fit_output_layer
 from glassbox.mlp import ReLUNet
 
@@ -247,14 +247,16 @@ class _State:
         rough = self._net(fit, output_relu, hidden_bias=True)
         with self.oracle.phase("outputs"):
             X2 = self._targeted(rough, fit.source, X)
-            keep = np.concatenate([np.zeros(X.shape[0], dtype=bool), np.ones(X2.shape[0], dtype=bool)])
+            keep = np.concatenate(
+                [np.zeros(X.shape[0], dtype=bool), np.ones(X2.shape[0], dtype=bool)]
+            )
             X, Y = np.vstack([X, X2]), np.vstack([Y, self.oracle.query(X2)])
         bar.done()
 
         if cfg.refine:
             bar.note("refine", hyperplanes=len(self.hp))
             with self.oracle.phase("refine"):
-                self.unrefined = refine(
+                phantoms, unmeasured = refine(
                     self.oracle,
                     self.hp,
                     rough,
@@ -264,17 +266,41 @@ class _State:
                     rng=self.rng,
                     max_rows=cfg.max_batch_rows,
                 )
+            # A plane whose gradient jumps never agree twice is not there: its first
+            # estimate came from a misplaced kink. Drop it; if it was real, the self-check
+            # will say so.
+            self.hp.remove(phantoms)
+            if phantoms:
+                self.notes.append(f"dropped {len(phantoms)} hyperplane(s) no measurement confirmed")
+            # A neuron seen twice under a first estimate too rough to match shows up as
+            # two hyperplanes; after refinement they coincide.
+            merged = self.hp.merge_duplicates() + self.hp.drop_phantoms()
+            if merged:
+                self.notes.append(f"merged {merged} duplicate hyperplane(s)")
+            stray = self.hp.settle_offsets()
+            if stray:
+                self.notes.append(f"{stray} critical point(s) matched to the wrong plane at first")
+            self.unrefined = [h for h, done in enumerate(self.hp.refined) if not done]
             if self.unrefined:
-                self.notes.append(f"{len(self.unrefined)} hyperplane(s) kept their first estimate")
+                self.notes.append(
+                    f"{len(self.unrefined)} hyperplane(s) kept their first estimate "
+                    "(no output that depends on them is on near them)"
+                )
         bar.done()
 
         V, c = self.hp.matrix()
         hidden_bias = cfg.hidden_bias
         if hidden_bias is None:
-            reach = max(float(np.max(np.linalg.norm(p, axis=1))) for p in map(np.array, self.hp.points))
+            reach = max(
+                float(np.max(np.linalg.norm(p, axis=1))) for p in map(np.array, self.hp.points)
+            )
             hidden_bias = bool(np.max(np.abs(c)) > 1e-9 * (1.0 + reach))
         if not hidden_bias:
             c = np.zeros_like(c)
+        elif cfg.refine:
+            with self.oracle.phase("refine"):
+                recenter(self.oracle, self.hp, eps=self.eps, input_scale=cfg.input_scale)
+            V, c = self.hp.matrix()
         fit = fit_output_layer(
             X,
             Y,
@@ -282,7 +308,6 @@ class _State:
             c,
             output_relu=output_relu,
             output_bias=cfg.output_bias,
-            signs=(fit.flipped, fit.pair),
             keep=keep,
         )
         self.notes.extend(fit.notes)
@@ -438,9 +463,7 @@ class _State:
 
     def _net(self, fit: OutputFit, output_relu: bool, *, hidden_bias: bool) -> ReLUNet:
         biases = fit.biases if hidden_bias else None
-        return ReLUNet(
-            [fit.rows, fit.out_weights], [biases, fit.out_bias], output_relu=output_relu
-        )
+        return ReLUNet([fit.rows, fit.out_weights], [biases, fit.out_bias], output_relu=output_relu)
 
     def _self_check(self, net: ReLUNet) -> None:
         """Compare the recovered net with the oracle on fresh queries; sets the verdict."""

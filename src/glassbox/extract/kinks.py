@@ -109,9 +109,7 @@ class _Segments:
 _SEG_FIELDS = ("line", "a", "b", "fa", "fb", "sa", "sb", "ea", "eb")
 
 
-def _query_points(
-    oracle: Oracle, x0: Array, d: Array, line: NDArray[np.int64], t: Array
-) -> Array:
+def _query_points(oracle: Oracle, x0: Array, d: Array, line: NDArray[np.int64], t: Array) -> Array:
     """Query ``x0[line] + t d[line]`` for flat arrays ``line``, ``t``."""
     return oracle.query(x0[line] + t[:, None] * d[line])
 
@@ -211,9 +209,13 @@ def find_kinks(
         s = seg.take(rest)
         hr = h[rest]
         fl, fm, fr = fq[rest, 0], fq[rest, 1], fq[rest, 2]
-        err_mid = (2 * tol[s.line] / hr)
-        left = _Segments(s.line, s.a, ts_star[rest], s.fa, fm, s.sa, (fm - fl) / hr[:, None], s.ea, err_mid)
-        right = _Segments(s.line, ts_star[rest], s.b, fm, s.fb, (fr - fm) / hr[:, None], s.sb, err_mid, s.eb)
+        err_mid = 2 * tol[s.line] / hr
+        left = _Segments(
+            s.line, s.a, ts_star[rest], s.fa, fm, s.sa, (fm - fl) / hr[:, None], s.ea, err_mid
+        )
+        right = _Segments(
+            s.line, ts_star[rest], s.b, fm, s.fb, (fr - fm) / hr[:, None], s.sb, err_mid, s.eb
+        )
         seg = _Segments.concat([left, right])
     np.add.at(unresolved, seg.line, 1)
 
@@ -222,7 +224,19 @@ def find_kinks(
         st = np.concatenate(samples_t[i])
         sf = np.concatenate(samples_f[i])
         order = np.argsort(st, kind="stable")
-        out.append(_line_result(x0[i], d[i], t_lo, t_hi, found[i], st[order], sf[order], float(tol[i]), int(unresolved[i])))
+        out.append(
+            _line_result(
+                x0[i],
+                d[i],
+                t_lo,
+                t_hi,
+                found[i],
+                st[order],
+                sf[order],
+                float(tol[i]),
+                int(unresolved[i]),
+            )
+        )
     return out
 
 
@@ -293,7 +307,22 @@ def _line_result(
     dout = samples_f.shape[1]
     if not found:
         empty = np.zeros((0, dout))
-        return LineKinks(x0, d, t_lo, t_hi, np.zeros(0), np.zeros((0, dout), dtype=bool), (), empty, empty, empty, samples_t, samples_f, tol, unresolved)
+        return LineKinks(
+            x0,
+            d,
+            t_lo,
+            t_hi,
+            np.zeros(0),
+            np.zeros((0, dout), dtype=bool),
+            (),
+            empty,
+            empty,
+            empty,
+            samples_t,
+            samples_f,
+            tol,
+            unresolved,
+        )
     found.sort(key=lambda r: r[0])
     t = np.array([r[0] for r in found])
     sl = np.stack([r[1] for r in found])
@@ -301,7 +330,9 @@ def _line_result(
     value = np.stack([r[3] for r in found])
     slope_err = np.array([r[4] for r in found])
     changed, kind = classify(sl, sr, value, slope_err, tol)
-    return LineKinks(x0, d, t_lo, t_hi, t, changed, kind, sl, sr, value, samples_t, samples_f, tol, unresolved)
+    return LineKinks(
+        x0, d, t_lo, t_hi, t, changed, kind, sl, sr, value, samples_t, samples_f, tol, unresolved
+    )
 
 
 def classify(

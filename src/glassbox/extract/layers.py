@@ -115,6 +115,7 @@ class Hyperplanes:
     known: list[BoolArray] = field(default_factory=list)
     errors: list[float] = field(default_factory=list)
     points: list[list[Array]] = field(default_factory=list)
+    refined: list[bool] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.normals)
@@ -127,6 +128,7 @@ class Hyperplanes:
         self.known.append(sig.known)
         self.errors.append(sig.error)
         self.points.append([point])
+        self.refined.append(False)
         return len(self.normals) - 1
 
     def matrix(self) -> tuple[Array, Array]:
@@ -154,7 +156,11 @@ class Hyperplanes:
                 return int(h)
             predicted = self.weights[h] * abs(V[h] @ d)
             gap = np.abs(predicted[both] - jump[both])
-            if np.all(gap <= 1e-3 * np.abs(jump[both]) + 64 * err[h] * np.abs(predicted[both])):
+            # The normal's error moves v.d by up to |dv| (|d| = 1).
+            slack = 1e-3 * np.abs(jump[both]) + 64 * err[h] * np.sqrt(self.input_dim) * np.abs(
+                self.weights[h][both]
+            )
+            if np.all(gap <= slack):
                 return int(h)
         return -1
 
@@ -165,6 +171,79 @@ class Hyperplanes:
             self.weights[h] = np.where(new, jump / abs(self.normals[h] @ d), self.weights[h])
             self.known[h] = self.known[h] | new
 
+    def merge_duplicates(self) -> int:
+        """Merge hyperplanes that agree up to orientation within their errors; returns how many went."""
+        V, c = self.matrix()
+        drop: set[int] = set()
+        for a in range(len(V)):
+            if a in drop:
+                continue
+            for b in range(a + 1, len(V)):
+                if b in drop:
+                    continue
+                s = 1.0 if V[a] @ V[b] > 0 else -1.0
+                tolerance = 64 * max(self.errors[a], self.errors[b]) + 1e-9
+                close = np.max(np.abs(V[a] - s * V[b])) <= tolerance
+                if close and abs(c[a] - s * c[b]) <= tolerance * (1 + abs(c[a])):
+                    keep, gone = (a, b) if self.errors[a] <= self.errors[b] else (b, a)
+                    self.points[keep].extend(self.points[gone])
+                    self.known[keep] = self.known[keep] | self.known[gone]
+                    drop.add(gone)
+                    if gone == a:
+                        break
+        self.remove(sorted(drop))
+        return len(drop)
+
+    def settle_offsets(self) -> int:
+        """Offsets of refined hyperplanes from the median of their critical points.
+
+        A point matched to the wrong plane under a rough first estimate sits far from the
+        refined plane: it is dropped. Returns how many points went.
+        """
+        dropped = 0
+        for h in range(len(self.normals)):
+            if not self.refined[h]:
+                continue
+            pts = np.array(self.points[h])
+            off = -(pts @ self.normals[h])
+            med = float(np.median(off))
+            fits = np.abs(off - med) <= 1e-9 * (1.0 + np.linalg.norm(pts, axis=1))
+            self.points[h] = [p for p, ok in zip(self.points[h], fits, strict=True) if ok]
+            self.offsets[h] = float(np.mean(off[fits]))
+            dropped += int(np.sum(~fits))
+        return dropped
+
+    def drop_phantoms(self) -> int:
+        """Drop unrefined hyperplanes whose every critical point lies on a refined one.
+
+        Such a plane is a second, corrupted first estimate of a neuron already known.
+        """
+        V, c = self.matrix()
+        good = np.array(self.refined, dtype=bool)
+        gone = []
+        for h in np.flatnonzero(~good):
+            pts = np.array(self.points[h])
+            resid = np.abs(pts @ V[good].T + c[good])
+            scale = 1e-9 * (1.0 + np.linalg.norm(pts, axis=1))[:, None]
+            if good.any() and np.all(np.any(resid <= scale, axis=1)):
+                gone.append(int(h))
+        self.remove(gone)
+        return len(gone)
+
+    def remove(self, which: list[int]) -> None:
+        """Forget the given hyperplanes."""
+        for i in sorted(set(which), reverse=True):
+            for store in (
+                self.normals,
+                self.offsets,
+                self.weights,
+                self.known,
+                self.errors,
+                self.points,
+                self.refined,
+            ):
+                del store[i]  # type: ignore[attr-defined]
+
     def update(self, h: int, normal: Array, offset: float, error: float) -> None:
         """Replace a hyperplane's normal and offset by a better estimate."""
         if normal @ self.normals[h] < 0:
@@ -172,6 +251,7 @@ class Hyperplanes:
         self.normals[h] = normal
         self.offsets[h] = offset
         self.errors[h] = error
+        self.refined[h] = True
 
 
 def first_signatures(

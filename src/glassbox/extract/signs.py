@@ -102,13 +102,11 @@ def fit_output_layer(
     *,
     output_relu: bool,
     output_bias: bool | None,
-    signs: tuple[BoolArray, BoolArray] | None = None,
     keep: BoolArray | None = None,
 ) -> OutputFit:
     """Signs, +/- pairs and output layer from queries ``Y = f(X)`` and hyperplanes ``v.x + c``.
 
-    ``signs`` (``flipped``, ``pair`` per hyperplane, from an earlier fit) skips the sign
-    solve and only refits the output layer. Rows in ``keep`` (the samples placed beside
+    Rows in ``keep`` (the samples placed beside
     hyperplanes) are always used; other rows are thinned to a few per unknown.
     """
     keep = np.zeros(X.shape[0], dtype=bool) if keep is None else keep
@@ -117,10 +115,7 @@ def fit_output_layer(
     scale = max(float(np.max(np.abs(Y))), np.finfo(np.float64).tiny)
     active = Y > 0 if output_relu else np.ones_like(Y, dtype=bool)
     notes: list[str] = []
-    if signs is None:
-        flipped, pair = _solve_signs(X, Y, normals, offsets, active, keep, notes)
-    else:
-        flipped, pair = signs
+    flipped, pair = _solve_signs(X, Y, normals, offsets, active, keep, notes)
 
     # 3. Neurons: one per hyperplane, two for a +/- pair.
     sign = np.where(flipped, -1.0, 1.0)

@@ -23,7 +23,7 @@ def cli() -> None:
 
 def _register() -> None:
     # Imported here so that each module can import ``cli`` without a cycle.
-    from glassbox.cli import demo, net, toy, verify  # noqa: F401
+    from glassbox.cli import demo, extract, net, toy, verify  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -242,7 +242,7 @@ class Hyperplanes:
                 self.points,
                 self.refined,
             ):
-                del store[i]  # type: ignore[attr-defined]
+                del store[i]
 
     def update(self, h: int, normal: Array, offset: float, error: float) -> None:
         """Replace a hyperplane's normal and offset by a better estimate."""

@@ -154,3 +154,17 @@ def test_configs_round_trip_and_bad_ones_are_refused(tmp_path: Path) -> None:
     )
     assert code == 2 and "instance 3 does not exist" in stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_the_report_shows_the_attacks_line_with_its_kinks(
+    demo_run: tuple[Path, int, str, str],
+) -> None:
+    out = demo_run[0]
+    line = read_json(out / "line.json")
+    hidden = line["kind"].count("hidden")
+    page = (out / "report.html").read_text()
+    assert (
+        f"{len(line['samples_t']):,} queries on this line placed {len(line['t'])} kinks: {hidden} where"
+        in page
+    )
+    assert 'alt="f along a line with its kinks"' in page

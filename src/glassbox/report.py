@@ -24,7 +24,8 @@ from matplotlib.figure import Figure
 from numpy.typing import NDArray
 
 from glassbox.errors import GlassboxError
-from glassbox.extract.kinks import LineKinks
+from glassbox.extract.kinks import HIDDEN, LineKinks
+from glassbox.extract.lineplot import line_figure
 from glassbox.extract.verify import Alignment, align
 from glassbox.io import dumps_json
 from glassbox.mlp import ReLUNet
@@ -34,6 +35,8 @@ from glassbox.toy.config import ToyConfig
 Array = NDArray[np.float64]
 
 DPI = 100
+# More curves than this make the line plot unreadable.
+MAX_LINE_CURVES = 10
 # Below this a log2 error is "exact": verification.json writes an exact zero as -1074.
 EXACT_LOG2 = -1000.0
 
@@ -409,7 +412,9 @@ def verification_figure(ver: dict[str, Any]) -> Figure:
         for x, (b, v) in enumerate(zip(bits, values, strict=True)):
             ax.annotate(fmt_log2(v), (x, b), ha="center", va="bottom", fontsize=8)
         ax.set_xticks(range(len(names)), names, fontsize=8)
-        ax.set(ylabel="bits: -log2 error", title=title, ylim=(0, exact * 1.15))
+        # An error above 1 has negative bits: let its bar hang below the axis.
+        ax.set(ylabel="bits: -log2 error", title=title, ylim=(min(0.0, *bits) - 2.0, exact * 1.15))
+        ax.axhline(0.0, color="black", lw=0.5)
     threshold = ver.get("delta_threshold_log2")
     if threshold is not None:
         axes[0].axhline(-threshold, color="#b2182b", lw=1, ls="--")
@@ -596,7 +601,27 @@ def _role(j: int, summary: dict[str, Any], w1: Array, w2: Array, rec: Recovery) 
 
 
 def _line_section(inputs: ReportInputs) -> list[str]:
-    return []
+    head = "<h2>How the attack sees the model: the line plot</h2>"
+    line = inputs.line
+    if line is None:
+        return [head, "<p>The attack kept no line for this run.</p>"]
+    active = int(np.count_nonzero(np.ptp(line.samples_f, axis=0) > 0))
+    shown = max(1, min(active, MAX_LINE_CURVES))
+    hidden = sum(k == HIDDEN for k in line.kind)
+    return [
+        head,
+        f"<p>The attack's first line, x(t) = x0 + t d for t in [{line.t_lo:g}, {line.t_hi:g}]. "
+        "Along it every output is piecewise linear: it bends where a neuron switches on or off. "
+        f"{line.samples_t.size:,} queries on this line placed {line.t.size} kinks: {hidden} where a "
+        "hidden neuron switches (every output that neuron feeds bends at the same t) and "
+        f"{line.t.size - hidden} where an output's own ReLU switches it off (one output bends, "
+        f"to or from zero). {active} of the {line.samples_f.shape[1]} outputs vary along the line; "
+        f"the plot draws the {shown} that vary most.</p>",
+        _img(line_figure(line, top_k=shown), "f along a line with its kinks"),
+        "<p class='caption'>Dashed lines: hidden-neuron kinks; crosses: output-ReLU kinks. Each "
+        "hidden kink is a point on one neuron's hyperplane; the attack reads that neuron's weights "
+        "off the change of slope there (up to a positive scale).</p>",
+    ]
 
 
 def _queries_section(ex: dict[str, Any]) -> list[str]:

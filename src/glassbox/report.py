@@ -209,9 +209,8 @@ def reading(
     classes = truth["features"]
     parts = [f"{classes[c]} {FEATURE_WORDS[c]}" for c in analysis.FEATURE_CLASSES if classes[c]]
     out.append(
-        f"Of the {n} features, abs(x) is computed for {truth['features_computed']}: "
-        + "; ".join(parts)
-        + "."
+        f"Of the {n} features, the model computes abs(x) for {truth['features_computed']} on both "
+        "signs. Feature by feature: " + "; ".join(parts) + "."
     )
     top = truth["top_features_dedicated"]
     if truth["features_computed"] == 0:
@@ -221,10 +220,14 @@ def reading(
             "Even the most important feature shares its neurons: superposition reaches the top."
         )
     elif top < n:
+        lead = (
+            "Only feature 0, the most important, has"
+            if top == 1
+            else f"Features 0 to {top - 1}, the most important, have"
+        )
         out.append(
-            f"The {top} most important feature(s) have neurons of their own; from feature {top} "
-            "on, features share neurons or are dropped, as the paper finds: the most important "
-            "features stay monosemantic longest."
+            f"{lead} neurons of their own; from feature {top} on, features share neurons or are "
+            "dropped, as the paper finds: the most important features stay monosemantic longest."
         )
     else:
         out.append(

@@ -178,8 +178,10 @@ def run_demo(
     t0 = time.perf_counter()
     toy = config.toy
     say(
-        f"[1/4] training {toy.restarts} instance(s) of the abs(x) model at once: "
-        f"{toy.n_features} features, {toy.n_hidden} neurons, sparsity {toy.sparsity}, {toy.steps} steps"
+        f"[1/4] training {toy.n_configs * toy.restarts} instance(s) of the abs(x) model at once "
+        f"({toy.restarts} restart(s) per sparsity, lowest loss kept): {toy.n_features} features, "
+        f"{toy.n_hidden} neurons, S = {', '.join(f'{v:g}' for v in 1 - toy.probability().mean(axis=1))}, "
+        f"{toy.steps} steps"
     )
     run = train(toy, progress=progress)
     truth = run.instance_net(config.instance)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from numpy.typing import NDArray
 
 from glassbox.errors import GlassboxError
@@ -317,6 +318,7 @@ def difference_figure(diffs: dict[str, Array], order: Sequence[int]) -> Figure:
     ):
         im = ax.imshow(lg, cmap=cmap, norm=norm, aspect="auto", interpolation="nearest")
         ax.set(title=f"{title} (log2)", xlabel=xlabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_yticks(range(len(idx)), ticks, fontsize=7)
     axes[0].set_ylabel("truth neuron")
     fig.colorbar(im, ax=axes[1], label="log2 |Δ| (white: exact)", shrink=0.9)

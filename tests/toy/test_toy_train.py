@@ -39,6 +39,17 @@ def test_batched_instance_equals_the_same_config_alone() -> None:
     assert batched.metrics["restart_final_loss"][1] == alone.metrics["restart_final_loss"][0]
 
 
+def test_density_curriculum_keeps_batched_equal_to_alone() -> None:
+    base = default_config("abs", **SMALL, anneal_from=0.3, anneal_steps=100)
+    batched = train(ToyConfig(**{**base.__dict__, "sparsity": (0.0, 0.99)}), progress=False)
+    alone = train(ToyConfig(**{**base.__dict__, "sparsity": (0.99,)}), progress=False)
+    plain = train(
+        ToyConfig(**{**base.__dict__, "sparsity": (0.99,), "anneal_from": None}), progress=False
+    )
+    assert np.array_equal(batched.weights["W1"][1], alone.weights["W1"][0])
+    assert not np.array_equal(alone.weights["W1"][0], plain.weights["W1"][0])
+
+
 @pytest.mark.parametrize("model", ["relu-output", "linear", "relu-hidden"])
 def test_other_kinds_batched_equals_alone(model: str) -> None:
     a = train(default_config(model, **SMALL, sparsity=(0.0, 0.8)), progress=False)
@@ -103,6 +114,8 @@ def test_lr_schedules() -> None:
         ({"steps": 0}, "steps"),
         ({"lr": -1.0}, "lr"),
         ({"schedule": "step"}, "schedule"),
+        ({"anneal_from": 0.0, "anneal_steps": 10}, "anneal_from"),
+        ({"anneal_from": 0.5, "anneal_steps": 0}, "anneal_steps"),
     ],
 )
 def test_config_rejects_bad_values(changes: dict, message: str) -> None:

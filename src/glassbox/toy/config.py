@@ -34,6 +34,10 @@ class ToyConfig:
     weight_decay: float = 0.01
     schedule: str = "constant"
     warmup: int = 0
+    # Density curriculum: start every instance at feature probability `anneal_from`
+    # (1 - S) and move geometrically to its own over the first `anneal_steps` steps.
+    anneal_from: float | None = None
+    anneal_steps: int = 0
     restarts: int = 1
     seed: int = 0
     init_scale: float = 1.0
@@ -92,6 +96,15 @@ class ToyConfig:
             )
         if not 0 <= self.warmup < self.steps:
             raise GlassboxError(f"warmup must be in [0, steps), got {self.warmup}")
+        if self.anneal_from is not None:
+            if not 0.0 < self.anneal_from <= 1.0:
+                raise GlassboxError(
+                    f"anneal_from is a feature probability 1 - S in (0, 1], got {self.anneal_from}"
+                )
+            if not 0 < self.anneal_steps <= self.steps:
+                raise GlassboxError(
+                    f"anneal_steps must be in [1, steps] with anneal_from, got {self.anneal_steps}"
+                )
         if not self.device.startswith(("cpu", "cuda")):
             raise GlassboxError(f"unknown device {self.device!r}; use cpu or cuda")
 

@@ -123,7 +123,7 @@ def plot_neuron_stack(
     ax.set_xlim(-0.6, len(w1) - 0.4)
     ax.set_ylim(low * 1.05, high * 1.05)
     ax.set_xticks(range(len(idx)), [str(i) for i in idx], fontsize=5 if len(idx) > 12 else 8)
-    ax.set(xlabel="neuron", ylabel="|W1| (normalised)", title=title)
+    ax.set(xlabel="neuron", ylabel="W1 weight (normalised)", title=title)
     return ax
 
 

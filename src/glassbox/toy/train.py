@@ -202,6 +202,9 @@ def _train(config: ToyConfig, progress: bool) -> TrainedRun:
         start[name] = stacked.repeat(n_configs, *([1] * (stacked.ndim - 1))).to(device)
     importance = torch.tensor(config.importance_vector(), dtype=torch.float32, device=device)
     probability = instance_probability(config, device)
+    sampled = probability.clone()  # what the data uses now: differs only while annealing
+    log_target = probability.log()
+    log_start = torch.full_like(log_target, math.log(config.anneal_from or 1.0))
 
     model = BatchedModel(kind, start, importance, config.batch)
     params = list(model.params.values())
@@ -227,7 +230,10 @@ def _train(config: ToyConfig, progress: bool) -> TrainedRun:
     for step in range(config.steps):
         optimizer.lr = config.lr * lr_factor(step, config.steps, config.schedule, config.warmup)
         keep, value = draw_uniforms(data_gens, config.batch, config.n_features, out=uniforms)
-        sparse_features(keep, value, probability, kind.signed_inputs, out=x)
+        if config.anneal_from is not None and step <= config.anneal_steps:
+            alpha = step / config.anneal_steps
+            torch.exp(torch.lerp(log_start, log_target, alpha), out=sampled)
+        sparse_features(keep, value, sampled, kind.signed_inputs, out=x)
         if kind.target == "abs":
             torch.abs(x, out=target)
         losses[step] = model.loss_and_grad(x, target)

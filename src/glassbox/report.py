@@ -583,6 +583,7 @@ def build_report(inputs: ReportInputs) -> str:
     parts += _missing_section(rec, ver, ex)
     parts += [
         "<h2>Training</h2>",
+        f"<p>{_e(_training_text(inputs))}</p>",
         _img(
             training_figure(inputs.training, inputs.instance, f"1-S={1 - sparsity:.3g}"),
             "training loss",
@@ -593,6 +594,18 @@ def build_report(inputs: ReportInputs) -> str:
         f"<!doctype html>\n<html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
         f"<style>{CSS}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n"
     )
+
+
+def _training_text(inputs: ReportInputs) -> str:
+    tr, toy = inputs.training, inputs.toy
+    count = toy.n_configs * toy.restarts
+    text = f"The kept instance's training loss, as windowed means over {toy.steps:,} steps."
+    if "train_seconds" in tr:
+        text += (
+            f" Training all {count} instance(s) took {tr['train_seconds']:.1f} s "
+            f"({tr['steps_per_second']:.0f} steps/s) on {tr.get('device', 'cpu')}."
+        )
+    return text
 
 
 def _role(j: int, summary: dict[str, Any], w1: Array, w2: Array, rec: Recovery) -> str:

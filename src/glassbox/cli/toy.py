@@ -71,6 +71,19 @@ def _train_command(model: str) -> click.Command:
         help="Importance decay: I_i = importance**i.",
     )
     @click.option("--steps", type=int, default=10_000, show_default=True, help="Training steps.")
+    @click.option(
+        "--anneal-from",
+        type=float,
+        default=None,
+        help="Density curriculum: every instance starts at feature probability 1-S = this ...",
+    )
+    @click.option(
+        "--anneal-steps",
+        type=int,
+        default=0,
+        show_default=True,
+        help="... and reaches its own 1-S after this many steps (geometric path).",
+    )
     @click.option("--batch", type=int, default=1024, show_default=True, help="Samples per step.")
     @click.option(
         "--lr", type=float, default=1e-3, show_default=True, help="Peak learning rate (AdamW)."

@@ -222,12 +222,12 @@ def reading(
         )
     elif top < n:
         lead = (
-            "Only feature 0, the most important, has"
+            "Only feature 0, the most important, has neurons of its own"
             if top == 1
-            else f"Features 0 to {top - 1}, the most important, have"
+            else f"Features 0 to {top - 1}, the most important, have neurons of their own"
         )
         out.append(
-            f"{lead} neurons of their own; from feature {top} on, features share neurons or are "
+            f"{lead}; from feature {top} on, features share neurons or are "
             "dropped, as the paper finds: the most important features stay monosemantic longest."
         )
     else:

@@ -34,6 +34,8 @@ Array = NDArray[np.float64]
 
 FLOAT64_EPS = 2.0**-52
 FLOAT32_EPS = 2.0**-23
+# Error (per component of the unit normal) above which a first signature is not kept.
+ROUGHEST_FIRST_ESTIMATE = 1e-5
 
 
 @dataclass(frozen=True)
@@ -233,7 +235,10 @@ class _State:
         self._lines(bar)
         bar.done()
         if len(self.hp) == 0:
-            self.message = "failed: no critical point found on any line (is the function affine?)"
+            self.message = (
+                f"failed: no hidden-neuron kink with a usable signature on {self.n_lines} lines "
+                "(an affine function, or answers too coarse to place kinks)"
+            )
             return
 
         bar.note("outputs", hyperplanes=len(self.hp))
@@ -288,6 +293,9 @@ class _State:
                 )
         bar.done()
 
+        if len(self.hp) == 0:
+            self.message = "failed: no hyperplane survived refinement"
+            return
         V, c = self.hp.matrix()
         hidden_bias = cfg.hidden_bias
         if hidden_bias is None:
@@ -389,6 +397,10 @@ class _State:
             )
         added = 0
         for k, sig in sigs:
+            if sig.error > ROUGHEST_FIRST_ESTIMATE:
+                # Too rough to match later kinks safely (it would swallow other neurons'
+                # critical points); another line will show this neuron better.
+                continue
             point = line.point(float(line.t[k]))
             # Two new kinks of one line cannot be one neuron, but check anyway: cheap.
             jump = line.slope_right[k] - line.slope_left[k]

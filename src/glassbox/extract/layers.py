@@ -208,6 +208,9 @@ class Hyperplanes:
             off = -(pts @ self.normals[h])
             med = float(np.median(off))
             fits = np.abs(off - med) <= 1e-9 * (1.0 + np.linalg.norm(pts, axis=1))
+            if not fits.any():
+                # No two points agree: keep the one nearest the median.
+                fits = np.abs(off - med) == np.min(np.abs(off - med))
             self.points[h] = [p for p, ok in zip(self.points[h], fits, strict=True) if ok]
             self.offsets[h] = float(np.mean(off[fits]))
             dropped += int(np.sum(~fits))

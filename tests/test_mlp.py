@@ -96,3 +96,15 @@ def test_load_rejects_float32(tmp_path):
 def test_bad_specs(spec):
     with pytest.raises(GlassboxError, match="bad net spec"):
         parse_spec(spec)
+
+
+def test_saved_files_get_ordinary_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        path = tmp_path / "net.safetensors"
+        ReLUNet.random("3-2-1").save(path)
+        assert path.stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(umask)

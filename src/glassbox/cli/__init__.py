@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI, mapping user errors to one line on stderr and exit 2."""
     _register()
     try:
-        cli.main(args=argv, prog_name="glassbox", standalone_mode=False)
+        # Without standalone mode click returns a command's exit status instead of exiting.
+        status = cli.main(args=argv, prog_name="glassbox", standalone_mode=False)
     except GlassboxError as exc:
         click.echo(f"glassbox: error: {exc}", err=True)
         return 2
@@ -40,9 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return 2
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    return 0
+    return status if isinstance(status, int) else 0
 
 
 if __name__ == "__main__":

@@ -186,3 +186,13 @@ def test_mismatched_architectures_are_one_line_errors():
         verify(ReLUNet.random("4-3-1"), ReLUNet.random("4-3-3-1"))
     with pytest.raises(GlassboxError, match="sparse_probability"):
         verify(ReLUNet.random("4-3-1"), ReLUNet.random("4-3-1"), sparse_probability=0.0)
+
+
+def test_sparse_inputs_are_signed_and_as_sparse_as_asked():
+    from glassbox.extract.verify import sample_inputs
+
+    x = sample_inputs(50, 4000, np.random.default_rng(0), sparse_probability=0.2)["sparse"]
+    nonzero = x[x != 0]
+    assert abs(nonzero.size / x.size - 0.2) < 0.01
+    assert nonzero.min() < -0.99 and nonzero.max() > 0.99
+    assert abs(np.mean(nonzero < 0) - 0.5) < 0.02

@@ -168,12 +168,13 @@ def sample_inputs(
     """Inputs per distribution: N(0, I), uniform on [-1, 1]^d, and the toy model's sparse one.
 
     The sparse distribution (only when ``sparse_probability`` is given) sets each
-    coordinate independently to U[0, 1] with that probability and to 0 otherwise.
+    coordinate independently to U[-1, 1] with that probability and to 0 otherwise: the
+    abs(x) model's inputs, and a superset of the [0, 1] features of the earlier toy models.
     """
     out = {"gaussian": rng.normal(size=(n, d)), "uniform": rng.uniform(*BOX, size=(n, d))}
     if sparse_probability is not None:
         present = rng.random((n, d)) < sparse_probability
-        out["sparse"] = np.where(present, rng.random((n, d)), 0.0)
+        out["sparse"] = np.where(present, rng.uniform(*BOX, size=(n, d)), 0.0)
     return out
 
 

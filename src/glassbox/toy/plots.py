@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 POS, NEG = "#2166ac", "#b2182b"  # blue for positive weights, red for negative
 FEATURE_CMAP = "viridis"
 DPI = 100
+# Past this many features the graph view is a hairball (and a multi-megabyte file).
+GRAPH_MAX_FEATURES = 24
 
 
 def _axes(ax: Axes | None, size: tuple[float, float] = (6.0, 3.0)) -> Axes:
@@ -350,10 +352,11 @@ def write_run_figures(run: TrainedRun, folder: str | os.PathLike[str]) -> list[P
             pair = list(grid[2 * i : 2 * i + 2])
             plot_weights(w1, w2, axes=pair, importance=importance, title=labels[i])
         written += save_figure(fig, folder / "weights")
-        fig, grid = _grid(count, 4.0, 4.0, min(count, 4))
-        for i, (w1, w2, b) in enumerate(weights):
-            plot_graph(w1, w2, b, ax=grid[i], importance=importance, title=labels[i])
-        written += save_figure(fig, folder / "graph")
+        if run.config.n_features <= GRAPH_MAX_FEATURES:
+            fig, grid = _grid(count, 4.0, 4.0, min(count, 4))
+            for i, (w1, w2, b) in enumerate(weights):
+                plot_graph(w1, w2, b, ax=grid[i], importance=importance, title=labels[i])
+            written += save_figure(fig, folder / "graph")
     else:
         fig, grid = _grid(3 * count, 2.6, 2.6, 3)
         for i, (w1, _, b) in enumerate(weights):

@@ -134,3 +134,11 @@ def test_relu_hidden_tied_census_uses_transpose() -> None:
     s = A.summarize(W, W.T, np.zeros(3), signed_inputs=False, target="identity")
     assert (s["monosemantic"], s["polysemantic"]) == (1, 1)
     assert s["features"]["pair"] == 1  # feature 1: one dedicated neuron computes x exactly
+
+
+def test_constant_baseline_matches_monte_carlo() -> None:
+    rng = np.random.default_rng(0)
+    p, importance = np.array([[1.0, 0.3]]), np.array([1.0, 0.5])
+    x = rng.uniform(0, 1, (400_000, 2)) * (rng.uniform(size=(400_000, 2)) < p)
+    mc = (importance * (x - x.mean(axis=0)) ** 2).mean()
+    assert A.constant_baseline(p, importance)[0] == pytest.approx(mc, rel=0.01)

@@ -169,7 +169,7 @@ for _kind in KINDS:
 
 def _print_table(run: Any) -> None:
     hidden = run.config.kind.hidden_relu
-    head = "inst  1-S       final_loss  " + (
+    head = "inst  1-S       final_loss  vs_const  " + (
         "mono poly dead  computed  pair redun 1sign super none  feat/neuron"
         if hidden
         else "D*     represented"
@@ -177,7 +177,9 @@ def _print_table(run: Any) -> None:
     click.echo(head)
     for i in range(run.n_instances):
         s = run.summary(i)
-        row = f"{i:>4}  {1 - run.sparsity(i):<8.4g}  {run.metrics['final_loss'][i]:<10.4g}  "
+        loss = run.metrics["final_loss"][i]
+        base = run.baseline_loss()[i]
+        row = f"{i:>4}  {1 - run.sparsity(i):<8.4g}  {loss:<10.4g}  {loss / base:<8.3g}  "
         if hidden:
             f = s["features"]
             row += (

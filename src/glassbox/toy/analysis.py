@@ -304,6 +304,17 @@ def dimensionality(W: ArrayLike) -> float:
     return float(w.shape[0] / max((w**2).sum(), 1e-300))
 
 
+def constant_baseline(probability: ArrayLike, importance: ArrayLike) -> Array:
+    """Loss of the best constant output, per instance: ``mean_i I_i Var(y_i)`` with ``Var = p/3 - p^2/4``.
+
+    Both targets (``|x|`` for ``x ~ U[-1, 1]`` and ``x ~ U[0, 1]``) are 0 with probability
+    ``1 - p`` and otherwise ``U[0, 1]``. Losses at different sparsities are not comparable
+    (the paper's footnote 17); their ratio to this baseline is.
+    """
+    p = np.atleast_2d(_f64(probability))
+    return np.asarray((_f64(importance) * (p / 3.0 - p**2 / 4.0)).mean(axis=1))
+
+
 def summarize(
     W1: ArrayLike,
     W2: ArrayLike,

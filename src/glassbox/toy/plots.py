@@ -235,13 +235,22 @@ def plot_sweep(
     final_loss: ArrayLike,
     summaries: Sequence[dict[str, Any]],
     axes: Sequence[Axes] | None = None,
+    baseline: ArrayLike | None = None,
 ) -> Sequence[Axes]:
-    """Loss and representation against ``1 - S``: loss, neuron roles, feature classes (or D*)."""
+    """Loss and representation against ``1 - S``: loss, neuron roles, feature classes (or D*).
+
+    With ``baseline`` (the best constant output's loss) the loss is drawn relative to it,
+    which, unlike the raw loss, compares across sparsities.
+    """
     density = 1.0 - np.asarray(sparsity, dtype=np.float64)
     if axes is None:
         axes = Figure(figsize=(11.0, 3.0), layout="constrained").subplots(1, 3)
-    axes[0].plot(density, final_loss, "o-", color="black")
-    axes[0].set(xscale="log", yscale="log", xlabel="1 - S", ylabel="final loss", title="loss")
+    loss = np.asarray(final_loss, dtype=np.float64)
+    ylabel = "final loss"
+    if baseline is not None:
+        loss, ylabel = loss / np.asarray(baseline, dtype=np.float64), "final loss / best constant"
+    axes[0].plot(density, loss, "o-", color="black")
+    axes[0].set(xscale="log", yscale="log", xlabel="1 - S", ylabel=ylabel, title="loss")
     tied = "dimensionality" in summaries[0]
     if tied:
         axes[1].plot(density, [s["dimensionality"] for s in summaries], "o-")
@@ -336,7 +345,9 @@ def write_run_figures(run: TrainedRun, folder: str | os.PathLike[str]) -> list[P
     written += save_figure(_figure_of(ax), folder / "loss")
     if count > 1:
         sparsity = [run.sparsity(i) for i in range(count)]
-        sweep = plot_sweep(sparsity, run.metrics["final_loss"], summaries)
+        sweep = plot_sweep(
+            sparsity, run.metrics["final_loss"], summaries, baseline=run.baseline_loss()
+        )
         written += save_figure(_figure_of(sweep[0]), folder / "sweep")
 
     if kind.hidden_relu:

@@ -76,6 +76,12 @@ class TrainedRun:
         """The mean sparsity ``S`` of instance ``i`` (its scalar S unless given per feature)."""
         return float(1.0 - self.config.probability()[i].mean())
 
+    def baseline_loss(self) -> NDArray[np.float64]:
+        """Per instance, the loss of the best constant output (see :func:`analysis.constant_baseline`)."""
+        return analysis.constant_baseline(
+            self.config.probability(), self.config.importance_vector()
+        )
+
     def summary(self, i: int) -> dict[str, Any]:
         """The analysis headline numbers for instance ``i`` (see :mod:`glassbox.toy.analysis`)."""
         kind = self.config.kind

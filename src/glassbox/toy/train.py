@@ -19,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 from glassbox.errors import GlassboxError
+from glassbox.toy.analysis import constant_baseline
 from glassbox.toy.config import ToyConfig
 from glassbox.toy.data import draw_uniforms, sparse_features
 from glassbox.toy.models import BatchedModel, Kind, forward, init_params, target_of, weighted_mse
@@ -267,6 +268,9 @@ def _train(config: ToyConfig, progress: bool) -> TrainedRun:
     windows = np.array_split(np.arange(config.steps), min(CURVE_POINTS, config.steps))
     metrics = {
         "final_loss": final[kept].tolist(),
+        "baseline_loss": constant_baseline(
+            config.probability(), config.importance_vector()
+        ).tolist(),
         "restart_final_loss": by_config.tolist(),
         "kept_restart": kept_restart.tolist(),
         "loss_curve": {

@@ -237,7 +237,9 @@ class _State:
         if len(self.hp) == 0:
             self.message = (
                 f"failed: no hidden-neuron kink with a usable signature on {self.n_lines} lines "
-                "(an affine function, or answers too coarse to place kinks)"
+                "(an affine function, or answers too coarse to measure gradients"
+                + (", e.g. float32" if self.eps == FLOAT32_EPS else "")
+                + ")"
             )
             return
 
@@ -343,6 +345,10 @@ class _State:
         if self.config.output_precision is None and nonzero.size:
             is32 = np.all(nonzero.astype(np.float32).astype(np.float64) == nonzero)
             self.eps = FLOAT32_EPS if is32 else FLOAT64_EPS
+            if is32:
+                self.notes.append(
+                    "answers are float32 (relative precision 2^-23): expect 2^-15 at best"
+                )
 
     def _lines(self, bar: _Progress) -> None:
         cfg = self.config

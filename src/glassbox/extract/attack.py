@@ -34,8 +34,6 @@ Array = NDArray[np.float64]
 
 FLOAT64_EPS = 2.0**-52
 FLOAT32_EPS = 2.0**-23
-# Error (per component of the unit normal) above which a first signature is not kept.
-ROUGHEST_FIRST_ESTIMATE = 1e-5
 
 
 @dataclass(frozen=True)
@@ -391,6 +389,9 @@ class _State:
             h = self.hp.match(point, line.d, jump, line.changed[k])
             if h >= 0:
                 self.hp.points[h].append(point)
+                self.hp.crossings[h].append(
+                    (line.d, np.where(line.changed[k], jump, np.nan), float(line.slope_error[k]))
+                )
                 self.hp.learn(h, line.d, jump, line.changed[k])
             else:
                 unknown.append(int(k))
@@ -403,15 +404,16 @@ class _State:
             )
         added = 0
         for k, sig in sigs:
-            if sig.error > ROUGHEST_FIRST_ESTIMATE:
-                # Too rough to match later kinks safely (it would swallow other neurons'
-                # critical points); another line will show this neuron better.
-                continue
             point = line.point(float(line.t[k]))
             # Two new kinks of one line cannot be one neuron, but check anyway: cheap.
             jump = line.slope_right[k] - line.slope_left[k]
             if self.hp.match(point, line.d, jump, line.changed[k]) < 0:
-                self.hp.add(sig, point)
+                crossing = (
+                    line.d,
+                    np.where(line.changed[k], jump, np.nan),
+                    float(line.slope_error[k]),
+                )
+                self.hp.add(sig, point, crossing)
                 added += 1
         return added
 

@@ -14,7 +14,7 @@ the oracle one batch for all open segments of all lines.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -58,6 +58,7 @@ class LineKinks:
     samples_f: Array
     tolerance: float
     unresolved: int
+    slope_error: Array = field(default_factory=lambda: np.zeros(0))
 
     def point(self, t: float | Array) -> Array:
         """The input(s) at line position(s) ``t``."""
@@ -331,7 +332,21 @@ def _line_result(
     slope_err = np.array([r[4] for r in found])
     changed, kind = classify(sl, sr, value, slope_err, tol)
     return LineKinks(
-        x0, d, t_lo, t_hi, t, changed, kind, sl, sr, value, samples_t, samples_f, tol, unresolved
+        x0,
+        d,
+        t_lo,
+        t_hi,
+        t,
+        changed,
+        kind,
+        sl,
+        sr,
+        value,
+        samples_t,
+        samples_f,
+        tol,
+        unresolved,
+        slope_err,
     )
 
 

@@ -116,11 +116,14 @@ class Hyperplanes:
     errors: list[float] = field(default_factory=list)
     points: list[list[Array]] = field(default_factory=list)
     refined: list[bool] = field(default_factory=list)
+    # Per critical point: the line's direction, the output slope jumps there (NaN where
+    # an output did not bend) and their error bar, which any estimate must reproduce.
+    crossings: list[list[tuple[Array, Array, float]]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.normals)
 
-    def add(self, sig: Signature, point: Array) -> int:
+    def add(self, sig: Signature, point: Array, crossing: tuple[Array, Array, float]) -> int:
         """Register a new hyperplane through ``point``; returns its index."""
         self.normals.append(sig.normal)
         self.offsets.append(float(-(sig.normal @ point)))
@@ -129,6 +132,7 @@ class Hyperplanes:
         self.errors.append(sig.error)
         self.points.append([point])
         self.refined.append(False)
+        self.crossings.append([crossing])
         return len(self.normals) - 1
 
     def matrix(self) -> tuple[Array, Array]:
@@ -148,7 +152,7 @@ class Hyperplanes:
         V, c = self.matrix()
         resid = np.abs(V @ point + c)
         err = np.array(self.errors)
-        tol = 64 * err * np.sqrt(self.input_dim) * (np.linalg.norm(point) + 1.0) + 1e-12
+        tol = 16 * err * (np.linalg.norm(point) + 1.0) + 1e-12
         for h in np.flatnonzero(resid <= tol)[np.argsort(resid[resid <= tol])]:
             both = self.known[h] & changed
             if not np.any(both):
@@ -187,6 +191,7 @@ class Hyperplanes:
                 if close and abs(c[a] - s * c[b]) <= tolerance * (1 + abs(c[a])):
                     keep, gone = (a, b) if self.errors[a] <= self.errors[b] else (b, a)
                     self.points[keep].extend(self.points[gone])
+                    self.crossings[keep].extend(self.crossings[gone])
                     self.known[keep] = self.known[keep] | self.known[gone]
                     drop.add(gone)
                     if gone == a:
@@ -212,6 +217,7 @@ class Hyperplanes:
                 # No two points agree: keep the one nearest the median.
                 fits = np.abs(off - med) == np.min(np.abs(off - med))
             self.points[h] = [p for p, ok in zip(self.points[h], fits, strict=True) if ok]
+            self.crossings[h] = [x for x, ok in zip(self.crossings[h], fits, strict=True) if ok]
             self.offsets[h] = float(np.mean(off[fits]))
             dropped += int(np.sum(~fits))
         return dropped
@@ -244,8 +250,27 @@ class Hyperplanes:
                 self.errors,
                 self.points,
                 self.refined,
+                self.crossings,
             ):
                 del store[i]
+
+    def consistent(self, h: int, sig: Signature) -> bool:
+        """Whether ``sig`` predicts the slope jumps seen where lines crossed plane ``h``.
+
+        A refined estimate measured with a step that crossed an unknown plane is off in
+        some components; the jump ``w_j |v.d|`` along a line it was found on shows it.
+        """
+        for d, jump, err in self.crossings[h]:
+            seen = np.isfinite(jump) & sig.known
+            if not np.any(seen):
+                continue
+            w = sig.weights[seen]
+            predicted = w * abs(sig.normal @ d)
+            # Rounding of the line's slopes, plus the estimate's own error (|d| = 1).
+            slack = 16 * err + 16 * np.abs(w) * sig.error * np.sqrt(d.size)
+            if np.any(np.abs(predicted - jump[seen]) > slack):
+                return False
+        return True
 
     def update(self, h: int, normal: Array, offset: float, error: float) -> None:
         """Replace a hyperplane's normal and offset by a better estimate."""
@@ -264,6 +289,7 @@ def first_signatures(
     eps: float,
     scale: float,
     max_rows: int = 8192,
+    roughest: float = 1e-5,
 ) -> list[tuple[int, Signature]]:
     """Signatures of the given hidden kinks of ``line`` from gradients of the pieces beside them.
 
@@ -271,15 +297,39 @@ def first_signatures(
     there serves the kink on each side of it. Each signature is checked against the line
     itself: the jump projected on the line's direction must equal the slope jump the kink
     finder measured, or a step crossed an unseen hyperplane and the kink is dropped.
+    A signature rougher than ``roughest`` (a neuron with tiny outgoing weights) is
+    measured again with 100 times longer steps, under the same check.
     """
-    if kinks.size == 0:
-        return []
+    out: dict[int, Signature] = {}
+    todo = np.asarray(kinks, dtype=np.int64)
+    for fraction in (FIRST_STEP_FRACTION, 100 * FIRST_STEP_FRACTION):
+        if todo.size == 0:
+            break
+        for k, sig in _signatures_at(oracle, line, todo, eps, scale, fraction, max_rows):
+            if k not in out or sig.error < out[k].error:
+                out[k] = sig
+        todo = np.array(
+            [k for k in todo if k not in out or out[k].error > roughest], dtype=np.int64
+        )
+    return sorted((k, sig) for k, sig in out.items() if sig.error <= roughest)
+
+
+def _signatures_at(
+    oracle: Oracle,
+    line: LineKinks,
+    kinks: NDArray[np.int64],
+    eps: float,
+    scale: float,
+    fraction: float,
+    max_rows: int,
+) -> list[tuple[int, Signature]]:
+    """One round of :func:`first_signatures` with steps ``fraction`` of the room on the line."""
     edges = np.concatenate([[line.t_lo], line.t, [line.t_hi]])
     pieces = np.unique(np.concatenate([kinks, kinks + 1]))
     lo, hi = edges[pieces], edges[pieces + 1]
     mid = 0.5 * (lo + hi)
     gap = np.minimum(0.5 * (hi - lo), scale)
-    steps = FIRST_STEP_FRACTION * gap[:, None] * np.ones((1, line.x0.size))
+    steps = fraction * gap[:, None] * np.ones((1, line.x0.size))
     g = gradients(oracle, line.point(mid), steps, eps, max_rows)
     where = {int(p): i for i, p in enumerate(pieces)}
     out = []
@@ -292,7 +342,7 @@ def first_signatures(
             continue
         along = (g.grad[b] - g.grad[a]) @ line.d
         measured = line.slope_right[k] - line.slope_left[k]
-        tol = 64 * noise * np.sqrt(line.d.size) + 1e-6 * np.abs(measured)
+        tol = 64 * noise * np.sqrt(line.d.size) + 16 * line.slope_error[k] + 1e-9 * np.abs(measured)
         if np.all((np.abs(along - measured) <= tol)[use]):
             out.append((int(k), sig))
     return out

@@ -119,7 +119,7 @@ def refine(
                 agree |= float(np.max(np.abs(sig.normal - prev.normal))) <= 64 * max(
                     sig.error, prev.error
                 )
-            if agree:
+            if agree and hp.consistent(h, sig):
                 offset = -float(np.mean([sig.normal @ x for x in hp.points[h]]))
                 hp.update(h, sig.normal, offset, sig.error)
             else:
@@ -138,6 +138,8 @@ def refine(
             strict=True,
         ):
             if sig is None or np.max(np.abs(sig.normal - hp.normals[h])) > 64 * hp.errors[h]:
+                continue
+            if not hp.consistent(h, sig):
                 continue
             w_old, w_new = hp.errors[h] ** -2, sig.error**-2
             normal = w_old * hp.normals[h] + w_new * sig.normal

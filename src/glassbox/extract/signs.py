@@ -83,15 +83,17 @@ def _lstsq(A: Array, y: Array) -> tuple[Array, int]:
 
 
 def _normal_lstsq(A: Array, y: Array) -> tuple[Array, bool]:
-    """Least squares by the normal equations (fast; precise enough to decide signs)."""
+    """Least squares by the normal equations when well conditioned (fast), else by QR."""
     norms = np.linalg.norm(A, axis=0)
     norms[norms == 0] = 1.0
     As = A / norms
     gram = As.T @ As
     eig = np.linalg.eigvalsh(gram)
-    if eig[0] <= 1e-12 * eig[-1]:
-        return np.zeros(A.shape[1]), False
-    return np.linalg.solve(gram, As.T @ y) / norms, True
+    if eig[0] > 1e-8 * eig[-1]:
+        return np.linalg.solve(gram, As.T @ y) / norms, True
+    # Too ill-conditioned to square: QR, which also tells a truly dependent set apart.
+    sol, rank = _lstsq(A, y)
+    return sol, rank == A.shape[1]
 
 
 def fit_output_layer(

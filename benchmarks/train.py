@@ -12,6 +12,7 @@ of its final training loss.
 
     python benchmarks/train.py                 # everything (several minutes)
     python benchmarks/train.py --quick         # smoke run: few blocks, short runs
+    python benchmarks/train.py --no-converge   # speed ratios only (a few minutes)
 """
 
 from __future__ import annotations
@@ -183,6 +184,7 @@ def main() -> None:
     parser.add_argument("--intro-block-steps", type=int, default=1000)
     parser.add_argument("--converge-steps", type=int, default=10_000)
     parser.add_argument("--quick", action="store_true", help="2 blocks and 300-step sweeps")
+    parser.add_argument("--no-converge", action="store_true", help="speed blocks only")
     args = parser.parse_args()
     if args.quick:
         args.blocks, args.abs_block_steps, args.intro_block_steps, args.converge_steps = (
@@ -200,7 +202,8 @@ def main() -> None:
           f"{args.threads} thread(s) for both, load average {os.getloadavg()[0]:.2f} at start")  # fmt: skip
     speed(SETTINGS[0], args.blocks, args.abs_block_steps, args.threads)
     speed(SETTINGS[1], args.blocks, args.intro_block_steps, args.threads)
-    convergence(SETTINGS[0], args.converge_steps, args.threads)
+    if not args.no_converge:
+        convergence(SETTINGS[0], args.converge_steps, args.threads)
     print(f"\nload average {os.getloadavg()[0]:.2f} at end")
 
 

@@ -80,3 +80,21 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         return json.loads(p.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise GlassboxError(f"{p}: not valid JSON ({exc.__class__.__name__}: {exc})") from None
+
+
+def read_safetensors(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Read every tensor and the metadata of a safetensors file; unreadable files are a GlassboxError."""
+    from safetensors import SafetensorError, safe_open
+
+    from glassbox.errors import GlassboxError
+
+    p = Path(path)
+    if not p.is_file():
+        raise GlassboxError(f"{p}: no such file")
+    try:
+        with safe_open(str(p), framework="numpy") as f:
+            metadata = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise GlassboxError(f"{p}: not a readable safetensors file ({exc})") from None
+    return tensors, metadata

@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from glassbox.errors import GlassboxError
-from glassbox.io import atomic_path
+from glassbox.io import atomic_path, read_safetensors
 
 FORMAT = "glassbox.ReLUNet"
 FORMAT_VERSION = "1"
@@ -247,17 +247,8 @@ class ReLUNet:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ReLUNet:
         """Load a net written by :meth:`save`; anything else is a one-line GlassboxError."""
-        from safetensors import SafetensorError, safe_open
-
         p = Path(path)
-        if not p.is_file():
-            raise GlassboxError(f"{p}: no such file")
-        try:
-            with safe_open(str(p), framework="numpy") as f:
-                metadata = f.metadata() or {}
-                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise GlassboxError(f"{p}: not a readable safetensors file ({exc})") from None
+        tensors, metadata = read_safetensors(p)
         if metadata.get("format") != FORMAT:
             raise GlassboxError(f"{p}: not a glassbox net (no '{FORMAT}' format tag in its header)")
         try:

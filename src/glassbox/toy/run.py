@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from glassbox.config import load_config, save_config
 from glassbox.errors import GlassboxError
-from glassbox.io import read_json, write_json
+from glassbox.io import read_json, read_safetensors, write_json
 from glassbox.mlp import ReLUNet
 from glassbox.toy import analysis
 from glassbox.toy.config import ToyConfig
@@ -159,8 +159,6 @@ def write_analysis(run: TrainedRun, folder: Path) -> None:
 
 def load_run(directory: str | os.PathLike[str]) -> TrainedRun:
     """Read a run directory written by :func:`save_run`; the weights come back bit for bit."""
-    from safetensors import SafetensorError, safe_open
-
     folder = Path(directory)
     if not folder.is_dir():
         raise GlassboxError(f"{folder}: no such run directory")
@@ -171,12 +169,7 @@ def load_run(directory: str | os.PathLike[str]) -> TrainedRun:
             )
     config = load_config(ToyConfig, folder / CONFIG)
     path = folder / WEIGHTS
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            metadata = f.metadata() or {}
-            weights = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise GlassboxError(f"{path}: not a readable safetensors file ({exc})") from None
+    weights, metadata = read_safetensors(path)
     if metadata.get("format") != FORMAT:
         raise GlassboxError(f"{path}: not glassbox toy weights (no '{FORMAT}' format tag)")
     c, m, n = config.n_configs, config.n_hidden, config.n_features

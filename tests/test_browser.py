@@ -247,28 +247,14 @@ def check_rendered(html: Path, screenshot: Path) -> dict[str, Any]:
     return seen
 
 
-def test_the_demo_report_renders_with_every_image_and_no_error(tmp_path: Path) -> None:
-    from dataclasses import replace
-
-    from glassbox.demo import DEFAULT_TOY, DemoConfig, run_demo
-
-    tiny = DemoConfig(
-        toy=replace(
-            DEFAULT_TOY,
-            n_features=6,
-            n_hidden=4,
-            sparsity=(0.7,),
-            steps=300,
-            batch=256,
-            eval_samples=2048,
-        ),
-        verify_samples=256,
-    )
-    result = run_demo(tiny, tmp_path / "run", progress=False)
-    shot = tmp_path / "run" / "report.png"
-    seen = check_rendered(result.report, shot)
+def test_the_demo_report_renders_with_every_image_and_no_error(
+    demo_run: tuple[Path, int, str, str], tmp_path: Path
+) -> None:
+    report = demo_run[0] / "report.html"
+    shot = tmp_path / "report.png"
+    seen = check_rendered(report, shot)
     assert seen["title"] == "glassbox report"
-    assert len(seen["images"]) == result.report.read_text().count("<img ")
+    assert len(seen["images"]) == report.read_text().count("<img ")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

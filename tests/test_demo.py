@@ -2,34 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
-from dataclasses import replace
 from pathlib import Path
 
-import pytest
-
-from glassbox.cli import main
+from conftest import TINY_DEMO as TINY
+from conftest import run_cli
 from glassbox.config import config_to_dict, load_config
-from glassbox.demo import DEFAULT_TOY, DemoConfig, default_out_dir, paper_config
+from glassbox.demo import DemoConfig, default_out_dir, paper_config
 from glassbox.io import read_json, write_json
 from glassbox.mlp import ReLUNet
 
-# Seconds, not minutes: 6 features in 4 neurons, a few hundred steps of a small batch.
-TINY = DemoConfig(
-    toy=replace(
-        DEFAULT_TOY,
-        n_features=6,
-        n_hidden=4,
-        sparsity=(0.7,),
-        steps=300,
-        batch=256,
-        eval_samples=2048,
-    ),
-    verify_samples=256,
-)
 RUN_FILES = {
     "config.json",
     "toy",
@@ -40,23 +23,6 @@ RUN_FILES = {
     "line.json",
     "report.html",
 }
-
-
-def run_cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue(), err.getvalue()
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, str, str]:
-    root = tmp_path_factory.mktemp("demo")
-    config = root / "tiny.json"
-    write_json(config, config_to_dict(TINY))
-    out = root / "run"
-    code, stdout, stderr = run_cli("demo", "--config", str(config), "--out", str(out))
-    return out, code, stdout, stderr
 
 
 def test_demo_writes_a_complete_run_and_prints_its_summary(

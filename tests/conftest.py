@@ -1,0 +1,48 @@
+"""Shared fixtures: one reduced demo run, made once per test session."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from glassbox.cli import main
+from glassbox.config import config_to_dict
+from glassbox.demo import DEFAULT_TOY, DemoConfig
+from glassbox.io import write_json
+
+# Seconds, not minutes: 6 features in 4 neurons, a few hundred steps of a small batch.
+TINY_DEMO = DemoConfig(
+    toy=replace(
+        DEFAULT_TOY,
+        n_features=6,
+        n_hidden=4,
+        sparsity=(0.7,),
+        steps=300,
+        batch=256,
+        eval_samples=2048,
+    ),
+    verify_samples=256,
+)
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    """Run the glassbox CLI in-process; return (exit status, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, str, str]:
+    """``glassbox demo`` on TINY_DEMO: (run dir, exit status, stdout, stderr)."""
+    root = tmp_path_factory.mktemp("demo")
+    config = root / "tiny.json"
+    write_json(config, config_to_dict(TINY_DEMO))
+    out = root / "run"
+    code, stdout, stderr = run_cli("demo", "--config", str(config), "--out", str(out))
+    return out, code, stdout, stderr

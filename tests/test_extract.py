@@ -112,3 +112,71 @@ def test_cli_failure_exit_1_and_user_error_exit_2(tmp_path) -> None:  # type: ig
     assert main(["extract", "random:10-x-3", "--out", str(bad), "--quiet"]) == 2
     assert main(["extract", str(tmp_path / "missing.safetensors"), "--out", str(bad)]) == 2
     assert not bad.exists()
+
+
+def _sig(normal: np.ndarray, weight: float, error: float) -> object:
+    from glassbox.extract.layers import Signature
+
+    return Signature(normal, np.array([weight]), np.array([True]), error)
+
+
+def test_near_duplicate_first_estimates_merge_before_refinement() -> None:
+    # One neuron met twice, its first estimates 5e-8 apart while each claims 1e-9: the
+    # after-refinement tolerance (64 x error) keeps them apart, the early one merges them.
+    from glassbox.extract.attack import PRE_MERGE_CAP, PRE_MERGE_FACTOR
+    from glassbox.extract.layers import Hyperplanes
+
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=50)
+    v /= np.linalg.norm(v)
+    w = v + 5e-8 * rng.normal(size=50)
+    w /= np.linalg.norm(w)
+    other = rng.normal(size=50)
+    other /= np.linalg.norm(other)
+
+    def planes() -> Hyperplanes:
+        hp = Hyperplanes(50, 1)
+        for n in (v, w, other):
+            x = rng.normal(size=50)
+            hp.add(_sig(n, 1.0, 1e-9), x - (n @ x - 0.3) * n, (n, np.array([1.0]), 1e-12))  # type: ignore[arg-type]
+        return hp
+
+    hp = planes()
+    assert hp.merge_duplicates() == 0 and len(hp) == 3
+    hp = planes()
+    assert hp.merge_duplicates(factor=PRE_MERGE_FACTOR, cap=PRE_MERGE_CAP) == 1
+    assert len(hp) == 2 and len(hp.points[0]) == 2
+
+
+def test_one_stray_crossing_does_not_sink_a_precise_measurement() -> None:
+    # Ten crossings confirm the refined plane, one (a kink matched to the wrong plane)
+    # does not: the plane is kept and the stray crossing dropped; a majority does sink it.
+    from glassbox.extract.layers import Hyperplanes
+    from glassbox.extract.refine import _settle_crossings
+
+    rng = np.random.default_rng(1)
+    v = rng.normal(size=20)
+    v /= np.linalg.norm(v)
+    sig = _sig(v, 0.5, 1e-14)
+
+    def planes(stray: int) -> Hyperplanes:
+        hp = Hyperplanes(20, 1)
+        for i in range(10):
+            d = rng.normal(size=20)
+            d /= np.linalg.norm(d)
+            jump = 0.5 * abs(v @ d) * (1.3 if i < stray else 1.0)
+            cross = (d, np.array([jump]), 1e-15)
+            if i == 0:
+                hp.add(sig, rng.normal(size=20), cross)  # type: ignore[arg-type]
+            else:
+                hp.points[0].append(rng.normal(size=20))
+                hp.crossings[0].append(cross)
+        return hp
+
+    hp = planes(stray=1)
+    assert not hp.consistent(0, sig)  # type: ignore[arg-type]
+    assert _settle_crossings(hp, 0, sig)  # type: ignore[arg-type]
+    assert len(hp.crossings[0]) == len(hp.points[0]) == 9 and hp.consistent(0, sig)  # type: ignore[arg-type]
+    hp = planes(stray=5)
+    assert not _settle_crossings(hp, 0, sig)  # type: ignore[arg-type]
+    assert len(hp.crossings[0]) == 10

@@ -34,6 +34,10 @@ Array = NDArray[np.float64]
 
 FLOAT64_EPS = 2.0**-52
 FLOAT32_EPS = 2.0**-23
+# First-estimate error bars can be 20-50 times optimistic: planes this close (in units
+# of the larger error bar, never more than the cap per normal component) are one neuron.
+PRE_MERGE_FACTOR = 4096.0
+PRE_MERGE_CAP = 1e-5
 
 
 @dataclass(frozen=True)
@@ -241,6 +245,12 @@ class _State:
             )
             return
 
+        # A neuron met twice under a first estimate rougher than its error bar says shows
+        # up as two near-identical planes. Each would hem the other in during refinement
+        # (no room for safe steps) and both could be dropped: merge them first.
+        early = self.hp.merge_duplicates(factor=PRE_MERGE_FACTOR, cap=PRE_MERGE_CAP)
+        if early:
+            self.notes.append(f"merged {early} near-duplicate first estimate(s) before refinement")
         bar.note("outputs", hyperplanes=len(self.hp))
         output_relu = cfg.output_relu if cfg.output_relu is not None else self.saw_zero
         with self.oracle.phase("outputs"):

@@ -175,8 +175,13 @@ class Hyperplanes:
             self.weights[h] = np.where(new, jump / abs(self.normals[h] @ d), self.weights[h])
             self.known[h] = self.known[h] | new
 
-    def merge_duplicates(self) -> int:
-        """Merge hyperplanes that agree up to orientation within their errors; returns how many went."""
+    def merge_duplicates(self, factor: float = 64.0, cap: float = np.inf) -> int:
+        """Merge hyperplanes that agree up to orientation within their errors; returns how many went.
+
+        Two planes are one when their unit normals differ by at most ``factor`` times the
+        larger error (but never more than ``cap``) in every component, and their offsets
+        by that much relative to ``1 + |c|``.
+        """
         V, c = self.matrix()
         drop: set[int] = set()
         for a in range(len(V)):
@@ -186,7 +191,7 @@ class Hyperplanes:
                 if b in drop:
                     continue
                 s = 1.0 if V[a] @ V[b] > 0 else -1.0
-                tolerance = 64 * max(self.errors[a], self.errors[b]) + 1e-9
+                tolerance = min(factor * max(self.errors[a], self.errors[b]), cap) + 1e-9
                 close = np.max(np.abs(V[a] - s * V[b])) <= tolerance
                 if close and abs(c[a] - s * c[b]) <= tolerance * (1 + abs(c[a])):
                     keep, gone = (a, b) if self.errors[a] <= self.errors[b] else (b, a)
@@ -260,7 +265,12 @@ class Hyperplanes:
         A refined estimate measured with a step that crossed an unknown plane is off in
         some components; the jump ``w_j |v.d|`` along a line it was found on shows it.
         """
-        for d, jump, err in self.crossings[h]:
+        return not self.inconsistent(h, sig)
+
+    def inconsistent(self, h: int, sig: Signature) -> list[int]:
+        """The crossings of plane ``h`` whose slope jumps ``sig`` does not predict."""
+        bad = []
+        for i, (d, jump, err) in enumerate(self.crossings[h]):
             seen = np.isfinite(jump) & sig.known
             if not np.any(seen):
                 continue
@@ -269,8 +279,8 @@ class Hyperplanes:
             # Rounding of the line's slopes, plus the estimate's own error (|d| = 1).
             slack = 16 * err + 16 * np.abs(w) * sig.error * np.sqrt(d.size)
             if np.any(np.abs(predicted - jump[seen]) > slack):
-                return False
-        return True
+                bad.append(i)
+        return bad
 
     def update(self, h: int, normal: Array, offset: float, error: float) -> None:
         """Replace a hyperplane's normal and offset by a better estimate."""

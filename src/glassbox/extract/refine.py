@@ -119,7 +119,7 @@ def refine(
                 agree |= float(np.max(np.abs(sig.normal - prev.normal))) <= 64 * max(
                     sig.error, prev.error
                 )
-            if agree and hp.consistent(h, sig):
+            if agree and _settle_crossings(hp, h, sig):
                 offset = -float(np.mean([sig.normal @ x for x in hp.points[h]]))
                 hp.update(h, sig.normal, offset, sig.error)
             else:
@@ -139,7 +139,7 @@ def refine(
         ):
             if sig is None or np.max(np.abs(sig.normal - hp.normals[h])) > 64 * hp.errors[h]:
                 continue
-            if not hp.consistent(h, sig):
+            if not _settle_crossings(hp, h, sig):
                 continue
             w_old, w_new = hp.errors[h] ** -2, sig.error**-2
             normal = w_old * hp.normals[h] + w_new * sig.normal
@@ -147,6 +147,22 @@ def refine(
             offset = -float(np.mean([normal @ x for x in hp.points[h]]))
             hp.update(h, normal, offset, float((w_old + w_new) ** -0.5))
     return [h for h in pending if h not in unmeasured], sorted(unmeasured)
+
+
+def _settle_crossings(hp: Hyperplanes, h: int, sig: Signature) -> bool:
+    """Whether ``sig`` predicts most of plane ``h``'s crossings; if so, drop the rest.
+
+    One kink matched to the wrong plane under a rough first estimate (or two kinks too
+    close to tell apart) must not sink a precise measurement that every other crossing
+    confirms; a step that crossed an unknown plane spoils the jumps at most crossings.
+    """
+    bad = hp.inconsistent(h, sig)
+    if 2 * len(bad) >= len(hp.crossings[h]) and bad:
+        return False
+    for i in sorted(bad, reverse=True):
+        del hp.points[h][i]
+        del hp.crossings[h][i]
+    return True
 
 
 def _measure(

@@ -180,3 +180,20 @@ def test_one_stray_crossing_does_not_sink_a_precise_measurement() -> None:
     hp = planes(stray=5)
     assert not _settle_crossings(hp, 0, sig)  # type: ignore[arg-type]
     assert len(hp.crossings[0]) == 10
+
+
+def test_kinks_off_every_recovered_plane_fail_the_check() -> None:
+    # A neuron whose whole effect is under the functional tolerance would pass the
+    # comparison of f; the kinks the lines saw on its hyperplane must not.
+    from glassbox.extract.attack import _Progress, _State
+
+    net = ReLUNet.random("10-8-2", seed=2)
+    state = _State(net_oracle(net), ExtractConfig())
+    state.run(_Progress(False, state.oracle))
+    assert state.success and state.net is not None and state.net.dims[1] == 8
+    V, c = state.hp.matrix()
+    err = np.array(state.hp.errors)
+    assert state._unexplained_kinks(V, c, err) == 0
+    for h in (0, 5):
+        keep = np.arange(len(c)) != h
+        assert state._unexplained_kinks(V[keep], c[keep], err[keep]) > 0

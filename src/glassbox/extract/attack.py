@@ -36,6 +36,11 @@ FLOAT64_EPS = 2.0**-52
 FLOAT32_EPS = 2.0**-23
 # First-estimate error bars can be 20-50 times optimistic: planes this close (in units
 # of the larger error bar, never more than the cap per normal component) are one neuron.
+# A hidden kink seen on a line lies on a recovered plane when within this (relative to
+# 1 + |x|, plus the plane's own error bar): kinks are placed to about 1e-12.
+KINK_ON_PLANE = 1e-8
+# Half-length (in input scales) of the stretch a kink off every plane is searched again on.
+RESCAN = 1e-2
 PRE_MERGE_FACTOR = 4096.0
 PRE_MERGE_CAP = 1e-5
 
@@ -227,6 +232,8 @@ class _State:
         self.saw_zero = False
         # Per output, a few points where the lines saw it on (seeds for the output fit).
         self.pool: dict[int, list[Array]] = {}
+        # Every hidden kink the lines saw, as (x0, d, t): each must lie on a recovered plane.
+        self.seen: list[tuple[Array, Array, Array]] = []
 
     # ------------------------------------------------------------------ stages
     def run(self, bar: _Progress) -> None:
@@ -376,6 +383,7 @@ class _State:
                 if self.first_line is None:
                     self.first_line = line
                 self.saw_zero |= bool(np.any(line.samples_f == 0.0))
+                self.seen.append((line.x0, line.d, line.t[line.hidden]))
                 self._collect(line)
                 new = self._absorb(line)
                 quiet = 0 if new else quiet + 1
@@ -519,13 +527,50 @@ class _State:
             "relative_error_log2": math.log2(rel) if rel > 0 else -1074.0,
             "tolerance_log2": tol_log2,
         }
-        self.success = rel <= 2.0**tol_log2
+        stray = self._unexplained_kinks(V, c, np.array(self.hp.errors))
+        self.check["unexplained_kinks"] = float(stray)
+        self.success = rel <= 2.0**tol_log2 and stray == 0
         verdict = "success" if self.success else "failed"
         self.message = (
             f"{verdict}: {net.dims[1]} neurons on {len(self.hp)} hyperplanes; "
             f"max |f - f_hat| = 2^{math.log2(err) if err > 0 else -1074:.1f} on {X.shape[0]} fresh "
             f"queries (relative 2^{self.check['relative_error_log2']:.1f}, tolerance 2^{tol_log2:.0f})"
         )
+        if stray:
+            # A neuron whose whole effect is under the tolerance (tiny outgoing weights)
+            # can be missing while f still matches: its kinks on the lines betray it.
+            self.message += (
+                f"; {stray} hidden kink(s) seen on the lines lie on no recovered hyperplane "
+                "(a neuron is missing)"
+            )
+
+    def _unexplained_kinks(self, V: Array, c: Array, err: Array) -> int:
+        """How many hidden kinks seen on the lines lie on none of the hyperplanes ``V x + c``.
+
+        A kink off every plane is first looked at again on a short stretch of its line
+        (two kinks closer than the first search could tell apart come out as one,
+        misplaced); only kinks that the closer look still places off every plane count.
+        """
+
+        def off(P: Array) -> NDArray[np.bool_]:
+            reach = 1.0 + np.linalg.norm(P, axis=1)
+            resid = np.abs(P @ V.T + c)
+            tol = (KINK_ON_PLANE + 64 * err[None, :]) * reach[:, None]
+            return ~np.any(resid <= tol, axis=1)
+
+        starts, dirs = [], []
+        for x0, d, t in self.seen:
+            if t.size == 0:
+                continue
+            P = x0 + np.multiply.outer(t, d)
+            for p in P[off(P)]:
+                starts.append(p)
+                dirs.append(d)
+        if not starts:
+            return 0
+        r = RESCAN * self.config.input_scale
+        lines = find_kinks(self.oracle, np.array(starts), np.array(dirs), -r, r, eps=self.eps)
+        return sum(int(np.sum(off(line.point(line.t[line.hidden])))) for line in lines)
 
     def _near_planes(self, V: Array, c: Array) -> Array:
         """Two points beside every hyperplane, a hair off it on either side."""

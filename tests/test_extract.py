@@ -197,3 +197,17 @@ def test_kinks_off_every_recovered_plane_fail_the_check() -> None:
     for h in (0, 5):
         keep = np.arange(len(c)) != h
         assert state._unexplained_kinks(V[keep], c[keep], err[keep]) > 0
+
+
+def test_rarely_active_outputs_get_enough_fit_samples() -> None:
+    # Like a toy model's outputs: bias-free hidden layer, 60 output ReLUs each on for
+    # about 1% of Gaussian inputs. The output fit needs more samples for them; without,
+    # the sign solve broke (spurious +/- pairs, "active on too few samples to fit").
+    base = ReLUNet.random("30-16-60:nohiddenbias,relu", seed=1)
+    X = np.random.default_rng(9).normal(size=(20000, 30))
+    b = -np.quantile(base.preactivations(X)[-1] - base.biases[1], 0.99, axis=0)
+    net = ReLUNet(list(base.weights), [None, b], output_relu=True)
+    assert np.max(np.mean(net.forward(X) > 0, axis=0)) < 0.02
+    result, err = _check(net)
+    assert result.net.dims == (30, 16, 60)  # type: ignore[attr-defined]
+    assert err <= TARGET_LOG2

@@ -41,6 +41,8 @@ FLOAT32_EPS = 2.0**-23
 KINK_ON_PLANE = 1e-8
 # Half-length (in input scales) of the stretch a kink off every plane is searched again on.
 RESCAN = 1e-2
+# Doubling batches of extra fit samples for outputs that are rarely on (n, 2n, ... 16n).
+RARE_OUTPUT_ROUNDS = 5
 PRE_MERGE_FACTOR = 4096.0
 PRE_MERGE_CAP = 1e-5
 
@@ -457,6 +459,16 @@ class _State:
             S = np.array(seeds)[self.rng.integers(0, len(seeds), size=n)]
             spread = cfg.input_scale * 4.0 ** self.rng.uniform(-1, 1, size=(n, 1))
             X2 = S + spread * self.rng.normal(size=S.shape)
+            X, Y = np.vstack([X, X2]), np.vstack([Y, self.oracle.query(X2)])
+        # Outputs on in a small fraction of the input space (e.g. a toy model's outputs,
+        # each on about 1% of Gaussian inputs): more of the same spread, in doubling
+        # batches, until each output seen on anywhere has enough rows or the cap is hit.
+        seen_on = np.array([bool(self.pool.get(j)) for j in range(self.dout)])
+        for k in range(RARE_OUTPUT_ROUNDS):
+            short = (np.sum(Y > 0, axis=0) < need + 8) & (seen_on | np.any(Y > 0, axis=0))
+            if not short.any():
+                break
+            X2 = self._spread(n * 2**k, V, c)
             X, Y = np.vstack([X, X2]), np.vstack([Y, self.oracle.query(X2)])
         return X, Y
 

@@ -80,6 +80,24 @@ def test_report_rebuilds_from_the_saved_run(demo_run: tuple[Path, int, str, str]
     assert (out / "report.html").read_text() == before
 
 
+def test_the_setup_names_a_density_curriculum_only_when_one_was_used(
+    demo_run: tuple[Path, int, str, str], tmp_path: Path
+) -> None:
+    import shutil
+
+    assert "starting at 1 - S" not in (demo_run[0] / "report.html").read_text()
+    copy = tmp_path / "run"
+    shutil.copytree(demo_run[0], copy)
+    toy_config = read_json(copy / "toy" / "config.json")
+    toy_config |= {"anneal_from": 0.5, "anneal_steps": 100}
+    write_json(copy / "toy" / "config.json", toy_config)
+    assert run_cli("report", str(copy))[0] == 0
+    text = (copy / "report.html").read_text()
+    assert (
+        "starting at 1 - S = 0.5 and moving to the target sparsity over the first 100 steps" in text
+    )
+
+
 def test_report_of_a_bad_directory_is_a_one_line_error(tmp_path: Path) -> None:
     code, _, stderr = run_cli("report", str(tmp_path / "nope"))
     assert code == 2

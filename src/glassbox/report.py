@@ -479,6 +479,13 @@ def _setup(inputs: ReportInputs, sparsity: float) -> str:
     kept = tr["kept_restart"][inputs.instance]
     losses = tr["restart_final_loss"][inputs.instance]
     steps_s = tr.get("steps_per_second")
+    # The density curriculum changes what the model reaches, so the setup names it.
+    curriculum = (
+        f", starting at 1 - S = {toy.anneal_from:g} and moving to the target sparsity over the first "
+        f"{toy.anneal_steps:,} steps"
+        if toy.anneal_from is not None
+        else ""
+    )
     speed = f" at {steps_s:.0f} steps/s" if steps_s else ""
     return (
         f"<p>The <b>toy model</b> (Elhage et al. 2022, computation in superposition) takes {toy.n_features} "
@@ -489,7 +496,7 @@ def _setup(inputs: ReportInputs, sparsity: float) -> str:
         "would need, the model must choose: drop features, or share neurons between them "
         "(superposition), which sparse features allow.</p>"
         f"<p>{toy.restarts} copies were trained at once from different random starts, {toy.steps:,} steps "
-        f"of AdamW each (lr {toy.lr:g}, batch {toy.batch}){speed}; the copy with the lowest loss "
+        f"of AdamW each (lr {toy.lr:g}, batch {toy.batch}){speed}{curriculum}; the copy with the lowest loss "
         f"(restart {kept}, loss {min(losses):.4g}; the others: "
         f"{', '.join(f'{v:.4g}' for i, v in enumerate(losses) if i != kept) or 'none'}) is the truth below.</p>"
         "<p>That one network was then hidden behind an <b>oracle</b>: a function that answers a batch of "

@@ -196,3 +196,12 @@ def test_sparse_inputs_are_signed_and_as_sparse_as_asked():
     assert abs(nonzero.size / x.size - 0.2) < 0.01
     assert nonzero.min() < -0.99 and nonzero.max() > 0.99
     assert abs(np.mean(nonzero < 0) - 0.5) < 0.02
+
+
+def test_log2_figures_read_the_same_everywhere():
+    from glassbox.extract.verify import LOG2_ZERO_JSON, fmt_log2, log2_error
+
+    assert log2_error(0.0) == -math.inf and log2_error(0.25) == -2.0
+    assert fmt_log2(-math.inf) == fmt_log2(LOG2_ZERO_JSON) == "0 (exact)"
+    assert fmt_log2(-41.26) == "2^-41.3"
+    assert fmt_log2(None) == fmt_log2(math.nan) == "n/a"

@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 from glassbox.errors import GlassboxError
 from glassbox.extract.kinks import HIDDEN, LineKinks
 from glassbox.extract.lineplot import line_figure
-from glassbox.extract.verify import Alignment, align
+from glassbox.extract.verify import Alignment, align, fmt_log2, log2_error
 from glassbox.io import dumps_json
 from glassbox.mlp import ReLUNet
 from glassbox.toy import analysis, plots
@@ -93,19 +93,6 @@ def neuron_errors(diffs: dict[str, Array]) -> Array:
     return np.maximum(np.abs(diffs["W1"]).max(axis=1), np.abs(diffs["W2"]).max(axis=0))
 
 
-def _log2(x: float) -> float:
-    return math.log2(x) if x > 0 else -math.inf
-
-
-def fmt_log2(value: float | None) -> str:
-    """A log2 figure for people: ``2^-41.3``, ``0 (exact)`` or ``n/a``."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    if value <= EXACT_LOG2:
-        return "0 (exact)"
-    return f"2^{value:.1f}"
-
-
 @dataclass(frozen=True)
 class Recovery:
     """Which truth neurons the attack could see and which it recovered."""
@@ -163,7 +150,7 @@ def summary_lines(inputs: ReportInputs, rec: Recovery) -> list[str]:
     ex, ver = inputs.extraction, inputs.verification
     queries = int(ex["queries"])
     return [
-        f"queries:                {queries:,} (2^{_log2(queries):.1f})",
+        f"queries:                {queries:,} (2^{log2_error(queries):.1f})",
         f"seconds:                {ex['seconds']:.1f} (attack only)",
         f"max weight error:       {fmt_log2(ver['max_weight_error_log2'])}",
         f"functional error:       max |f - f'| = {fmt_log2(ver['epsilon_log2'])} "
@@ -248,7 +235,7 @@ def reading(
             "truth neuron (see the last sections); "
             + (
                 f"{len(dropped)} of them have an effect of at most "
-                f"{fmt_log2(_log2(max(dropped.values())))} and are left out of the figures"
+                f"{fmt_log2(log2_error(max(dropped.values())))} and are left out of the figures"
                 if dropped
                 else ""
             )
@@ -570,14 +557,14 @@ def build_report(inputs: ReportInputs) -> str:
         "<p class='caption'>log2 of |reconstruction - truth| for every weight, each neuron "
         "normalised to a unit incoming row as in the verification figures; white cells are exactly "
         "equal. Largest difference over all weights: "
-        f"{_e(fmt_log2(_log2(float(per_neuron.max(initial=0.0)))))}; "
-        f"output bias: {_e(fmt_log2(_log2(float(np.abs(diffs['b']).max(initial=0.0)))))}.</p>",
+        f"{_e(fmt_log2(log2_error(float(per_neuron.max(initial=0.0)))))}; "
+        f"output bias: {_e(fmt_log2(log2_error(float(np.abs(diffs['b']).max(initial=0.0)))))}.</p>",
         _table(
             ["truth neuron", "max |Δ| (log2)", "role"],
             [
                 (
                     int(j),
-                    fmt_log2(_log2(float(per_neuron[j]))),
+                    fmt_log2(log2_error(float(per_neuron[j]))),
                     _role(j, truth_summary, tw1, tw2, rec),
                 )
                 for j in worst
@@ -657,7 +644,7 @@ def _queries_section(ex: dict[str, Any]) -> list[str]:
     mem = ex.get("peak_rss_mb")
     return [
         "<h2>Where the queries went</h2>",
-        f"<p>The attack asked the black box {total:,} queries (2^{_log2(total):.1f}) in "
+        f"<p>The attack asked the black box {total:,} queries (2^{log2_error(total):.1f}) in "
         f"{ex['seconds']:.2f} s"
         + (f", peak memory {mem:.0f} MB" if mem is not None else "")
         + ".</p>",

@@ -14,7 +14,7 @@ from glassbox.cli import cli
 from glassbox.config import save_config
 from glassbox.extract.attack import ExtractConfig, extract
 from glassbox.extract.lineplot import save_line_plot
-from glassbox.extract.verify import verify
+from glassbox.extract.verify import fmt_log2, verify
 from glassbox.io import write_json
 from glassbox.targets import resolve_target
 
@@ -92,8 +92,8 @@ def extract_command(
     if "verification" in record:
         v = record["verification"]
         click.echo(
-            f"verification: max weight error 2^{v['max_weight_error_log2']:.1f}, "
-            f"functional error 2^{v['epsilon_log2']:.1f}"
+            f"verification: max weight error {fmt_log2(v['max_weight_error_log2'])}, "
+            f"functional error {fmt_log2(v['epsilon_log2'])}"
         )
     click.echo(f"wrote {out}")
     if not result.success:

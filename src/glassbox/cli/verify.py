@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import click
 
 from glassbox.cli import cli
-from glassbox.extract.verify import Verification, verify
+from glassbox.extract.verify import Verification, fmt_log2, verify
 from glassbox.io import dumps_json, write_json
 from glassbox.mlp import ReLUNet
-
-
-def _p2(x: float) -> str:
-    """A log2 figure for people: ``2^-41.3``, ``0 (exact)`` for -inf."""
-    return "0 (exact)" if x == -math.inf else f"2^{x:.1f}"
 
 
 def render(v: Verification) -> str:
@@ -27,8 +21,8 @@ def render(v: Verification) -> str:
         "weight error  max |theta - theta_hat| after alignment, neurons normalised to unit rows",
     ]
     for i, e in enumerate(v.per_layer_error_log2):
-        lines.append(f"  layer {i:<6} {_p2(e)}")
-    lines.append(f"  {'overall':<12} {_p2(v.max_weight_error_log2)}")
+        lines.append(f"  layer {i:<6} {fmt_log2(e)}")
+    lines.append(f"  {'overall':<12} {fmt_log2(v.max_weight_error_log2)}")
     lines += [
         "",
         f"functional error  |f - f_hat|, delta = fraction above 2^{v.delta_threshold_log2:.1f}",
@@ -36,14 +30,14 @@ def render(v: Verification) -> str:
     ]
     for name, d in v.per_distribution.items():
         lines.append(
-            f"  {name:<12} {d.n:>6}  {_p2(d.epsilon_log2):>12}  {d.delta:>8.4f}  "
+            f"  {name:<12} {d.n:>6}  {fmt_log2(d.epsilon_log2):>12}  {d.delta:>8.4f}  "
             f"{d.same_pattern_fraction:>12.4f}"
         )
     lines += [
-        f"  {'all':<12} {'':>6}  {_p2(v.epsilon_log2):>12}  {v.delta:>8.4f}  "
+        f"  {'all':<12} {'':>6}  {fmt_log2(v.epsilon_log2):>12}  {v.delta:>8.4f}  "
         f"{v.same_pattern_fraction:>12.4f}  (pattern: off-hyperplane inputs)",
         "",
-        f"worst-case bound on [-1, 1]^d: {_p2(v.worst_case_bound_log2)}",
+        f"worst-case bound on [-1, 1]^d: {fmt_log2(v.worst_case_bound_log2)}",
         f"queries: {'unknown' if v.queries is None else v.queries}",
         f"neurons set apart: {len(v.dead)} dead, {len(v.invisible)} invisible, "
         f"{len(v.unmatched_truth)} truth unmatched, {len(v.unmatched_recovered)} recovered unmatched",

@@ -157,8 +157,18 @@ def log2_json(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _log2(x: float) -> float:
+def log2_error(x: float) -> float:
+    """log2 of a non-negative error; an exact zero is -inf."""
     return math.log2(x) if x > 0 else -math.inf
+
+
+def fmt_log2(value: float | None) -> str:
+    """A log2 figure for people: ``2^-41.3``; ``0 (exact)`` for -inf or its JSON form; ``n/a`` for None/NaN."""
+    if value is None or math.isnan(value):
+        return "n/a"
+    if value <= LOG2_ZERO_JSON:
+        return "0 (exact)"
+    return f"2^{value:.1f}"
 
 
 # ------------------------------------------------------------------ sampling
@@ -481,7 +491,7 @@ def verify(
     if sparse_probability is not None and not 0 < sparse_probability <= 1:
         raise GlassboxError(f"sparse_probability must be in (0, 1], got {sparse_probability}")
     alignment = align(recovered, truth, n_samples=n_samples, seed=seed)
-    per_layer = [_log2(e) for e in weight_errors(truth, alignment)]
+    per_layer = [log2_error(e) for e in weight_errors(truth, alignment)]
 
     rng = np.random.default_rng([seed, 1])
     sets = sample_inputs(truth.input_dim, n_samples, rng, sparse_probability)
@@ -509,7 +519,7 @@ def verify(
         name: DistributionError(
             name=name,
             n=int(e.size),
-            epsilon_log2=_log2(float(np.max(e, initial=0.0))),
+            epsilon_log2=log2_error(float(np.max(e, initial=0.0))),
             delta=float(np.mean(e > threshold)) if e.size else 0.0,
             same_pattern_fraction=float(np.mean(same[name])) if e.size else 1.0,
         )
@@ -520,12 +530,12 @@ def verify(
     return Verification(
         max_weight_error_log2=max(per_layer),
         per_layer_error_log2=per_layer,
-        epsilon_log2=_log2(float(np.max(every))),
+        epsilon_log2=log2_error(float(np.max(every))),
         delta=float(np.mean(every > threshold)),
         delta_threshold_log2=threshold_log2,
         same_pattern_fraction=float(np.mean(off_plane)),
         per_distribution=per_dist,
-        worst_case_bound_log2=_log2(worst_case_bound(truth, alignment.aligned)),
+        worst_case_bound_log2=log2_error(worst_case_bound(truth, alignment.aligned)),
         queries=queries,
         n_samples=n_samples,
         seed=seed,

@@ -1,7 +1,8 @@
-"""Model reconstruction: recover a ReLU network's weights from queries alone.
+"""Model reconstruction: recover a ReLU network of any depth from queries alone.
 
-``extract(oracle, config)`` runs the whole attack on a one-hidden-layer net and returns
-an :class:`ExtractionResult` holding the recovered :class:`glassbox.mlp.ReLUNet`.
+``extract(oracle, config)`` runs the whole attack and returns an
+:class:`ExtractionResult` holding the recovered :class:`glassbox.mlp.ReLUNet`, the
+discovered architecture and per-layer evidence.
 """
 
 from glassbox.extract.attack import ExtractConfig, ExtractionResult, extract

@@ -31,6 +31,10 @@ OUTPUT_RELU = "output-relu"
 # Side points sit this fraction of the distance to the nearer segment end away from t*:
 # far enough that slopes from them are precise, near enough to stay beside one kink.
 SIDE_FRACTION = 1e-2
+# Row cap of one oracle batch, and of open segments per line (a line that keeps splitting
+# without resolving, e.g. on noisy answers, must not grow the batches without bound).
+MAX_ROWS = 8192
+MAX_SEGMENTS = 256
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,8 +115,26 @@ _SEG_FIELDS = ("line", "a", "b", "fa", "fb", "sa", "sb", "ea", "eb")
 
 
 def _query_points(oracle: Oracle, x0: Array, d: Array, line: NDArray[np.int64], t: Array) -> Array:
-    """Query ``x0[line] + t d[line]`` for flat arrays ``line``, ``t``."""
-    return oracle.query(x0[line] + t[:, None] * d[line])
+    """Query ``x0[line] + t d[line]`` for flat arrays ``line``, ``t``, at most MAX_ROWS per batch."""
+    parts = [
+        oracle.query(x0[line[i : i + MAX_ROWS]] + t[i : i + MAX_ROWS, None] * d[line[i : i + MAX_ROWS]])
+        for i in range(0, t.size, MAX_ROWS)
+    ]
+    return np.vstack(parts)
+
+
+def _cap(seg: _Segments, cap: int, unresolved: NDArray[np.int64]) -> _Segments:
+    """At most ``cap`` open segments per line (the widest); the rest count as unresolved."""
+    counts = np.bincount(seg.line, minlength=unresolved.size)
+    if counts.max(initial=0) <= cap:
+        return seg
+    order = np.lexsort((-(seg.b - seg.a), seg.line))
+    rank = np.empty(len(seg), dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank[order] = np.arange(len(seg)) - np.repeat(starts, counts)
+    over = rank >= cap
+    np.add.at(unresolved, seg.line[over], 1)
+    return seg.take(~over)
 
 
 def find_kinks(
@@ -217,7 +239,7 @@ def find_kinks(
         right = _Segments(
             s.line, ts_star[rest], s.b, fm, s.fb, (fr - fm) / hr[:, None], s.sb, err_mid, s.eb
         )
-        seg = _Segments.concat([left, right])
+        seg = _cap(_Segments.concat([left, right]), MAX_SEGMENTS, unresolved)
     np.add.at(unresolved, seg.line, 1)
 
     out = []

@@ -1,0 +1,331 @@
+"""Recover one hidden layer's rows (up to sign and positive scale) through the known prefix.
+
+1. Kinks on random lines; a kink on a prefix hyperplane belongs to an earlier layer and
+   one on a known neuron's hyperplane is already explained.
+2. Every other kink gives a witness (``witness.py``); witnesses are grouped into neurons
+   and each neuron's row is solved from all of its witnesses (``neurons.py``).
+3. A new neuron must be *flat* inside the prefix's linear region: walk along its
+   predicted hyperplane and find the kink again exactly where predicted. A deeper
+   neuron's surface bends where a neuron of this layer toggles, so it fails this test
+   (and waits for the next layer).
+4. Coordinates never active at a witness are filled by solving, on the prefix, for a
+   point where the missing coordinate is just on and the known part of the row is zero,
+   and measuring the kink found beside it.
+Lines continue until ``patience`` lines in a row bring no new neuron.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from glassbox.extract.kinks import LineKinks, find_kinks
+from glassbox.extract.neurons import Neuron, agrees, assign, explained, merge_duplicates, new_neuron
+from glassbox.extract.oracle import Oracle
+from glassbox.extract.precision import refine_neuron
+from glassbox.extract.prefix import Prefix
+from glassbox.extract.witness import ON_PREFIX, Witness, measure
+
+Array = NDArray[np.float64]
+
+# How often a new neuron is walked along before it is judged, and how many walks must
+# find the kink where predicted.
+FLAT_TRIES = 4
+# Predicted and found kink positions after a walk agree to this (relative to 1 + |x|).
+FLAT_TOLERANCE = 1e-6
+# Newton iterations on the prefix when looking for a point that fills a coordinate.
+FILL_ITERATIONS = 40
+# At most this many kinks are kept per layer for the self-check.
+MAX_SEEN = 4096
+
+
+@dataclass
+class LayerSearch:
+    """What the search of one layer found, and what it saw on the way."""
+
+    neurons: list[Neuron] = field(default_factory=list)
+    deeper: int = 0
+    lines: int = 0
+    kinks: int = 0
+    first_line: LineKinks | None = None
+    unexplained: list[Array] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seen: list[tuple[Array, Array]] = field(default_factory=list)
+    saw_zero: bool = False
+    on_points: dict[int, list[Array]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """The knobs of the line search (from ``ExtractConfig``)."""
+
+    input_scale: float
+    line_length: float
+    lines_per_batch: int
+    max_lines: int
+    patience: int
+    eps: float
+    width_hint: int | None = None
+
+
+def on_prefix(prefix: Prefix, x: Array) -> bool:
+    """Whether ``x`` lies on a hyperplane of a recovered earlier layer."""
+    if not prefix.depth:
+        return False
+    return bool(np.min(prefix.scaled_margins(x)) <= ON_PREFIX * (1 + np.linalg.norm(x)))
+
+
+def search_layer(
+    oracle: Oracle,
+    prefix: Prefix,
+    settings: SearchSettings,
+    rng: np.random.Generator,
+    report: Callable[[LayerSearch], None] = lambda _: None,
+) -> LayerSearch:
+    """Find the next layer's neurons through ``prefix`` (see the module docstring)."""
+    out = LayerSearch()
+    d0 = prefix.input_dim
+    s = settings.input_scale
+    half = settings.line_length * s * math.sqrt(d0)
+    quiet = 0
+    while out.lines < settings.max_lines and quiet < settings.patience:
+        if settings.width_hint is not None and _settled(out) >= settings.width_hint:
+            break
+        n = min(settings.lines_per_batch, settings.max_lines - out.lines)
+        x0 = rng.normal(0.0, s, size=(n, d0))
+        d = rng.normal(size=(n, d0))
+        d /= np.linalg.norm(d, axis=1, keepdims=True)
+        with oracle.phase("lines"):
+            lines = find_kinks(oracle, x0, d, -half, half, eps=settings.eps)
+        for line in lines:
+            out.lines += 1
+            if out.first_line is None:
+                out.first_line = line
+            _remember(out, line, rng)
+            before = _settled(out)
+            _absorb(oracle, prefix, line, out, settings, rng)
+            quiet = 0 if _settled(out) > before else quiet + 1
+            report(out)
+    with oracle.phase("fill"):
+        for neuron in out.neurons:
+            if not neuron.complete:
+                _fill(oracle, prefix, neuron, settings, rng)
+    merged = merge_duplicates(out.neurons)
+    if merged:
+        out.notes.append(f"merged {merged} neuron(s) met twice")
+    with oracle.phase("refine"):
+        for neuron in out.neurons:
+            refine_neuron(oracle, prefix, neuron, rng, settings.input_scale, settings.eps)
+    return out
+
+
+def _remember(out: LayerSearch, line: LineKinks, rng: np.random.Generator) -> None:
+    """Keep the line's hidden kinks (bounded) and a few points where each output is on."""
+    if len(out.seen) < MAX_SEEN:
+        out.seen.extend((line.point(float(t)), line.d) for t in line.t[line.hidden])
+    out.saw_zero |= bool(np.any(line.samples_f == 0.0))
+    for j in range(line.samples_f.shape[1]):
+        kept = out.on_points.setdefault(j, [])
+        on = np.flatnonzero(line.samples_f[:, j] > 0)
+        if on.size and len(kept) < 16:
+            pick = rng.choice(on, size=min(2, on.size), replace=False)
+            kept.extend(line.point(line.samples_t[pick]))
+
+
+def _settled(out: LayerSearch) -> int:
+    return sum(1 for n in out.neurons if n.flat_checks > n.flat_failures)
+
+
+def _absorb(
+    oracle: Oracle,
+    prefix: Prefix,
+    line: LineKinks,
+    out: LayerSearch,
+    settings: SearchSettings,
+    rng: np.random.Generator,
+) -> None:
+    for k in line.hidden:
+        out.kinks += 1
+        x = line.point(float(line.t[k]))
+        if on_prefix(prefix, x) or explained(out.neurons, prefix, x) >= 0:
+            continue
+        with oracle.phase("signatures"):
+            w = measure(oracle, prefix, line, int(k), settings.eps)
+        if w is None:
+            out.unexplained.append(x)
+            continue
+        i = assign(out.neurons, w)
+        if i >= 0:
+            continue
+        if w.row is None:
+            out.unexplained.append(x)
+            continue
+        neuron = new_neuron(w)
+        with oracle.phase("flatness"):
+            flat = _flat(oracle, prefix, neuron, settings, rng)
+        if flat:
+            out.neurons.append(neuron)
+        else:
+            out.deeper += 1
+
+
+def _flat(
+    oracle: Oracle,
+    prefix: Prefix,
+    neuron: Neuron,
+    settings: SearchSettings,
+    rng: np.random.Generator,
+) -> bool:
+    """Walk along the neuron's predicted hyperplane and find its kink again where predicted."""
+    x0 = neuron.witnesses[0].x
+    J, _ = prefix.local_map(x0)
+    g = J.T @ neuron.theta[:-1]
+    g /= np.linalg.norm(g)
+    s = settings.input_scale
+    cap = s * math.sqrt(prefix.input_dim)
+    failures = 0
+    for _ in range(FLAT_TRIES):
+        # Walk toward where the hyperplanes are dense (the input distribution's bulk),
+        # staying inside the prefix's linear region, where a flat plane stays flat.
+        q = rng.normal(0.0, s, size=g.size)
+        v = (q - x0) - ((q - x0) @ g) * g
+        dist = float(np.linalg.norm(v))
+        if dist == 0:
+            continue
+        v /= dist
+        walk = min(0.9 * prefix.room(x0, v), dist + cap)
+        p = x0 + walk * v
+        found = locate(oracle, prefix, neuron, p, g, settings)
+        neuron.flat_checks += 1
+        if found is not None:
+            line, k = found
+            tol = (FLAT_TOLERANCE + 64 * walk * neuron.error) * (1 + np.linalg.norm(p))
+            found = found if abs(float(line.t[k])) <= tol else None
+        if found is None:
+            neuron.flat_failures += 1
+            failures += 1
+            if failures >= 2:
+                return False
+            continue
+        w = measure(oracle, prefix, line, k, settings.eps)
+        if w is not None and w.row is not None:
+            neuron.witnesses.append(w)
+            if not neuron.solve():
+                neuron.witnesses.pop()
+        if neuron.flat_checks - neuron.flat_failures >= 2:
+            return True
+    return False
+
+
+def locate(
+    oracle: Oracle,
+    prefix: Prefix,
+    neuron: Neuron,
+    p: Array,
+    g: Array,
+    settings: SearchSettings,
+    reach: float | None = None,
+) -> tuple[LineKinks, int] | None:
+    """The kink nearest ``p`` on a short line through ``p`` along ``g`` (None: none there)."""
+    r = reach if reach is not None else 1e-2 * settings.input_scale
+    r = min(r, 0.9 * prefix.room(p, g)) if prefix.depth else r
+    if not r > 0:
+        return None
+    (line,) = find_kinks(oracle, p[None], g[None], -r, r, eps=settings.eps)
+    ks = [int(k) for k in line.hidden if not on_prefix(prefix, line.point(float(line.t[k])))]
+    if not ks:
+        return None
+    k = min(ks, key=lambda k: abs(float(line.t[k])))
+    return line, k
+
+
+def _fill(
+    oracle: Oracle,
+    prefix: Prefix,
+    neuron: Neuron,
+    settings: SearchSettings,
+    rng: np.random.Generator,
+) -> None:
+    """Witnesses where each unknown coordinate is on, found by solving on the prefix."""
+    for _ in range(neuron.width):
+        missing = np.flatnonzero(~neuron.known)
+        if missing.size == 0:
+            return
+        progress = False
+        for j in missing:
+            if neuron.known[j]:
+                continue
+            for start in _starts(neuron, prefix, rng, settings.input_scale):
+                x = _point_for(prefix, neuron, int(j), start, settings.input_scale)
+                if x is None:
+                    continue
+                w = _witness_near(oracle, prefix, neuron, int(j), x, settings)
+                if w is not None and w.active[j] and _join(neuron, w):
+                    progress = True
+                    break
+        if not progress:
+            return
+
+
+def _starts(neuron: Neuron, prefix: Prefix, rng: np.random.Generator, s: float) -> list[Array]:
+    """Witness points, then random points of the neuron's plane near them (other regions)."""
+    out = [neuron.witnesses[i].x for i in rng.permutation(len(neuron.witnesses))[:2]]
+    for _ in range(4):
+        x = neuron.witnesses[int(rng.integers(len(neuron.witnesses)))].x
+        out.append(x + s * rng.normal(size=x.size))
+    return out
+
+
+def _join(neuron: Neuron, w: Witness) -> bool:
+    if not agrees(neuron, w):
+        return False
+    neuron.witnesses.append(w)
+    if neuron.solve():
+        return True
+    neuron.witnesses.pop()
+    return False
+
+
+def _point_for(prefix: Prefix, neuron: Neuron, j: int, x: Array, s: float) -> Array | None:
+    """A point where coordinate ``j`` is just on and the known part of the row is zero."""
+    target = 1e-3 * s
+    for _ in range(FILL_ITERATIONS):
+        J, c = prefix.local_map(x)
+        G, z0 = prefix.last_preact_map(x)
+        gz = J.T @ neuron.theta[:-1]
+        z = float(neuron.theta[:-1] @ (J @ x + c) + neuron.theta[-1])
+        gj = G[j]
+        nz, nj = np.linalg.norm(gz), np.linalg.norm(gj)
+        if nz == 0 or nj == 0:
+            return None
+        pj = float(gj @ x + z0[j]) / nj
+        if abs(z) <= 1e-12 * nz * (1 + np.linalg.norm(x)) and abs(pj - target) <= 0.1 * target:
+            return x
+        A = np.stack([gz / nz, gj / nj])
+        rhs = np.array([-z / nz, target - pj])
+        step = np.linalg.lstsq(A, rhs, rcond=None)[0]
+        x = x + step
+    return None
+
+
+def _witness_near(
+    oracle: Oracle, prefix: Prefix, neuron: Neuron, j: int, x: Array, settings: SearchSettings
+) -> Witness | None:
+    """The neuron's kink near ``x``, searched along its normal with coordinate ``j`` held on."""
+    J, _ = prefix.local_map(x)
+    G, _ = prefix.last_preact_map(x)
+    g = J.T @ neuron.theta[:-1]
+    nj = G[j] / np.linalg.norm(G[j])
+    g = g - (g @ nj) * nj
+    norm = np.linalg.norm(g)
+    if norm == 0:
+        return None
+    found = locate(oracle, prefix, neuron, x, g / norm, settings, reach=0.1 * settings.input_scale)
+    if found is None:
+        return None
+    line, k = found
+    return measure(oracle, prefix, line, k, settings.eps)

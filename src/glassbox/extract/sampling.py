@@ -1,0 +1,56 @@
+"""Inputs for the output fit: Gaussian, beside every hyperplane, and where rare outputs are on."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from glassbox.extract.oracle import Oracle
+from glassbox.extract.prefix import Prefix
+
+Array = NDArray[np.float64]
+
+# Doubling rounds of extra samples for outputs on at too few points (n, 2n, ... 16n).
+RARE_OUTPUT_ROUNDS = 5
+
+
+def fit_sample(
+    oracle: Oracle,
+    prefix: Prefix,
+    theta: Array,
+    anchors: Array,
+    on_points: dict[int, list[Array]],
+    rng: np.random.Generator,
+    scale: float,
+) -> tuple[Array, Array]:
+    """Queried ``(X, Y)`` on which every output that was ever seen on has enough on-rows.
+
+    ``anchors[j]`` lies on neuron ``j``'s hyperplane: points scattered around it put the
+    neuron on both sides, which a plane far from the bulk of the Gaussian never gets.
+    """
+    n = theta.shape[0]
+    need = n + prefix.width + 1
+    rows = max(3 * need, 256)
+    near = np.repeat(anchors, 8, axis=0)
+    near = near + scale * 4.0 ** rng.uniform(-3, 0, size=(near.shape[0], 1)) * rng.normal(
+        size=near.shape
+    )
+    X = np.vstack([rng.normal(0.0, scale, size=(rows, prefix.input_dim)), near])
+    Y = oracle.query(X)
+    seeds = [p for pts in on_points.values() for p in pts]
+    for k in range(RARE_OUTPUT_ROUNDS):
+        short = np.sum(Y > 0, axis=0) < need + 8
+        short &= np.array([bool(on_points.get(j)) for j in range(Y.shape[1])]) | np.any(
+            Y > 0, axis=0
+        )
+        if not short.any() or not np.any(Y <= 0):
+            break
+        size = rows * 2**k
+        pool = [p for j in np.flatnonzero(short) for p in on_points.get(int(j), [])] or seeds
+        if not pool:
+            break
+        S = np.array(pool)[rng.integers(0, len(pool), size=size)]
+        spread = scale * 4.0 ** rng.uniform(-2, 1, size=(size, 1))
+        X2 = S + spread * rng.normal(size=S.shape)
+        X, Y = np.vstack([X, X2]), np.vstack([Y, oracle.query(X2)])
+    return X, Y

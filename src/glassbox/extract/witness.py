@@ -1,0 +1,173 @@
+"""One critical point's evidence about the neuron that bends there, measured through the prefix.
+
+At a kink ``x*`` of a layer-``i`` neuron with row ``(w, b)`` (over the prefix's hidden
+state ``h``), the output's gradient jumps by ``c (J^T w)`` across the kink, where ``J`` is
+the prefix's local map and ``c`` the output-side factor. Only the directions the prefix
+sees carry information, so gradients are measured along an orthonormal basis ``Q`` of
+``J``'s row space, on both sides of the kink, with forward and backward steps (a step
+that crossed another hyperplane shows as disagreement and that direction is dropped).
+The jump ``M = G+ - G-`` is ``c m^T``; its top right singular vector ``m`` gives the
+homogeneous equations ``(I - m m^T) (J Q)^T w = 0`` and ``w . h(x*) + b = 0`` on the
+unknown ``theta = (w, b)``. When the active rows of ``J`` have full rank those pin the
+row down on the active coordinates; when they do not, they are a subspace constraint
+that is combined with other witnesses of the same neuron, never read as a row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from glassbox.extract.kinks import LineKinks
+from glassbox.extract.oracle import Oracle
+from glassbox.extract.prefix import Prefix, row_space
+
+Array = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+
+# Gradient steps as a fraction of the room around the base point: large steps give
+# precise slopes; the forward/backward agreement test catches the ones that crossed.
+STEP_FRACTION = 1e-3
+# A kink this close to a prefix hyperplane (relative to 1 + |x|) belongs to the prefix.
+ON_PREFIX = 1e-7
+# Ratio of the jump matrix's second to first singular value above which it is not rank one.
+RANK_ONE = 1e-5
+# Relative null-space gap under which a row counts as pinned down.
+PINNED = 1e-6
+
+
+@dataclass(frozen=True, eq=False)
+class Witness:
+    """A critical point of one neuron and the equations it gives on ``theta = (w, b)``.
+
+    ``active`` marks the prefix state's coordinates that were on at ``x``; ``equations``
+    has one row per constraint over all ``width + 1`` unknowns; ``row`` is the partial row
+    (zeros off ``active``, unit norm, sign arbitrary) when the equations pin it down, else
+    None; ``error`` is the row's estimated relative error; ``jump`` the output factor ``c``.
+    """
+
+    x: Array
+    direction: Array
+    active: BoolArray
+    equations: Array
+    row: Array | None
+    error: float
+    jump: Array
+    rank_deficient: bool
+
+
+def _gradients(
+    oracle: Oracle, bases: Array, Q: Array, steps: Array, eps: float
+) -> tuple[Array, BoolArray, Array]:
+    """Slopes along ``Q``'s columns at each base: ``(G, agree, noise)``.
+
+    ``G[s]`` is ``k x r``; ``agree[s, j]`` says forward and backward slopes agreed.
+    """
+    n_base, d0 = bases.shape
+    r = Q.shape[1]
+    X = np.empty((n_base, 2 * r + 1, d0))
+    X[:] = bases[:, None, :]
+    X[:, 1 : r + 1] += (steps[:, :, None] * Q.T[None])
+    X[:, r + 1 :] -= (steps[:, :, None] * Q.T[None])
+    F = oracle.query(X.reshape(-1, d0)).reshape(n_base, 2 * r + 1, -1)
+    fwd = (F[:, 1 : r + 1] - F[:, :1]) / steps[:, :, None]
+    bwd = (F[:, :1] - F[:, r + 1 :]) / steps[:, :, None]
+    mag = np.max(np.abs(F), axis=(1, 2))
+    noise = 8 * eps * np.maximum(mag, np.finfo(np.float64).tiny)[:, None] / steps
+    gap = np.max(np.abs(fwd - bwd), axis=2)
+    agree = gap <= 4 * noise + 1e-9 * np.max(np.abs(fwd), axis=2)
+    G = np.transpose(0.5 * (fwd + bwd), (0, 2, 1))
+    return G, agree, noise
+
+
+def measure(
+    oracle: Oracle,
+    prefix: Prefix,
+    line: LineKinks,
+    k: int,
+    eps: float,
+) -> Witness | None:
+    """The witness at hidden kink ``k`` of ``line``; None when it lies on the prefix or shows nothing."""
+    x = line.point(float(line.t[k]))
+    u = line.d
+    if prefix.depth and np.min(prefix.scaled_margins(x)) <= ON_PREFIX * (1 + np.linalg.norm(x)):
+        return None
+    J, _ = prefix.local_map(x)
+    active = np.any(J != 0.0, axis=1)
+    Q, r = row_space(J[active])
+    if r == 0:
+        return None
+    edges = np.concatenate([[line.t_lo], line.t, [line.t_hi]])
+    gap = min(edges[k + 1] - edges[k], edges[k + 2] - edges[k + 1])
+    rho = 0.5 * min(gap, prefix.room(x, u))
+    bases = np.stack([x - rho * u, x + rho * u])
+    # Steps per direction: a fraction of the room on the line, and inside the prefix region.
+    steps = np.empty((2, r))
+    for s in range(2):
+        for j in range(r):
+            steps[s, j] = STEP_FRACTION * min(rho, prefix.room(bases[s], Q[:, j]))
+    G, agree, noise = _gradients(oracle, bases, Q, steps, eps)
+    ok = agree[0] & agree[1]
+    if not np.any(ok):
+        return None
+    M = (G[1] - G[0])[:, ok]
+    _, s, Vt = np.linalg.svd(M, full_matrices=False)
+    floor = float(np.max(noise[:, ok])) * np.sqrt(M.size)
+    if s[0] <= 16 * floor:
+        return None
+    if s.size > 1 and s[1] > RANK_ONE * s[0] + 16 * floor:
+        return None  # two neurons at once, or a step crossed another hyperplane
+    m = Vt[0]
+    c = M @ m
+    # The slope jump the line saw must be the one these gradients predict.
+    along = M @ (Q[:, ok].T @ u)
+    seen = line.slope_right[k] - line.slope_left[k]
+    if np.max(np.abs(along - seen)) > 1e-4 * np.max(np.abs(seen)) + 64 * floor:
+        return None
+    width = prefix.width
+    B = J[active] @ Q[:, ok]  # (a, r')
+    proj = np.eye(m.size) - np.outer(m, m)
+    eq_w = np.zeros((m.size, width + 1))
+    eq_w[:, np.flatnonzero(active)] = proj @ B.T
+    h = prefix.state(x[None])[0]
+    eq_b = np.append(h, 1.0)[None]
+    E = np.vstack([eq_w, eq_b / max(np.linalg.norm(eq_b), 1.0)])
+    cols = np.append(active, True)
+    rel_noise = floor / s[0]
+    row, err = null_row(E, cols)
+    deficient = row is None
+    return Witness(
+        x=x,
+        direction=u,
+        active=active,
+        equations=E,
+        row=row,
+        error=max(err, rel_noise),
+        jump=c,
+        rank_deficient=deficient,
+    )
+
+
+def null_row(E: Array, cols: BoolArray) -> tuple[Array | None, float]:
+    """The unit vector ``theta`` (zero off ``cols``) with ``E theta = 0``, if the equations pin it down.
+
+    Returns ``(theta, gap)`` where ``gap`` is the smallest singular value over the next;
+    ``(None, gap)`` when the null space has more than one dimension.
+    """
+    sub = E[:, cols]
+    n = sub.shape[1]
+    if sub.shape[0] < n - 1:
+        return None, 1.0
+    _, s, Vt = np.linalg.svd(sub, full_matrices=True)
+    s_full = np.zeros(n)
+    s_full[: s.size] = s
+    if n < 2 or s_full[n - 2] == 0.0:
+        return None, 1.0
+    gap = float(s_full[n - 1] / s_full[n - 2])
+    if s_full[n - 2] <= PINNED * max(s_full[0], 1e-300):
+        return None, gap
+    theta = np.zeros(E.shape[1])
+    theta[cols] = Vt[n - 1]
+    return theta, gap

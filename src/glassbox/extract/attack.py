@@ -38,6 +38,8 @@ FLOAT64_EPS = 2.0**-52
 FLOAT32_EPS = 2.0**-23
 # A bias this small relative to its row is absent (bias-free layers stay bias-free).
 NO_BIAS = 1e-9
+# Lines of the second look at a layer are this many times longer.
+EXTRA_REACH = 4.0
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class ExtractConfig:
     line_length: float = 4.0
     lines_per_batch: int = 2
     max_lines: int = 96
-    patience: int = 4
+    patience: int = 8
     max_depth: int = 8
     architecture: str | None = None
     hidden_width: int | None = None
@@ -209,6 +211,15 @@ class _Run:
             theta = np.array([n.theta for n in search.neurons])
             info: dict[str, Any] = _layer_info(depth, search)
             fit = self._last_layer_fit(theta, np.array(info["_points"]))
+            if not _clean(fit):
+                # A neuron on only where the lines rarely go is linear on the samples and
+                # spoils the fit: look again, further out, before deciding.
+                count = len(search.neurons)
+                search = self._search(depth, hint, resume=search)
+                if len(search.neurons) > count:
+                    theta = np.array([n.theta for n in search.neurons])
+                    info = _layer_info(depth, search)
+                    fit = self._last_layer_fit(theta, np.array(info["_points"]))
             if fit.exact:
                 self._finish(fit, info, t0, q0, hint)
                 return
@@ -257,7 +268,9 @@ class _Run:
                 self.eps = FLOAT32_EPS
                 self.notes.append("answers are float32 (relative precision 2^-23)")
 
-    def _search(self, depth: int, hint: int | None) -> LayerSearch:
+    def _search(
+        self, depth: int, hint: int | None, resume: LayerSearch | None = None
+    ) -> LayerSearch:
         cfg = self.config
         settings = SearchSettings(
             cfg.input_scale,
@@ -272,8 +285,17 @@ class _Run:
         def report(s: LayerSearch) -> None:
             self.bar.note(neurons=len(s.neurons), lines=s.lines)
 
-        search = search_layer(self.oracle, self.prefix, settings, self.rng, report)
-        self.n_lines += search.lines
+        before = resume.lines if resume is not None else 0
+        search = search_layer(
+            self.oracle,
+            self.prefix,
+            settings,
+            self.rng,
+            report,
+            resume=resume,
+            reach=1.0 if resume is None else EXTRA_REACH,
+        )
+        self.n_lines += search.lines - before
         if self.first_line is None:
             self.first_line = search.first_line
         self.seen.extend(search.seen)
@@ -353,6 +375,11 @@ class _Run:
         self.check = verdict.figures
         self.success = verdict.success
         self.message = verdict.message
+
+
+def _clean(fit: LastLayerFit) -> bool:
+    """An exact fit with every sign read cleanly and no +/- pair (pairs are rare; check twice)."""
+    return fit.exact and fit.signs is not None and not np.any(fit.signs == 0.0)
 
 
 def _layer_info(depth: int, search: LayerSearch) -> dict[str, Any]:

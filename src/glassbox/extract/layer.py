@@ -85,17 +85,24 @@ def search_layer(
     settings: SearchSettings,
     rng: np.random.Generator,
     report: Callable[[LayerSearch], None] = lambda _: None,
+    resume: LayerSearch | None = None,
+    reach: float = 1.0,
 ) -> LayerSearch:
-    """Find the next layer's neurons through ``prefix`` (see the module docstring)."""
-    out = LayerSearch()
+    """Find the next layer's neurons through ``prefix`` (see the module docstring).
+
+    ``resume`` continues an earlier search of the same layer (more lines, ``reach``
+    times longer: a neuron that toggles only far out shows up there).
+    """
+    out = resume if resume is not None else LayerSearch()
     d0 = prefix.input_dim
     s = settings.input_scale
-    half = settings.line_length * s * math.sqrt(d0)
+    half = reach * settings.line_length * s * math.sqrt(d0)
     quiet = 0
-    while out.lines < settings.max_lines and quiet < settings.patience:
+    limit = out.lines + settings.max_lines
+    while out.lines < limit and quiet < settings.patience:
         if settings.width_hint is not None and _settled(out) >= settings.width_hint:
             break
-        n = min(settings.lines_per_batch, settings.max_lines - out.lines)
+        n = min(settings.lines_per_batch, limit - out.lines)
         x0 = rng.normal(0.0, s, size=(n, d0))
         d = rng.normal(size=(n, d0))
         d /= np.linalg.norm(d, axis=1, keepdims=True)
@@ -119,7 +126,8 @@ def search_layer(
         out.notes.append(f"merged {merged} neuron(s) met twice")
     with oracle.phase("refine"):
         for neuron in out.neurons:
-            refine_neuron(oracle, prefix, neuron, rng, settings.input_scale, settings.eps)
+            if not neuron.refined:
+                refine_neuron(oracle, prefix, neuron, rng, settings.input_scale, settings.eps)
     return out
 
 

@@ -23,6 +23,9 @@ Array = NDArray[np.float64]
 
 # Kinks per unknown of the row.
 OVERSAMPLE = 2
+# Rows with more unknowns keep their gradient estimate: two kinks per unknown would cost
+# more queries than every other step together (784 inputs: ~1600 kinks per neuron).
+MAX_UNKNOWNS = 256
 # Weight of the witnesses' gradient equations beside the position equations.
 GRADIENT_WEIGHT = 1e-4
 # A re-found kink must be this close to the prediction (relative to 1 + |x|).
@@ -55,6 +58,8 @@ def refine_neuron(
 ) -> int:
     """Re-solve ``neuron``'s row from kinks placed along its hyperplane; returns kinks used."""
     unknowns = int(np.sum(neuron.known)) + 1
+    if unknowns > MAX_UNKNOWNS:
+        return 0
     want = OVERSAMPLE * unknowns + 2
     starts = np.array([w.x for w in neuron.witnesses])
     P: list[Array] = []

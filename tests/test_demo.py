@@ -40,7 +40,8 @@ def test_demo_writes_a_complete_run_and_prints_its_summary(
     assert len(lines) == 6  # the path, then five summary lines
     for stage in ("[1/4] training", "[2/4] attacking", "[3/4] verifying", "[4/4] writing"):
         assert stage in stderr
-    assert f"train abs x{TINY.toy.restarts}" in stderr and "extract: check" in stderr  # both bars
+    # stderr is not a terminal here, so no progress bar is drawn into it.
+    assert f"train abs x{TINY.toy.restarts}" not in stderr and "extract: check" not in stderr
 
 
 def test_summary_numbers_agree_with_the_saved_figures(demo_run: tuple[Path, int, str, str]) -> None:
@@ -121,9 +122,18 @@ def test_demo_refuses_an_existing_non_empty_out(tmp_path: Path) -> None:
 def test_default_out_dir_is_fresh_and_timestamped(tmp_path: Path) -> None:
     first = default_out_dir(tmp_path)
     assert re.fullmatch(r"demo-\d{8}-\d{6}", first.name)
-    first.mkdir()
+    assert first.is_dir()  # reserved at once, so no other run can take it
     second = default_out_dir(tmp_path)
-    assert second != first and not second.exists()
+    assert second != first and second.is_dir()
+
+
+def test_runs_started_in_the_same_second_get_different_folders(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        folders = list(pool.map(lambda _: default_out_dir(tmp_path), range(8)))
+    assert len(set(folders)) == 8
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f.name for f in folders)
 
 
 def test_configs_round_trip_and_bad_ones_are_refused(tmp_path: Path) -> None:

@@ -108,7 +108,9 @@ def check_writable(folder: str | os.PathLike[str], flag: str = "--out") -> None:
     while not ancestor.exists():
         ancestor = ancestor.parent
     if not ancestor.is_dir():
-        raise GlassboxError(f"{flag} {target}: {ancestor} is a file, not a folder; choose another {flag}")
+        raise GlassboxError(
+            f"{flag} {target}: {ancestor} is a file, not a folder; choose another {flag}"
+        )
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".glassbox-probe.", dir=ancestor))
     except OSError as exc:
@@ -128,7 +130,9 @@ def check_out_dir(
     target = Path(out)
     if target.exists():
         if not target.is_dir():
-            raise GlassboxError(f"{flag} {target} exists and is not a folder; choose another {flag}")
+            raise GlassboxError(
+                f"{flag} {target} exists and is not a folder; choose another {flag}"
+            )
         if any(target.iterdir()):
             if not overwrite:
                 raise GlassboxError(

@@ -16,6 +16,7 @@ import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -498,8 +499,11 @@ def _setup(inputs: ReportInputs, sparsity: float) -> str:
     )
 
 
-def build_report(inputs: ReportInputs) -> str:
-    """The report as one self-contained HTML page (figures inlined, nothing fetched)."""
+def build_report(inputs: ReportInputs, run_dir: Path | None = None) -> str:
+    """The report as one self-contained HTML page (figures inlined, nothing fetched).
+
+    ``run_dir`` (the run's folder) names the run in the page title.
+    """
     truth, ex, ver = inputs.truth, inputs.extraction, inputs.verification
     alignment = align(inputs.recovered, truth)
     aligned = alignment.aligned

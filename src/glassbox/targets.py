@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from glassbox.errors import GlassboxError
-from glassbox.extras import require
 from glassbox.extract.oracle import OnnxOracle, Oracle, float32_outputs, net_oracle
+from glassbox.extras import require
 from glassbox.mlp import ReLUNet, parse_spec
 
 #: Refuse a random net whose float64 weights would take more than this share of free memory

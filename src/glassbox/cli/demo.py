@@ -36,7 +36,9 @@ from glassbox.extras import require
     default=None,
     help="A DemoConfig JSON file (e.g. a run's config.json) to repeat or vary a run.",
 )
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Override the training seed.")
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=None, help="Override the training seed."
+)
 @click.option(
     "--budget",
     type=click.IntRange(min=1),

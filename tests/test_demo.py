@@ -52,7 +52,7 @@ def test_summary_numbers_agree_with_the_saved_figures(demo_run: tuple[Path, int,
     assert f"queries:                {ex['queries']:,} " in stdout
     assert f"seconds:                {ex['seconds']:.1f} " in stdout
     assert f"max weight error:       2^{ver['max_weight_error_log2']:.1f}" in stdout
-    assert f"max |f - f'| = 2^{ver['epsilon_log2']:.1f}" in stdout
+    assert f"max |f - f_hat| = 2^{ver['epsilon_log2']:.1f}" in stdout
     assert ver["max_weight_error_log2"] < -30
     match = re.search(r"neurons recovered:\s+(\d+) / (\d+) visible", stdout)
     assert match is not None
@@ -115,7 +115,7 @@ def test_demo_refuses_an_existing_non_empty_out(tmp_path: Path) -> None:
     assert stderr.count("\n") == 1 and "--overwrite" in stderr
     # --overwrite still refuses a folder that is not a demo run.
     code, _, stderr = run_cli("demo", "--out", str(tmp_path), "--overwrite", "--no-progress")
-    assert code == 2 and "not a glassbox demo run" in stderr
+    assert code == 2 and "glassbox did not write it" in stderr
     assert (tmp_path / "keep.txt").read_text() == "mine"
 
 

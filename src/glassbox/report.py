@@ -519,7 +519,7 @@ def build_report(inputs: ReportInputs, run_dir: Path | None = None) -> str:
         "columns are polysemantic neurons.</p>",
         "<h3>Graph view</h3>",
         _img(graph_figure(sides, drawn), "graph view, truth and reconstruction"),
-        f"<p class='caption'>{_e(_graph_caption(len(drawn), n))}</p>",
+        f"<p class='caption'>{_e(_graph_caption(drawn, n, features))}</p>",
         _section("abs", "How well the model computes abs(x)"),
         _img(
             abs_figure(truth, inputs.recovered, list(range(n))),
@@ -568,12 +568,14 @@ def build_report(inputs: ReportInputs, run_dir: Path | None = None) -> str:
     )
 
 
-def _graph_caption(drawn: int, n: int) -> str:
-    which = (
-        "all features"
-        if drawn == n
-        else f"the {drawn} of {n} features the truth computes (the others would make a hairball)"
-    )
+def _graph_caption(drawn: Sequence[int], n: int, features: Sequence[analysis.Feature]) -> str:
+    computed = {f.index for f in features if f.how in ("pair", "redundant", "superposition")}
+    if len(drawn) == n:
+        which = "all features"
+    elif set(drawn) <= computed:
+        which = f"the {len(drawn)} of {n} features the truth computes (all {n} make a hairball)"
+    else:
+        which = f"the {len(drawn)} most important of {n} features (the truth computes none)"
     return (
         f"Features x (left) to neurons h (middle) to outputs y' (right), for {which}, and the "
         "neurons that touch them; edge colour is the sign, width the size; edges under "

@@ -102,10 +102,14 @@ def stack_figure(sides: Sequence[Side], importance: Array) -> Figure:
 
 
 def graph_features(features: Sequence[analysis.Feature], limit: int = 20) -> list[int]:
-    """The features the graph view draws: all of up to ``limit``, else those the model computes."""
+    """The features the graph view draws: all of up to ``limit``, else those the model computes.
+
+    When it computes none (an under-trained model), the ``limit`` most important ones.
+    """
     if len(features) <= limit:
         return [f.index for f in features]
-    return [f.index for f in features if f.how in ("pair", "redundant", "superposition")]
+    computed = [f.index for f in features if f.how in ("pair", "redundant", "superposition")]
+    return computed or [f.index for f in features[:limit]]
 
 
 def graph_figure(sides: Sequence[Side], features: Sequence[int]) -> Figure:
@@ -139,8 +143,8 @@ def _graph(ax: Any, side: Side, feats: list[int]) -> None:
     used = np.flatnonzero(
         (np.abs(sub1) >= cut * top1).any(axis=1) | (np.abs(sub2) >= cut * top2).any(axis=0)
     )
-    y_f = np.linspace(1.0, 0.0, len(feats)) if len(feats) > 1 else np.array([0.5])
-    y_n = np.linspace(1.0, 0.0, len(used)) if len(used) > 1 else np.array([0.5])
+    y_f = np.linspace(1.0, 0.0, len(feats)) if len(feats) > 1 else np.full(len(feats), 0.5)
+    y_n = np.linspace(1.0, 0.0, len(used)) if len(used) > 1 else np.full(len(used), 0.5)
     segs, colors, widths = [], [], []
     for k, j in enumerate(used):
         for i, _f in enumerate(feats):

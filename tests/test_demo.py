@@ -162,3 +162,17 @@ def test_the_report_shows_the_attacks_line_with_its_kinks(
         in page
     )
     assert 'alt="f along a line with its kinks"' in page
+
+
+def test_every_file_of_a_run_is_an_ordinary_file(demo_run: tuple[Path, int, str, str]) -> None:
+    import os
+    import stat
+
+    mask = os.umask(0)
+    os.umask(mask)
+    out = demo_run[0]
+    modes = {str(p.relative_to(out)): stat.S_IMODE(p.stat().st_mode) for p in out.rglob("*")}
+    assert "toy/weights.safetensors" in modes
+    for name, mode in modes.items():
+        want = (0o777 if (out / name).is_dir() else 0o666) & ~mask
+        assert mode == want, f"{name}: {oct(mode)}"

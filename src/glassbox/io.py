@@ -167,6 +167,20 @@ def _umask() -> int:
     return mask
 
 
+def normalize_modes(folder: str | os.PathLike[str]) -> None:
+    """Give every file under ``folder`` mode 0666 and every folder 0777, less the umask.
+
+    Some writers (safetensors, mkstemp, mkdtemp) create private 0600/0700 entries; results
+    a user may share are ordinary files.
+    """
+    mask = _umask()
+    root = Path(folder)
+    for path in [root, *root.rglob("*")]:
+        if path.is_symlink():
+            continue
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
+
+
 @contextmanager
 def staged_dir(out: str | os.PathLike[str], overwrite: bool, flag: str = "--out") -> Iterator[Path]:
     """Yield a fresh folder beside ``out``; when the block succeeds, move it into place as ``out``.
@@ -182,6 +196,7 @@ def staged_dir(out: str | os.PathLike[str], overwrite: bool, flag: str = "--out"
     tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; results are ordinary folders
     try:
         yield tmp
+        normalize_modes(tmp)
         if target.exists() and any(target.iterdir()):
             if not overwrite:
                 raise GlassboxError(

@@ -206,7 +206,7 @@ def _train_command(model: str) -> click.Command:
         threads: int | None,
         **fields: Any,
     ) -> None:
-        from glassbox.io import check_out_dir
+        from glassbox.io import check_out_dir, normalize_modes
         from glassbox.toy.config import default_config
         from glassbox.toy.run import save_run
         from glassbox.toy.train import train as run_training
@@ -220,6 +220,7 @@ def _train_command(model: str) -> click.Command:
             raise GlassboxError(f"--threads must be at least 1, got {threads}")
         run = run_training(config, progress=show_progress(progress), threads=threads)
         save_run(run, out, plots=plots, overwrite=overwrite)
+        normalize_modes(out)
         click.echo(f"wrote {out}")
         _print_table(run)
 

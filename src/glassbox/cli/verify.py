@@ -21,7 +21,7 @@ def render(v: Verification) -> str:
         "weight error  max |theta - theta_hat| after alignment, neurons normalised to unit rows",
     ]
     for i, e in enumerate(v.per_layer_error_log2):
-        lines.append(f"  layer {i:<6} {fmt_log2(e)}")
+        lines.append(f"  {f'W{i + 1}':<12} {fmt_log2(e)}")
     lines.append(f"  {'overall':<12} {fmt_log2(v.max_weight_error_log2)}")
     lines += [
         "",
@@ -48,7 +48,7 @@ def render(v: Verification) -> str:
         ("truth unmatched", v.unmatched_truth),
         ("recovered unmatched", v.unmatched_recovered),
     ):
-        lines += [f"  {kind}: layer {n.layer} neuron {n.index}: {n.reason}" for n in notes]
+        lines += [f"  {kind}: W{n.layer + 1} neuron {n.index}: {n.reason}" for n in notes]
     return "\n".join(lines)
 
 

@@ -37,12 +37,12 @@ def fixed_batch_onnx(path: Path, net: ReLUNet, batch: int, float32: bool = False
 
 @pytest.mark.parametrize("batch", [1, 4])
 def test_a_fixed_batch_onnx_file_is_queried_in_its_batch_size(tmp_path: Path, batch: int) -> None:
-    from glassbox.extract.oracle import OnnxOracle
+    from glassbox.extract.oracle import OnnxOracle, fixed_batch_size
 
     net = ReLUNet.random("6-5-2", seed=3)
     path = fixed_batch_onnx(tmp_path / "m.onnx", net, batch)
     oracle = OnnxOracle(path)
-    assert oracle.fixed_batch == batch
+    assert fixed_batch_size(oracle) == batch
     x = np.random.default_rng(0).normal(size=(7, 6))
     np.testing.assert_allclose(oracle.query(x), net.forward(x), rtol=1e-14, atol=1e-14)
     assert oracle.queries == 7  # padding rows are not counted

@@ -136,7 +136,7 @@ def check_out_dir(
         if any(target.iterdir()):
             if not overwrite:
                 raise GlassboxError(
-                    f"{flag} {target} exists and is not empty; choose another {flag} or pass --overwrite"
+                    f"{flag} {target} already exists and is not empty; choose another {flag} or pass --overwrite"
                 )
             if not (target / marker).is_file():
                 raise GlassboxError(

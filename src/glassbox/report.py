@@ -662,10 +662,10 @@ def line_ranges(line: LineKinks) -> tuple[float, float, float]:
 
 
 def _line_range_text(line: LineKinks) -> str:
-    x_max, f_lo, f_hi = line_ranges(line)
+    x_max, _, f_hi = line_ranges(line)
     return (
         f"The line runs far outside the toy model's inputs in [-1, 1] (here up to |x_i| = "
-        f"{x_max:.3g}, with outputs from {f_lo:.3g} to {f_hi:.3g}) on purpose: a black box "
+        f"{x_max:.3g}, with outputs up to {f_hi:.3g}) on purpose: a black box "
         "answers any input, and a line long enough to cross every neuron's hyperplane shows "
         "every neuron's kink, including neurons that switch only for inputs far from the data."
     )

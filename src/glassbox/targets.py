@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from glassbox.errors import GlassboxError
-from glassbox.extract.oracle import OnnxOracle, Oracle, float32_outputs, net_oracle
+from glassbox.extract.oracle import (
+    OnnxOracle,
+    Oracle,
+    fixed_batch_size,
+    float32_outputs,
+    net_oracle,
+)
 from glassbox.extras import require
 from glassbox.mlp import ReLUNet, parse_spec
 
@@ -104,8 +110,8 @@ def resolve_target(
                     "attack it anyway (its answers then carry float32 rounding)"
                 ) from None
             desc = f"ONNX {path}"
-            if isinstance(oracle, OnnxOracle) and oracle.fixed_batch is not None:
-                fixed = oracle.fixed_batch
+            fixed = fixed_batch_size(oracle)
+            if fixed is not None:
                 desc += (
                     f" (fixed batch size {fixed}: queried row by row)"
                     if fixed == 1

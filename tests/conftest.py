@@ -11,7 +11,7 @@ import pytest
 
 from glassbox.cli import main
 from glassbox.config import config_to_dict
-from glassbox.demo import DEFAULT_TOY, DemoConfig
+from glassbox.demo import DEFAULT_TOY, PAPER_TOY, DemoConfig
 from glassbox.io import write_json
 
 # Seconds, not minutes: 6 features in 4 neurons, a few hundred steps of a small batch.
@@ -25,6 +25,14 @@ TINY_DEMO = DemoConfig(
         batch=256,
         eval_samples=2048,
     ),
+    verify_samples=256,
+)
+
+
+# The paper's shape (100 features, 40 neurons) trained briefly: the report's paper-size layout,
+# in seconds rather than the minutes of `glassbox demo --paper-size`.
+PAPER_LIKE_DEMO = DemoConfig(
+    toy=replace(PAPER_TOY, steps=300, anneal_steps=150, restarts=1, batch=256, eval_samples=2048),
     verify_samples=256,
 )
 
@@ -46,3 +54,15 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, str, 
     out = root / "run"
     code, stdout, stderr = run_cli("demo", "--config", str(config), "--out", str(out))
     return out, code, stdout, stderr
+
+
+@pytest.fixture(scope="session")
+def paper_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``glassbox demo`` on PAPER_LIKE_DEMO; the run directory (exit status 0 or 1 both kept)."""
+    root = tmp_path_factory.mktemp("paper")
+    config = root / "paper.json"
+    write_json(config, config_to_dict(PAPER_LIKE_DEMO))
+    out = root / "paper-run"
+    code, _, stderr = run_cli("demo", "--config", str(config), "--out", str(out))
+    assert code in (0, 1) and (out / "report.html").is_file(), stderr
+    return out

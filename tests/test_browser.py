@@ -253,9 +253,21 @@ def test_the_demo_report_renders_with_every_image_and_no_error(
     report = demo_run[0] / "report.html"
     shot = tmp_path / "report.png"
     seen = check_rendered(report, shot)
-    assert seen["title"] == "glassbox report"
+    assert seen["title"] == f"{demo_run[0].name}: glassbox report"
     assert len(seen["images"]) == report.read_text().count("<img ")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_paper_size_report_renders_with_every_image_and_no_error(
+    paper_run: Path, tmp_path: Path
+) -> None:
+    report = paper_run / "report.html"
+    seen = check_rendered(report, tmp_path / "paper.png")
+    assert seen["title"] == f"{paper_run.name}: glassbox report"
+    assert len(seen["images"]) == report.read_text().count("<img ")
+    # The figures are drawn at most as wide as the page shows them: none is scaled down past
+    # half size, which would make its labels unreadable.
+    assert all(im["width"] <= 2 * 1200 for im in seen["images"])
 
 
 def test_the_checker_catches_a_broken_image_and_a_console_error(tmp_path: Path) -> None:

@@ -40,7 +40,8 @@ def test_demo_writes_a_complete_run_and_prints_its_summary(
     assert len(lines) == 6  # the path, then five summary lines
     for stage in ("[1/4] training", "[2/4] attacking", "[3/4] verifying", "[4/4] writing"):
         assert stage in stderr
-    assert f"train abs x{TINY.toy.restarts}" in stderr and "extract: check" in stderr  # both bars
+    # stderr is not a terminal here, so no progress bar is drawn into it.
+    assert f"train abs x{TINY.toy.restarts}" not in stderr and "extract: check" not in stderr
 
 
 def test_summary_numbers_agree_with_the_saved_figures(demo_run: tuple[Path, int, str, str]) -> None:
@@ -51,7 +52,7 @@ def test_summary_numbers_agree_with_the_saved_figures(demo_run: tuple[Path, int,
     assert f"queries:                {ex['queries']:,} " in stdout
     assert f"seconds:                {ex['seconds']:.1f} " in stdout
     assert f"max weight error:       2^{ver['max_weight_error_log2']:.1f}" in stdout
-    assert f"max |f - f'| = 2^{ver['epsilon_log2']:.1f}" in stdout
+    assert f"max |f - f_hat| = 2^{ver['epsilon_log2']:.1f}" in stdout
     assert ver["max_weight_error_log2"] < -30
     match = re.search(r"neurons recovered:\s+(\d+) / (\d+) visible", stdout)
     assert match is not None
@@ -114,16 +115,25 @@ def test_demo_refuses_an_existing_non_empty_out(tmp_path: Path) -> None:
     assert stderr.count("\n") == 1 and "--overwrite" in stderr
     # --overwrite still refuses a folder that is not a demo run.
     code, _, stderr = run_cli("demo", "--out", str(tmp_path), "--overwrite", "--no-progress")
-    assert code == 2 and "not a glassbox demo run" in stderr
+    assert code == 2 and "glassbox did not write it" in stderr
     assert (tmp_path / "keep.txt").read_text() == "mine"
 
 
 def test_default_out_dir_is_fresh_and_timestamped(tmp_path: Path) -> None:
     first = default_out_dir(tmp_path)
     assert re.fullmatch(r"demo-\d{8}-\d{6}", first.name)
-    first.mkdir()
+    assert first.is_dir()  # reserved at once, so no other run can take it
     second = default_out_dir(tmp_path)
-    assert second != first and not second.exists()
+    assert second != first and second.is_dir()
+
+
+def test_runs_started_in_the_same_second_get_different_folders(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        folders = list(pool.map(lambda _: default_out_dir(tmp_path), range(8)))
+    assert len(set(folders)) == 8
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f.name for f in folders)
 
 
 def test_configs_round_trip_and_bad_ones_are_refused(tmp_path: Path) -> None:
@@ -152,3 +162,17 @@ def test_the_report_shows_the_attacks_line_with_its_kinks(
         in page
     )
     assert 'alt="f along a line with its kinks"' in page
+
+
+def test_every_file_of_a_run_is_an_ordinary_file(demo_run: tuple[Path, int, str, str]) -> None:
+    import os
+    import stat
+
+    mask = os.umask(0)
+    os.umask(mask)
+    out = demo_run[0]
+    modes = {str(p.relative_to(out)): stat.S_IMODE(p.stat().st_mode) for p in out.rglob("*")}
+    assert "toy/weights.safetensors" in modes
+    for name, mode in modes.items():
+        want = (0o777 if (out / name).is_dir() else 0o666) & ~mask
+        assert mode == want, f"{name}: {oct(mode)}"

@@ -3,6 +3,8 @@
 import re
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -22,3 +24,47 @@ def test_reconstruction_example_recovers_the_net(capsys):
     assert check.max_weight_error_log2 <= -35  # type: ignore[attr-defined]
     assert result.queries == oracle.queries == sum(result.queries_by_phase.values())  # type: ignore[attr-defined]
     assert "success" in capsys.readouterr().out
+
+
+def _block_after(marker: str) -> str:
+    text = README.read_text()
+    section = text[text.index(marker) :]
+    match = re.search(r"```\n(.*?)```", section, re.S)
+    assert match, f"no plain block after {marker!r}"
+    return match.group(1)
+
+
+def test_the_sample_demo_output_is_what_the_default_run_prints(tmp_path, monkeypatch):
+    import contextlib
+    import io
+
+    from glassbox.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["demo", "--quiet"]) == 0
+    printed = out.getvalue().splitlines()
+    sample = _block_after("prints (the folder's name").splitlines()
+    assert len(printed) == len(sample) == 6
+    # The folder's name and the seconds vary from run to run; everything else must match.
+    folder = r"report: runs/demo-\d{8}-\d{6}(-\d+)?/report\.html"
+    assert re.fullmatch(folder, printed[0]) and re.fullmatch(folder, sample[0])
+    seconds = r"seconds:\s+\d+\.\d \(attack only\)"
+    assert re.fullmatch(seconds, printed[2]) and re.fullmatch(seconds, sample[2])
+    assert [printed[i] for i in (1, 3, 4, 5)] == [sample[i] for i in (1, 3, 4, 5)]
+
+
+def test_the_toy_snippet_is_small_and_runs(tmp_path, monkeypatch):
+    import time
+
+    pytest.importorskip("torch")
+    code = _python_block_after("### Toy models")
+    assert "steps=2000" in code and "seconds on a CPU" in code
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {}
+    t0 = time.perf_counter()
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert time.perf_counter() - t0 < 120  # seconds, not the paper sweep's minutes
+    assert (tmp_path / "runs" / "abs-small" / "weights.safetensors").is_file()
+    assert namespace["net"].dims == (20, 10, 20)  # type: ignore[attr-defined]

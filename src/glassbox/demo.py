@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,7 +31,8 @@ from glassbox.extract.attack import ExtractConfig, ExtractionResult, extract
 from glassbox.extract.kinks import LineKinks
 from glassbox.extract.oracle import net_oracle
 from glassbox.extract.verify import verify
-from glassbox.io import atomic_path, read_json, write_json
+from glassbox.io import atomic_path, read_json, staged_dir, write_json
+from glassbox.io import check_out_dir as io_check_out_dir
 from glassbox.mlp import ReLUNet
 from glassbox.report import ReportInputs, build_report, summary
 from glassbox.toy.config import ToyConfig
@@ -106,38 +105,38 @@ def paper_config() -> DemoConfig:
 
 @dataclass(frozen=True, eq=False)
 class DemoResult:
-    """What a demo run produced: its directory, report and five-line summary."""
+    """What a demo run produced: its directory, report (None when the attack recovered no net) and summary."""
 
     directory: Path
-    report: Path
+    report: Path | None
     summary: list[str]
     success: bool
     seconds: float
+    message: str = ""  # the attack's own verdict
 
 
 def default_out_dir(root: str | os.PathLike[str] = "runs") -> Path:
-    """A fresh timestamped folder under ``root`` (``demo-YYYYMMDD-HHMMSS``, suffixed if taken)."""
+    """Create and return a fresh folder ``root/demo-YYYYMMDD-HHMMSS`` (``-2``, ``-3``, ... if taken).
+
+    The folder is created here, atomically, so two runs started in the same second get
+    different folders.
+    """
+    Path(root).mkdir(parents=True, exist_ok=True)
     base = Path(root) / time.strftime("demo-%Y%m%d-%H%M%S")
     candidate, k = base, 1
-    while candidate.exists():
-        k += 1
-        candidate = base.with_name(f"{base.name}-{k}")
-    return candidate
+    while True:
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            k += 1
+            candidate = base.with_name(f"{base.name}-{k}")
+            continue
+        return candidate
 
 
 def check_out_dir(out: Path, overwrite: bool) -> None:
-    """Refuse an existing non-empty ``out`` unless ``overwrite`` (then it must be a demo run or empty)."""
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise GlassboxError(f"{out} exists and is not a directory; choose another --out")
-    if any(out.iterdir()):
-        if not overwrite:
-            raise GlassboxError(
-                f"{out} exists and is not empty; choose another --out or pass --overwrite"
-            )
-        if not (out / CONFIG).is_file():
-            raise GlassboxError(f"{out} is not a glassbox demo run; refusing to replace it")
+    """Refuse an existing non-empty ``out`` unless ``overwrite`` (then it must be a demo run), or an unwritable one."""
+    io_check_out_dir(out, overwrite, marker=CONFIG)
 
 
 def _line_to_json(line: LineKinks) -> dict[str, Any]:
@@ -175,15 +174,20 @@ def run_demo(
     *,
     overwrite: bool = False,
     progress: bool = True,
+    bars: bool | None = None,
 ) -> DemoResult:
     """Train, attack one instance through a counting oracle, verify, write the run and its report.
 
-    Everything is written into a temporary sibling of ``out`` and moved into place at the
-    end, so a failure never leaves a half-written run.
+    ``progress`` prints a line per stage on stderr; ``bars`` draws progress bars there
+    (default: as ``progress``). Everything is written into a temporary sibling of ``out``
+    and moved into place at the end, so a failure never leaves a half-written run. When
+    the attack recovers no network (e.g. its budget ran out), the trained model and the
+    attack's figures are still written, and the result has ``report=None``.
     """
     target = Path(out)
     check_out_dir(target, overwrite)
     say = _say(progress)
+    bars = progress if bars is None else bars
     t0 = time.perf_counter()
     toy = config.toy
     say(
@@ -192,14 +196,29 @@ def run_demo(
         f"{toy.n_hidden} neurons, S = {', '.join(f'{v:g}' for v in 1 - toy.probability().mean(axis=1))}, "
         f"{toy.steps} steps"
     )
-    run = train(toy, progress=progress)
+    run = train(toy, progress=bars)
     truth = run.instance_net(config.instance)
 
-    say(f"[2/4] attacking instance {config.instance} through a counting oracle (no weights)")
+    kept = int(run.metrics["kept_restart"][config.instance])
+    say(
+        f"[2/4] attacking the kept network (sparsity S = {run.sparsity(config.instance):g}, "
+        f"restart {kept}) through a counting oracle (no weights)"
+    )
     oracle = net_oracle(truth, budget=config.budget)
-    result = extract(oracle, config.attack, progress=progress)
+    result = extract(oracle, config.attack, progress=bars)
     if result.net is None:
-        raise GlassboxError(f"the attack recovered no network: {result.message}")
+        # Keep what was made (the trained model, its truth net, the attack's figures).
+        say("[4/4] the attack recovered no network; writing the trained model and its figures")
+        with staged_dir(target, overwrite) as tmp:
+            _write_run(tmp, config, run, truth, result, None)
+        return DemoResult(
+            directory=target,
+            report=None,
+            summary=[],
+            success=False,
+            seconds=time.perf_counter() - t0,
+            message=result.message,
+        )
 
     say("[3/4] verifying the reconstruction against the truth")
     probability = float(toy.probability()[config.instance].mean())
@@ -213,27 +232,17 @@ def run_demo(
     ).to_json()
 
     say("[4/4] writing the run directory and report.html")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the run is an ordinary folder
-    try:
+    with staged_dir(target, overwrite) as tmp:
         _write_run(tmp, config, run, truth, result, verification)
         inputs = load_inputs(tmp)
-        (tmp / REPORT).write_text(build_report(inputs), encoding="utf-8")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        (tmp / REPORT).write_text(build_report(inputs, run_dir=target), encoding="utf-8")
     return DemoResult(
         directory=target,
         report=target / REPORT,
         summary=summary(inputs),
         success=result.success,
         seconds=time.perf_counter() - t0,
+        message=result.message,
     )
 
 
@@ -243,7 +252,7 @@ def _write_run(
     run: TrainedRun,
     truth: ReLUNet,
     result: ExtractionResult,
-    verification: dict[str, Any],
+    verification: dict[str, Any] | None,
 ) -> None:
     save_config(config, folder / CONFIG)
     save_run(run, folder / TOY, plots=False)
@@ -251,7 +260,8 @@ def _write_run(
     if result.net is not None:
         result.net.save(folder / RECOVERED)
     write_json(folder / EXTRACTION, result.to_json())
-    write_json(folder / VERIFICATION, verification)
+    if verification is not None:
+        write_json(folder / VERIFICATION, verification)
     if result.line is not None:
         write_json(folder / LINE, _line_to_json(result.line))
 
@@ -261,11 +271,16 @@ def load_inputs(run_dir: str | os.PathLike[str]) -> ReportInputs:
     folder = Path(run_dir)
     if not folder.is_dir():
         raise GlassboxError(f"{folder}: no such run directory")
-    for name in (CONFIG, TOY, TRUTH, RECOVERED, EXTRACTION, VERIFICATION):
+    for name in (CONFIG, TOY, TRUTH, EXTRACTION):
         if not (folder / name).exists():
             raise GlassboxError(
                 f"{folder} is not a glassbox demo run (no {name}); make one with `glassbox demo`"
             )
+    if not (folder / RECOVERED).exists():
+        raise GlassboxError(
+            f"{folder}: the attack recovered no network in this run, so there is nothing to "
+            f"report; its figures are in {folder / EXTRACTION}"
+        )
     config = load_config(DemoConfig, folder / CONFIG)
     run = load_run(folder / TOY)
     line = _line_from_json(read_json(folder / LINE)) if (folder / LINE).is_file() else None
@@ -287,5 +302,5 @@ def rebuild_report(run_dir: str | os.PathLike[str]) -> Path:
     inputs = load_inputs(run_dir)
     path = Path(run_dir) / REPORT
     with atomic_path(path) as tmp:
-        tmp.write_text(build_report(inputs), encoding="utf-8")
+        tmp.write_text(build_report(inputs, run_dir=Path(run_dir)), encoding="utf-8")
     return path

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from glassbox.errors import GlassboxError
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
@@ -25,9 +27,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp_path
         # mkstemp (and some writers) create 0600 files; give the result ordinary permissions.
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp_path.chmod(0o666 & ~umask)
+        tmp_path.chmod(0o666 & ~_umask())
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
@@ -71,8 +71,6 @@ def write_json(path: str | os.PathLike[str], value: Any) -> None:
 
 def read_json(path: str | os.PathLike[str]) -> Any:
     """Read a JSON file, turning a missing or malformed file into a one-line GlassboxError."""
-    from glassbox.errors import GlassboxError
-
     p = Path(path)
     if not p.is_file():
         raise GlassboxError(f"{p}: no such file")
@@ -86,8 +84,6 @@ def read_safetensors(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray
     """Read every tensor and the metadata of a safetensors file; unreadable files are a GlassboxError."""
     from safetensors import SafetensorError, safe_open
 
-    from glassbox.errors import GlassboxError
-
     p = Path(path)
     if not p.is_file():
         raise GlassboxError(f"{p}: no such file")
@@ -98,3 +94,117 @@ def read_safetensors(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray
     except (SafetensorError, OSError, ValueError) as exc:
         raise GlassboxError(f"{p}: not a readable safetensors file ({exc})") from None
     return tensors, metadata
+
+
+# ------------------------------------------------------------ checks before the work
+def check_writable(folder: str | os.PathLike[str], flag: str = "--out") -> None:
+    """Raise a one-line GlassboxError unless ``folder`` exists or can be created, and is writable.
+
+    Probes the nearest existing ancestor by creating (and removing) a temporary folder in
+    it, so a read-only or impossible place (e.g. under /proc) is refused before any work.
+    """
+    target = Path(folder)
+    ancestor = target.absolute()
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise GlassboxError(
+            f"{flag} {target}: {ancestor} is a file, not a folder; choose another {flag}"
+        )
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".glassbox-probe.", dir=ancestor))
+    except OSError as exc:
+        raise GlassboxError(
+            f"{flag} {target}: cannot write in {ancestor} ({exc.strerror}); choose another {flag}"
+        ) from None
+
+
+def check_out_dir(
+    out: str | os.PathLike[str], overwrite: bool, marker: str, flag: str = "--out"
+) -> None:
+    """Refuse an ``out`` folder that is a file, non-empty without ``overwrite``, or unwritable.
+
+    With ``overwrite``, a non-empty folder is replaced only if it holds ``marker`` (a file
+    that glassbox itself writes there), so a mistyped path never wipes someone's folder.
+    """
+    target = Path(out)
+    if target.exists():
+        if not target.is_dir():
+            raise GlassboxError(
+                f"{flag} {target} exists and is not a folder; choose another {flag}"
+            )
+        if any(target.iterdir()):
+            if not overwrite:
+                raise GlassboxError(
+                    f"{flag} {target} already exists and is not empty; choose another {flag} or pass --overwrite"
+                )
+            if not (target / marker).is_file():
+                raise GlassboxError(
+                    f"{flag} {target} holds no {marker}, so glassbox did not write it; "
+                    "refusing to replace it"
+                )
+    check_writable(target, flag)
+
+
+def check_out_file(out: str | os.PathLike[str], overwrite: bool, flag: str = "--out") -> None:
+    """Refuse an output file that exists (unless ``overwrite``), is a folder, or lies in a missing or unwritable folder."""
+    target = Path(out)
+    if target.is_dir():
+        raise GlassboxError(f"{flag} {target} is a folder; give a file name")
+    if target.exists() and not overwrite:
+        raise GlassboxError(f"{flag} {target} exists; choose another {flag} or pass --overwrite")
+    parent = target.parent
+    if not parent.is_dir():
+        raise GlassboxError(
+            f"{flag} {target}: folder {parent} does not exist; create it first (mkdir -p {parent})"
+        )
+    check_writable(parent, flag)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def normalize_modes(folder: str | os.PathLike[str]) -> None:
+    """Give every file under ``folder`` mode 0666 and every folder 0777, less the umask.
+
+    Some writers (safetensors, mkstemp, mkdtemp) create private 0600/0700 entries; results
+    a user may share are ordinary files.
+    """
+    mask = _umask()
+    root = Path(folder)
+    for path in [root, *root.rglob("*")]:
+        if path.is_symlink():
+            continue
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
+
+
+@contextmanager
+def staged_dir(out: str | os.PathLike[str], overwrite: bool, flag: str = "--out") -> Iterator[Path]:
+    """Yield a fresh folder beside ``out``; when the block succeeds, move it into place as ``out``.
+
+    A failure leaves nothing half-written. A folder that another process filled meanwhile
+    is replaced only with ``overwrite``; otherwise it is a one-line error.
+    """
+    import shutil
+
+    target = Path(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; results are ordinary folders
+    try:
+        yield tmp
+        normalize_modes(tmp)
+        if target.exists() and any(target.iterdir()):
+            if not overwrite:
+                raise GlassboxError(
+                    f"{flag} {target} was filled by another process while this one ran; "
+                    f"choose another {flag}"
+                )
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)

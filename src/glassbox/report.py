@@ -13,23 +13,34 @@ from __future__ import annotations
 import base64
 import html
 import io
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 from numpy.typing import NDArray
 
 from glassbox.errors import GlassboxError
 from glassbox.extract.kinks import HIDDEN, LineKinks
-from glassbox.extract.lineplot import line_figure
 from glassbox.extract.verify import Alignment, align, fmt_log2, log2_error
 from glassbox.io import dumps_json
 from glassbox.mlp import ReLUNet
+from glassbox.report_figures import (
+    EXACT_LOG2,
+    ROUNDOFF_LOG2,
+    abs_figure,
+    difference_figure,
+    graph_features,
+    graph_figure,
+    layer_name,
+    line_plot,
+    queries_figure,
+    stack_figure,
+    verification_figure,
+    weights_figure,
+)
 from glassbox.toy import analysis, plots
 from glassbox.toy.config import ToyConfig
 
@@ -38,8 +49,7 @@ Array = NDArray[np.float64]
 DPI = 100
 # More curves than this make the line plot unreadable.
 MAX_LINE_CURVES = 10
-# Below this a log2 error is "exact": verification.json writes an exact zero as -1074.
-EXACT_LOG2 = -1000.0
+__all__ = ["EXACT_LOG2", "ReportInputs", "build_report", "difference_figure", "summary"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -153,7 +163,7 @@ def summary_lines(inputs: ReportInputs, rec: Recovery) -> list[str]:
         f"queries:                {queries:,} (2^{log2_error(queries):.1f})",
         f"seconds:                {ex['seconds']:.1f} (attack only)",
         f"max weight error:       {fmt_log2(ver['max_weight_error_log2'])}",
-        f"functional error:       max |f - f'| = {fmt_log2(ver['epsilon_log2'])} "
+        f"functional error:       max |f - f_hat| = {fmt_log2(ver['epsilon_log2'])} "
         f"on {_sample_count(ver):,} inputs (delta = {ver['delta']:g})",
         f"neurons recovered:      {len(rec.recovered)} / {len(rec.visible)} visible",
     ]
@@ -169,6 +179,53 @@ def _sample_count(ver: dict[str, Any]) -> int:
 
 
 # -------------------------------------------------------------------- reading
+def dedicated_features(features: Sequence[analysis.Feature]) -> list[int]:
+    """The features computed by neurons of their own: a dedicated pair, or several dedicated neurons."""
+    return [f.index for f in features if f.how in ("pair", "redundant")]
+
+
+def _index_list(indices: Sequence[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``"0 to 2 and 5"``: runs of consecutive indices collapsed."""
+    runs: list[list[int]] = []
+    for i in indices:
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    parts = [
+        str(r[0]) if len(r) == 1 else f"{r[0]} and {r[1]}" if len(r) == 2 else f"{r[0]} to {r[-1]}"
+        for r in runs
+    ]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def dedicated_sentence(dedicated: Sequence[int], n: int, computed: int) -> str:
+    """Which features have neurons of their own, and whether they are the most important ones."""
+    k = len(dedicated)
+    if computed == 0:
+        return "No feature is computed yet: this model is under-trained (raise the steps)."
+    if k == 0:
+        return "No feature has neurons of its own: even the most important one shares its neurons."
+    if k == n:
+        return "Every feature is computed by dedicated neurons: no superposition at this sparsity."
+    which = (
+        f"Feature {dedicated[0]} has" if k == 1 else f"{k} features ({_index_list(dedicated)}) have"
+    )
+    head = f"{which} neurons of its own" if k == 1 else f"{which} neurons of their own"
+    if list(dedicated) == list(range(k)):
+        most = "the most important one" if k == 1 else f"the {k} most important"
+        return (
+            f"{head}, {most}; from feature {k} on, features share neurons or are dropped, as the "
+            "paper finds: the most important features stay monosemantic longest."
+        )
+    first_gap = next(i for i in range(n) if i not in dedicated)
+    return (
+        f"{head}; the other {n - k} share neurons or are dropped. Importance does not order this "
+        f"strictly: feature {first_gap} has none of its own, while less important feature "
+        f"{max(dedicated)} has."
+    )
+
+
 FEATURE_WORDS = {
     "pair": "by a dedicated pair of neurons, ReLU(x) + ReLU(-x)",
     "redundant": "by several dedicated (monosemantic) neurons",
@@ -184,8 +241,14 @@ def reading(
     rec: Recovery,
     inputs: ReportInputs,
     dropped: dict[int, float],
+    dedicated: Sequence[int],
 ) -> list[str]:
-    """Sentences on what the figures show, every number computed from the run."""
+    """Sentences on what the figures show, every number computed from the run.
+
+    ``dedicated`` lists the features computed by neurons of their own (``pair`` or
+    ``redundant`` in :func:`glassbox.toy.analysis.feature_computation`), the same
+    classification the figures' captions and the feature table use.
+    """
     n, m = inputs.toy.n_features, inputs.toy.n_hidden
     out = [
         f"{n} features share {m} neurons. {truth['monosemantic']} neuron(s) are monosemantic "
@@ -200,27 +263,7 @@ def reading(
         f"Of the {n} features, the model computes abs(x) for {truth['features_computed']} on both "
         "signs. Feature by feature: " + "; ".join(parts) + "."
     )
-    top = truth["top_features_dedicated"]
-    if truth["features_computed"] == 0:
-        out.append("No feature is computed yet: this model is under-trained (raise the steps).")
-    elif top == 0:
-        out.append(
-            "Even the most important feature shares its neurons: superposition reaches the top."
-        )
-    elif top < n:
-        lead = (
-            "Only feature 0, the most important, has neurons of its own"
-            if top == 1
-            else f"Features 0 to {top - 1}, the most important, have neurons of their own"
-        )
-        out.append(
-            f"{lead}; from feature {top} on, features share neurons or are "
-            "dropped, as the paper finds: the most important features stay monosemantic longest."
-        )
-    else:
-        out.append(
-            "Every feature is computed by dedicated neurons: no superposition at this sparsity."
-        )
+    out.append(dedicated_sentence(dedicated, n, truth["features_computed"]))
     motifs = truth.get("asymmetric_motifs", 0)
     if motifs:
         out.append(
@@ -273,149 +316,6 @@ def figure_data_uri(fig: Figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _side_by_side(height: float, width: float = 11.0, cols: int = 2) -> tuple[Figure, Any]:
-    fig = Figure(figsize=(width, height), layout="constrained")
-    return fig, fig.subplots(1, cols)
-
-
-def difference_figure(diffs: dict[str, Array], order: Sequence[int]) -> Figure:
-    """log2 |recovered - true| per weight (rows: truth neurons in ``order``), and per neuron.
-
-    Exact zeros are left white. The panels: incoming weights ``W1``, outgoing ``W2^T``,
-    and each neuron's largest difference (grey: exactly zero).
-    """
-    from matplotlib import colormaps
-
-    idx = np.asarray(order, dtype=np.int64)
-    # np.ma.log2 masks exact zeros, which the colour map then leaves white.
-    logs = [np.ma.log2(np.abs(diffs["W1"][idx])), np.ma.log2(np.abs(diffs["W2"][:, idx].T))]
-    values = np.concatenate([lg.compressed() for lg in logs])
-    hi = float(values.max()) if values.size else 0.0
-    lo = float(values.min()) if values.size else -53.0
-    lo = min(lo, hi - 1.0)
-    norm = Normalize(lo, hi)
-    cmap = colormaps["magma_r"].with_extremes(bad="white")
-
-    fig = Figure(figsize=(11.0, max(2.6, 0.22 * len(idx) + 1.2)), layout="constrained")
-    n_in, n_out = logs[0].shape[1], logs[1].shape[1]
-    axes = fig.subplots(1, 3, width_ratios=[n_in, n_out, max(4.0, 0.6 * n_in)])
-    ticks = [str(i) for i in idx]
-    for ax, lg, title, xlabel in zip(
-        axes[:2], logs, ("|ΔW1|", "|ΔW2$^T$|"), ("feature", "output"), strict=True
-    ):
-        im = ax.imshow(lg, cmap=cmap, norm=norm, aspect="auto", interpolation="nearest")
-        ax.set(title=f"{title} (log2)", xlabel=xlabel)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_yticks(range(len(idx)), ticks, fontsize=7)
-    axes[0].set_ylabel("truth neuron")
-    fig.colorbar(im, ax=axes[1], label="log2 |Δ| (white: exact)", shrink=0.9)
-
-    per = np.ma.log2(neuron_errors(diffs)[idx])
-    floor = lo - 2.0
-    bars = per.filled(floor)
-    colors = np.where(np.ma.getmaskarray(per), "#bbbbbb", "#b2182b")
-    axes[2].barh(np.arange(len(idx)), bars - floor, left=floor, color=colors)
-    axes[2].set_ylim(len(idx) - 0.5, -0.5)
-    axes[2].set_yticks(range(len(idx)), ticks, fontsize=7)
-    axes[2].set(xlabel="log2 max |Δ| (grey: exact)", title="per neuron")
-    return fig
-
-
-def model_figures(
-    truth: ReLUNet, aligned: ReLUNet, importance: Array, order: Sequence[int]
-) -> dict[str, Figure]:
-    """The paper's three views (W directly, neuron stack, graph), truth left, reconstruction right.
-
-    Both sides use the truth's neuron order; the aligned reconstruction's unmatched extra
-    neurons, if any, come last on its side.
-    """
-    tw1, tw2, tb = _layers(truth)
-    aw1, aw2, ab = _layers(aligned)
-    m = tw1.shape[0]
-    recon_order = [*order, *range(m, aw1.shape[0])]
-    sides = (("truth", tw1, tw2, tb, list(order)), ("reconstruction", aw1, aw2, ab, recon_order))
-
-    weights = Figure(figsize=(12.0, max(3.0, 0.2 * m + 1.4)), layout="constrained")
-    axes = []
-    for k in range(2):  # each side's W2^T panel shares its W1 panel's neuron rows
-        first = weights.add_subplot(1, 4, 2 * k + 1)
-        axes += [first, weights.add_subplot(1, 4, 2 * k + 2, sharey=first)]
-    for k, (name, w1, w2, _, o) in enumerate(sides):
-        plots.plot_weights(
-            w1, w2, axes=axes[2 * k : 2 * k + 2], order=o, importance=importance, title=name
-        )
-
-    stack, axes = _side_by_side(3.2)
-    for ax, (name, w1, w2, _, o) in zip(axes, sides, strict=True):
-        plots.plot_neuron_stack(w1, w2, ax=ax, order=o, importance=importance, title=name)
-
-    n = tw1.shape[1]
-    graph, axes = _side_by_side(max(3.5, 0.1 * max(n, m) + 2.0), width=10.0)
-    for ax, (name, w1, w2, b, o) in zip(axes, sides, strict=True):
-        plots.plot_graph(w1, w2, b, ax=ax, order=o, importance=importance, title=name)
-    return {"weights": weights, "stack": stack, "graph": graph}
-
-
-def queries_figure(by_phase: dict[str, int]) -> Figure:
-    """Where the queries went: one bar per attack phase, labelled with its count."""
-    items = sorted(by_phase.items(), key=lambda kv: -kv[1])
-    fig = Figure(figsize=(6.0, 0.35 * len(items) + 1.2), layout="constrained")
-    ax = fig.add_subplot()
-    counts = np.array([c for _, c in items], dtype=float)
-    ax.barh(np.arange(len(items)), counts, color="#2166ac")
-    for y, c in enumerate(counts):
-        ax.annotate(f" {int(c):,}", (c, y), va="center", fontsize=8)
-    ax.set_yticks(range(len(items)), [p for p, _ in items])
-    ax.set_ylim(len(items) - 0.5, -0.5)
-    ax.set_xlim(0, counts.max() * 1.25 if counts.size and counts.max() > 0 else 1)
-    ax.set(xlabel="queries (rows sent to the black box)", title="queries by phase")
-    return fig
-
-
-def _bits(value: float | None, exact: float) -> float:
-    """-log2 of an error, with exact zeros drawn at ``exact``; None/NaN as 0."""
-    if value is None or math.isnan(value):
-        return 0.0
-    return exact if value <= EXACT_LOG2 else -value
-
-
-def verification_figure(ver: dict[str, Any]) -> Figure:
-    """Precision in bits (-log2 of the error): functional error per input distribution, weight error per layer."""
-    dists = ver["per_distribution"]
-    layers = ver["per_layer_error_log2"]
-    logs = [d["epsilon_log2"] for d in dists.values()] + list(layers)
-    finite = [-v for v in logs if v is not None and v > EXACT_LOG2]
-    exact = (max(finite) if finite else 50.0) + 8.0  # draw exact zeros above the best finite bar
-    fig = Figure(figsize=(10.0, 2.8), layout="constrained")
-    axes = fig.subplots(1, 2, width_ratios=[max(len(dists), 1), max(len(layers), 1)])
-    panels = (
-        (
-            axes[0],
-            list(dists),
-            [d["epsilon_log2"] for d in dists.values()],
-            "max |f - f'| on samples",
-        ),
-        (axes[1], [f"layer {i}" for i in range(len(layers))], layers, "max weight error, aligned"),
-    )
-    for ax, names, values, title in panels:
-        bits = [_bits(v, exact) for v in values]
-        colors = ["#1b9e77" if v is not None and v <= EXACT_LOG2 else "#2166ac" for v in values]
-        ax.bar(range(len(names)), bits, color=colors)
-        for x, (b, v) in enumerate(zip(bits, values, strict=True)):
-            ax.annotate(fmt_log2(v), (x, b), ha="center", va="bottom", fontsize=8)
-        ax.set_xticks(range(len(names)), names, fontsize=8)
-        # An error above 1 has negative bits: let its bar hang below the axis.
-        ax.set(ylabel="bits: -log2 error", title=title, ylim=(min(0.0, *bits) - 2.0, exact * 1.15))
-        ax.axhline(0.0, color="black", lw=0.5)
-    threshold = ver.get("delta_threshold_log2")
-    if threshold is not None:
-        axes[0].axhline(-threshold, color="#b2182b", lw=1, ls="--")
-        axes[0].annotate(
-            "delta threshold", (0, -threshold), fontsize=7, color="#b2182b", va="bottom"
-        )
-    return fig
-
-
 def training_figure(training: dict[str, Any], instance: int, label: str) -> Figure:
     """One kept instance's training loss against step."""
     curve = training["loss_curve"]
@@ -438,6 +338,8 @@ img { max-width: 100%; display: block; margin: 0.5em 0; }
 table { border-collapse: collapse; margin: 0.5em 0; } td, th { border: 1px solid #ddd; padding: 0.25em 0.7em; text-align: right; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 .caption { color: #555; font-size: 14px; }
+nav.toc { background: #f6f6f6; padding: 0.4em 1em; display: inline-block; } nav.toc ol { margin: 0.3em 0; }
+details summary { cursor: pointer; }
 """
 
 
@@ -498,8 +400,54 @@ def _setup(inputs: ReportInputs, sparsity: float) -> str:
     )
 
 
-def build_report(inputs: ReportInputs) -> str:
-    """The report as one self-contained HTML page (figures inlined, nothing fetched)."""
+#: Files of a demo run the report links to (relative links: they work beside report.html).
+RUN_FILES = (
+    ("config.json", "the exact configuration"),
+    ("truth.safetensors", "the attacked network"),
+    ("recovered.safetensors", "the reconstruction"),
+    ("extraction.json", "the attack's figures"),
+    ("verification.json", "the verification figures"),
+    ("line.json", "the line plot's data"),
+    ("toy/", "the toy-model run"),
+)
+
+
+def _section(key: str, title: str, level: int = 2) -> str:
+    return f"<h{level} id='{key}'>{_e(title)}</h{level}>"
+
+
+def _toc(entries: Sequence[tuple[str, str]]) -> str:
+    items = "".join(f"<li><a href='#{k}'>{_e(t)}</a></li>" for k, t in entries)
+    return f"<nav class='toc'><b>Contents</b><ol>{items}</ol></nav>"
+
+
+def _headline(inputs: ReportInputs, rec: Recovery) -> list[str]:
+    """The summary block, then what its terms mean, where they first appear."""
+    ver, ex = inputs.verification, inputs.extraction
+    ok = bool(ex.get("success"))
+    check = (
+        "passed: on fresh queries of its own, the reconstruction answers as the black box does"
+        if ok
+        else "failed (see where the queries went)"
+    )
+    return [
+        "<pre class='summary'>" + _e("\n".join(summary_lines(inputs, rec))) + "</pre>",
+        "<p class='caption'>f is the true network and f_hat the reconstruction. The headline "
+        "figure is the <b>functional error</b>: the largest |f(x) - f_hat(x)| over "
+        f"{_sample_count(ver):,} inputs sampled after the attack (see Verification). The "
+        f"<b>tolerance</b> is 2^-20 × max(1, max |f|) = {_e(fmt_log2(ver['delta_threshold_log2']))}; "
+        "<b>delta</b> is the fraction of those inputs whose error exceeds it (0: none does). "
+        "The weight error is measured after alignment, each neuron scaled to a unit row. "
+        f"The attack's own check, made without the truth, <span class='{'ok' if ok else 'fail'}'>"
+        f"{_e(check)}</span>.</p>",
+    ]
+
+
+def build_report(inputs: ReportInputs, run_dir: Path | None = None) -> str:
+    """The report as one self-contained HTML page (figures inlined, nothing fetched).
+
+    ``run_dir`` (the run's folder) names the run in the page title and heading.
+    """
     truth, ex, ver = inputs.truth, inputs.extraction, inputs.verification
     alignment = align(inputs.recovered, truth)
     aligned = alignment.aligned
@@ -511,54 +459,83 @@ def build_report(inputs: ReportInputs) -> str:
     shown, dropped = drop_negligible_extras(aligned, m)
     truth_summary = analysis.summarize(tw1, tw2, tb)
     recon_summary = analysis.summarize(*_layers(shown))
+    features = analysis.feature_computation(tw1, tw2, tb)
     order = [int(i) for i in analysis.neuron_order(tw1, importance)]
     diffs = weight_differences(truth, aligned)
     per_neuron = neuron_errors(diffs)
+    aw1, aw2, ab = _layers(shown)
+    sides = (
+        ("truth", tw1, tw2, tb, order),
+        ("reconstruction", aw1, aw2, ab, [*order, *range(m, aw1.shape[0])]),
+    )
+    drawn = graph_features(features)
+    name = run_dir.name if run_dir is not None else "glassbox run"
+    n = truth.dims[0]
 
-    ok = bool(ex.get("success"))
-    verdict = f'<p class="{"ok" if ok else "fail"}">The attack\'s own check: {_e(ex.get("message", ""))}</p>'
-    figs = model_figures(truth, shown, importance, order)
-    worst = np.argsort(-per_neuron, kind="stable")[: min(5, m)]
+    toc = [
+        ("reading", "What this shows"),
+        ("setup", "The setup"),
+        ("model", "The model: truth and reconstruction"),
+        ("abs", "How well it computes abs(x)"),
+        ("differences", "Differences"),
+        ("line", "The line plot"),
+        ("queries", "Where the queries went"),
+        ("verification", "Verification"),
+        ("missing", "Neurons not recovered"),
+        ("training", "Training"),
+        ("files", "Files and configuration"),
+    ]
     parts = [
-        f"<h1>glassbox: a {truth.dims[0]}-feature toy model, reconstructed from queries alone</h1>",
-        verdict,
-        "<pre class='summary'>" + _e("\n".join(summary_lines(inputs, rec))) + "</pre>",
-        "<h2>What this shows</h2><ul>"
+        f"<h1>{_e(name)}: a {n}-feature toy model, reconstructed from queries alone</h1>",
+        *_headline(inputs, rec),
+        _toc(toc),
+        _section("reading", "What this shows"),
+        "<ul>"
         + "".join(
-            f"<li>{_e(s)}</li>" for s in reading(truth_summary, recon_summary, rec, inputs, dropped)
+            f"<li>{_e(s)}</li>"
+            for s in reading(
+                truth_summary, recon_summary, rec, inputs, dropped, dedicated_features(features)
+            )
         )
         + "</ul>",
-        "<h2>The setup</h2>",
+        _section("setup", "The setup"),
         _setup(inputs, sparsity),
-        "<p>The exact configuration (saved beside this file as <code>config.json</code>; "
-        "<code>glassbox demo --config config.json</code> repeats the run):</p>",
-        f"<pre>{_e(dumps_json(inputs.config))}</pre>",
-        "<h2>The model: truth and reconstruction, side by side</h2>",
+        _section("model", "The model: truth and reconstruction, side by side"),
         "<p class='caption'>Every neuron is drawn at the paper's scale (largest |W1| weight = 1) and "
         "both sides list the truth's neurons in the same order (by the importance of the feature a "
         "neuron reads most), so a perfect reconstruction looks identical. Neuron labels are the "
         "truth's indices.</p>",
         "<h3>W directly</h3>",
-        _img(figs["weights"], "W1 and W2 heatmaps, truth and reconstruction"),
-        "<p class='caption'>W1: what each neuron reads from each feature; W2<sup>T</sup>: what it "
-        "writes to each output. Blue positive, red negative. A monosemantic neuron has one "
-        "coloured cell in its W1 row.</p>",
+        _img(weights_figure(sides, importance), "W1 and W2 heatmaps, truth and reconstruction"),
+        "<p class='caption'>Top row the truth, bottom row the reconstruction. W1: what each neuron "
+        "reads from each input feature; W2<sup>T</sup>: what it writes to each output. Blue "
+        "positive, red negative. A monosemantic neuron has one coloured cell in its W1 row.</p>",
         "<h3>Neuron stack plot</h3>",
-        _img(figs["stack"], "neuron stack plots, truth and reconstruction"),
+        _img(stack_figure(sides, importance), "neuron stack plots, truth and reconstruction"),
         "<p class='caption'>One column per neuron, one block per feature it reads, block height "
-        "|w|, colour by feature (dark: important). Negative weights hang below the axis. "
-        "Shaded columns are polysemantic.</p>",
+        "|w|; negative weights hang below the axis. As in the paper, each feature is coloured by "
+        "its superposition, the sum over other features j of (Ŵ<sub>i</sub>·W<sub>j</sub>)²: "
+        "yellow for a feature alone in its neurons, purple for one that shares them. Shaded "
+        "columns are polysemantic neurons.</p>",
         "<h3>Graph view</h3>",
-        _img(figs["graph"], "graph view, truth and reconstruction"),
-        "<p class='caption'>Features (left) to neurons (middle) to outputs (right); edge colour is "
-        "the sign, width the size; output nodes are shaded by their bias.</p>",
-        "<h3>Differences</h3>",
+        _img(graph_figure(sides, drawn), "graph view, truth and reconstruction"),
+        f"<p class='caption'>{_e(_graph_caption(drawn, n, features))}</p>",
+        _section("abs", "How well the model computes abs(x)"),
+        _img(
+            abs_figure(truth, inputs.recovered, list(range(n))),
+            "output against input for each feature, truth and reconstruction",
+        ),
+        f"<p class='caption'>{_e(_abs_caption(features))}</p>",
+        _section("differences", "Differences"),
         _img(difference_figure(diffs, order), "differences between reconstruction and truth"),
         "<p class='caption'>log2 of |reconstruction - truth| for every weight, each neuron "
         "normalised to a unit incoming row as in the verification figures; white cells are exactly "
-        "equal. Largest difference over all weights: "
+        f"equal. The colours are fixed: float64 round-off ({ROUNDOFF_LOG2:.0f} in log2, marked on "
+        "the colour bar) is green, as exact as doubles allow; red would be a real error. Largest "
+        "difference over all weights: "
         f"{_e(fmt_log2(log2_error(float(per_neuron.max(initial=0.0)))))}; "
         f"output bias: {_e(fmt_log2(log2_error(float(np.abs(diffs['b']).max(initial=0.0)))))}.</p>",
+        f"<p>All {m} neurons of the truth, largest difference first:</p>",
         _table(
             ["truth neuron", "max |Δ| (log2)", "role"],
             [
@@ -567,7 +544,7 @@ def build_report(inputs: ReportInputs) -> str:
                     fmt_log2(log2_error(float(per_neuron[j]))),
                     _role(j, truth_summary, tw1, tw2, rec),
                 )
-                for j in worst
+                for j in np.argsort(-per_neuron, kind="stable")
             ],
         ),
     ]
@@ -576,18 +553,58 @@ def build_report(inputs: ReportInputs) -> str:
     parts += _verification_section(ver)
     parts += _missing_section(rec, ver, ex)
     parts += [
-        "<h2>Training</h2>",
+        _section("training", "Training"),
         f"<p>{_e(_training_text(inputs))}</p>",
         _img(
             training_figure(inputs.training, inputs.instance, f"1-S={1 - sparsity:.3g}"),
             "training loss",
         ),
     ]
-    title = "glassbox report"
+    parts += _files_section(inputs)
     return (
-        f"<!doctype html>\n<html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
+        f"<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{_e(name)}: glassbox report</title>"
         f"<style>{CSS}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n"
     )
+
+
+def _graph_caption(drawn: Sequence[int], n: int, features: Sequence[analysis.Feature]) -> str:
+    computed = {f.index for f in features if f.how in ("pair", "redundant", "superposition")}
+    if len(drawn) == n:
+        which = "all features"
+    elif set(drawn) <= computed:
+        which = f"the {len(drawn)} of {n} features the truth computes (all {n} make a hairball)"
+    else:
+        which = f"the {len(drawn)} most important of {n} features (the truth computes none)"
+    return (
+        f"Features x (left) to neurons h (middle) to outputs y' (right), for {which}, and the "
+        "neurons that touch them; edge colour is the sign, width the size; edges under "
+        f"{analysis.READ_THRESHOLD:g} of the largest weight are left out."
+    )
+
+
+def _abs_caption(features: Sequence[analysis.Feature]) -> str:
+    counts = {c: sum(f.how == c for f in features) for c in analysis.FEATURE_CLASSES}
+    parts = [f"{v} {k.replace('_', ' ')}" for k, v in counts.items() if v]
+    return (
+        "For each feature i, the output y'_i on inputs where only x_i is non-zero, against x_i: "
+        "grey the target |x|, blue the truth, dashed orange the reconstruction (on top of the "
+        "truth when the reconstruction is faithful). The truth's features by how it computes "
+        "them: " + ", ".join(parts) + "."
+    )
+
+
+def _files_section(inputs: ReportInputs) -> list[str]:
+    links = "".join(
+        f"<li><a href='{_e(f)}'><code>{_e(f)}</code></a>: {_e(what)}</li>" for f, what in RUN_FILES
+    )
+    return [
+        _section("files", "Files and configuration"),
+        f"<p>This run's files, beside this report:</p><ul>{links}</ul>",
+        "<details><summary>The exact configuration (<code>glassbox demo --config config.json"
+        "</code> repeats the run)</summary>",
+        f"<pre>{_e(dumps_json(inputs.config))}</pre></details>",
+    ]
 
 
 def _training_text(inputs: ReportInputs) -> str:
@@ -613,7 +630,7 @@ def _role(j: int, summary: dict[str, Any], w1: Array, w2: Array, rec: Recovery) 
 
 
 def _line_section(inputs: ReportInputs) -> list[str]:
-    head = "<h2>How the attack sees the model: the line plot</h2>"
+    head = _section("line", "How the attack sees the model: the line plot")
     line = inputs.line
     if line is None:
         return [head, "<p>The attack kept no line for this run.</p>"]
@@ -629,11 +646,29 @@ def _line_section(inputs: ReportInputs) -> list[str]:
         f"{line.t.size - hidden} where an output's own ReLU switches it off (one output bends, "
         f"to or from zero). {active} of the {line.samples_f.shape[1]} outputs vary along the line; "
         f"the plot draws the {shown} that vary most.</p>",
-        _img(line_figure(line, top_k=shown), "f along a line with its kinks"),
+        f"<p>{_e(_line_range_text(line))}</p>",
+        _img(line_plot(line, top_k=shown), "f along a line with its kinks"),
         "<p class='caption'>Dashed lines: hidden-neuron kinks; crosses: output-ReLU kinks. Each "
         "hidden kink is a point on one neuron's hyperplane; the attack reads that neuron's weights "
         "off the change of slope there (up to a positive scale).</p>",
     ]
+
+
+def line_ranges(line: LineKinks) -> tuple[float, float, float]:
+    """The largest |input coordinate| along the line's span, and the least and greatest output seen."""
+    ends = np.stack([line.x0 + line.t_lo * line.d, line.x0 + line.t_hi * line.d])
+    f = np.concatenate([line.samples_f.ravel(), line.value.ravel()])
+    return float(np.abs(ends).max()), float(f.min()), float(f.max())
+
+
+def _line_range_text(line: LineKinks) -> str:
+    x_max, _, f_hi = line_ranges(line)
+    return (
+        f"The line runs far outside the toy model's inputs in [-1, 1] (here up to |x_i| = "
+        f"{x_max:.3g}, with outputs up to {f_hi:.3g}) on purpose: a black box "
+        "answers any input, and a line long enough to cross every neuron's hyperplane shows "
+        "every neuron's kink, including neurons that switch only for inputs far from the data."
+    )
 
 
 def _queries_section(ex: dict[str, Any]) -> list[str]:
@@ -642,12 +677,15 @@ def _queries_section(ex: dict[str, Any]) -> list[str]:
     rows = [(p, f"{c:,}", f"{c / total:.1%}" if total else "-") for p, c in by_phase.items()]
     rows.append(("total", f"{total:,}", "100%"))
     mem = ex.get("peak_rss_mb")
+    ok = bool(ex.get("success"))
     return [
-        "<h2>Where the queries went</h2>",
+        _section("queries", "Where the queries went"),
         f"<p>The attack asked the black box {total:,} queries (2^{log2_error(total):.1f}) in "
         f"{ex['seconds']:.2f} s"
         + (f", peak memory {mem:.0f} MB" if mem is not None else "")
-        + ".</p>",
+        + ". The last phase, 'check', is the attack's own test, made without the truth: it "
+        "compares the reconstruction with the black box on fresh queries. Its verdict: "
+        f"<span class='{'ok' if ok else 'fail'}'>{_e(ex.get('message', ''))}</span></p>",
         _table(["phase", "queries", "share"], rows),
         _img(queries_figure(by_phase), "queries by phase"),
     ]
@@ -664,17 +702,36 @@ def _verification_section(ver: dict[str, Any]) -> list[str]:
         )
         for name, d in ver["per_distribution"].items()
     ]
+    same_all = ver.get("same_pattern_fraction")
     return [
-        "<h2>Verification</h2>",
+        _section("verification", "Verification"),
         "<p>The truth, which the attack never saw, judges the reconstruction: the largest weight "
         "difference after alignment (each truth neuron normalised to a unit incoming row), and the "
-        "largest output difference max |f(x) - f'(x)| on inputs drawn from several distributions, "
-        "including points right on the neurons' critical hyperplanes where a wrong neuron shows "
-        f"most. delta is the fraction of inputs whose error exceeds {fmt_log2(ver['delta_threshold_log2'])}; "
-        "'same pattern' the fraction where every neuron is on or off in both nets.</p>",
-        _table(["inputs", "samples", "max |f - f'|", "delta", "same pattern"], rows),
-        f"<p>Max weight error {_e(fmt_log2(ver['max_weight_error_log2']))} (per layer: "
-        f"{_e(', '.join(fmt_log2(v) for v in ver['per_layer_error_log2']))}); worst case over "
+        "largest output difference max |f(x) - f_hat(x)| on inputs drawn from several "
+        "distributions, including points right on the neurons' critical hyperplanes where a wrong "
+        "neuron shows most. delta is the fraction of inputs whose error exceeds the tolerance "
+        f"{fmt_log2(ver['delta_threshold_log2'])}.</p>",
+        "<p><b>Same pattern</b> is the fraction of inputs on which every hidden neuron is on in "
+        "both nets or off in both. It falls short of 1 even for an exact reconstruction: on the "
+        "hyperplane points a neuron's input is 0 up to round-off, so either side may read it as "
+        "on"
+        + (
+            f"; over the other inputs it is {same_all:.4f}. There a shortfall comes from inputs "
+            "within round-off of some neuron's hyperplane (a sparse input with every feature a "
+            "neuron reads at 0 puts it exactly on its hyperplane, where the two nets' tiny "
+            "differences decide on or off), or from a neuron that really differs."
+            if same_all is not None
+            else "."
+        )
+        + "</p>",
+        _table(["inputs", "samples", "max |f - f_hat|", "delta", "same pattern"], rows),
+        f"<p>Max weight error {_e(fmt_log2(ver['max_weight_error_log2']))} ("
+        + _e(
+            ", ".join(
+                f"{layer_name(i)}: {fmt_log2(v)}" for i, v in enumerate(ver["per_layer_error_log2"])
+            )
+        )
+        + "); worst case over "
         f"the box [-1, 1]^d by interval arithmetic: {_e(fmt_log2(ver.get('worst_case_bound_log2')))}.</p>",
         _img(verification_figure(ver), "verification figures"),
     ]
@@ -692,7 +749,7 @@ def _missing_section(rec: Recovery, ver: dict[str, Any], ex: dict[str, Any]) -> 
         for n in ver.get(key, [])
     ]
     head = [
-        "<h2>Neurons not recovered, and why</h2>",
+        _section("missing", "Neurons not recovered, and why"),
         f"<p>{len(rec.recovered)} of {len(rec.visible)} visible neurons recovered; "
         f"{len(rec.dead)} dead and {len(rec.invisible)} invisible neuron(s) in the truth "
         "(a dead neuron never fires and an invisible one writes nothing, so no query can "

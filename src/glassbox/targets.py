@@ -11,8 +11,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from glassbox.errors import GlassboxError
-from glassbox.extract.oracle import OnnxOracle, Oracle, float32_outputs, net_oracle
-from glassbox.mlp import ReLUNet
+from glassbox.extract.oracle import (
+    OnnxOracle,
+    Oracle,
+    fixed_batch_size,
+    float32_outputs,
+    net_oracle,
+)
+from glassbox.extras import require
+from glassbox.mlp import ReLUNet, parse_spec
+
+#: Refuse a random net whose float64 weights would take more than this share of free memory
+#: (the attack and the verification hold several copies and batches of queries besides).
+MEMORY_SHARE = 0.25
 
 
 @dataclass(frozen=True, eq=False)
@@ -25,26 +36,62 @@ class Target:
     sparse_probability: float | None = None
 
 
+def _gib(n_bytes: float) -> str:
+    return f"{n_bytes / 2**30:,.1f} GiB"
+
+
+def random_net(spec: str, seed: int = 0) -> ReLUNet:
+    """``ReLUNet.random(spec, seed)``, refused in one line when its weights would not fit in memory."""
+    import psutil
+
+    dims, options = parse_spec(spec)
+    n_params = sum(a * b + b for a, b in zip(dims[:-1], dims[1:], strict=False))
+    need = 8.0 * n_params
+    free = float(psutil.virtual_memory().available)
+    if need > MEMORY_SHARE * free:
+        raise GlassboxError(
+            f"net spec {spec}: {n_params:,} parameters would take {_gib(need)} as float64, "
+            f"more than {MEMORY_SHARE:.0%} of the {_gib(free)} of free memory; choose smaller widths"
+        )
+    return ReLUNet.random(spec, seed=seed)
+
+
 def resolve_target(
     target: str,
     *,
     seed: int = 0,
-    instance: int = 0,
+    instance: int | None = None,
     budget: int | None = None,
     float32: bool = False,
 ) -> Target:
-    """Build the :class:`Target` for a TARGET string (see the module docstring)."""
+    """Build the :class:`Target` for a TARGET string (see the module docstring).
+
+    ``instance`` chooses an instance of a toy run directory (default 0); for any other
+    target it is refused, since it would be silently ignored.
+    """
     sparse: float | None = None
+    path = Path(target)
+    is_run = not target.startswith("random:") and path.is_dir()
+    if instance is not None and not is_run:
+        raise GlassboxError(
+            f"--instance {instance}: {target} is not a toy run directory, which has instances; "
+            "drop --instance"
+        )
     if target.startswith("random:"):
-        truth = ReLUNet.random(target.removeprefix("random:"), seed=seed)
+        truth = random_net(target.removeprefix("random:"), seed=seed)
         desc = f"{target} (seed {seed})"
         oracle = net_oracle(truth, budget)
     else:
-        path = Path(target)
-        if path.is_dir():
+        if is_run:
+            require("torch", f"attacking the toy run {path}")
             from glassbox.toy.run import load_run
 
             run = load_run(path)
+            instance = instance or 0
+            if not 0 <= instance < run.n_instances:
+                raise GlassboxError(
+                    f"--instance {instance}: the toy run {path} has instances 0 to {run.n_instances - 1}"
+                )
             truth = run.instance_net(instance)
             sparse = float(run.config.probability()[instance].mean())
             desc = f"toy run {path} instance {instance} (sparsity {run.sparsity(instance):.3g})"
@@ -52,9 +99,24 @@ def resolve_target(
         elif path.suffix.lower() == ".onnx":
             from glassbox.onnx_io import read_onnx
 
-            oracle = OnnxOracle(path, budget, allow_float32=float32)
-            truth = read_onnx(path, allow_float32=float32)
+            try:
+                oracle = OnnxOracle(path, budget, allow_float32=float32)
+                truth = read_onnx(path, allow_float32=float32)
+            except GlassboxError as exc:
+                if "float32" not in str(exc) or float32:
+                    raise
+                raise GlassboxError(
+                    f"{path}: the model computes in float32, not float64; pass --float32 to "
+                    "attack it anyway (its answers then carry float32 rounding)"
+                ) from None
             desc = f"ONNX {path}"
+            fixed = fixed_batch_size(oracle)
+            if fixed is not None:
+                desc += (
+                    f" (fixed batch size {fixed}: queried row by row)"
+                    if fixed == 1
+                    else f" (fixed batch size {fixed}: queried in batches of {fixed})"
+                )
         elif path.is_file():
             truth = ReLUNet.load(path)
             desc = f"net {path}"

@@ -79,7 +79,7 @@ def test_train_other_kinds(tmp_path: Path, capsys, model: str) -> None:
         (["train", "relu-output", "--features", "5", "--neurons", "6"], "more than allowed"),
         (["train", "abs", "--schedule", "cosine", "--warmup", "100"], "warmup"),
         (["train", "abs", "--device", "tpu"], "unknown device"),
-        (["train", "abs", "--anneal-from", "1.5", "--anneal-steps", "10"], "anneal_from"),
+        (["train", "abs", "--anneal-from", "1.5", "--anneal-steps", "10"], "--anneal-from"),
         (["train", "quadratic"], "No such command"),
     ],
 )

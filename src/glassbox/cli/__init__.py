@@ -1,8 +1,10 @@
 """The glassbox command line: a thin layer over the library.
 
-Each command group lives in its own module and is registered here. User mistakes
-raise :class:`glassbox.errors.GlassboxError`; :func:`main` prints them on one line
-and exits with status 2.
+Each command group lives in its own module and is registered here. Registering imports
+only click and NumPy: torch, matplotlib and onnx are imported inside the commands that
+use them, so ``glassbox --help`` and every usage error answer at once. User mistakes
+raise :class:`glassbox.errors.GlassboxError` (or a click usage error); :func:`main`
+prints them on one line and exits with status 2.
 """
 
 from __future__ import annotations
@@ -21,9 +23,21 @@ def cli() -> None:
     """glassbox: see inside ReLU networks."""
 
 
+def show_progress(flag: bool | None) -> bool:
+    """Progress bars: as asked by --progress/--no-progress, else only when stderr is a terminal."""
+    if flag is not None:
+        return flag
+    return sys.stderr.isatty()
+
+
 def _register() -> None:
     # Imported here so that each module can import ``cli`` without a cycle.
     from glassbox.cli import demo, extract, net, toy, verify  # noqa: F401
+
+
+def _usage_line(exc: click.UsageError) -> str:
+    hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+    return f"glassbox: error: {exc.format_message()}{hint}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,11 +49,18 @@ def main(argv: list[str] | None = None) -> int:
     except GlassboxError as exc:
         click.echo(f"glassbox: error: {exc}", err=True)
         return 2
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("glassbox: aborted", err=True)
         return 130
+    except click.UsageError as exc:
+        click.echo(_usage_line(exc), err=True)
+        return 2
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"glassbox: error: {exc.format_message()}", err=True)
+        return 2
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        click.echo(f"glassbox: error: {exc.strerror or exc}{where}", err=True)
         return 2
     return status if isinstance(status, int) else 0
 

@@ -1,4 +1,8 @@
-"""``glassbox demo`` and ``glassbox report``: the main job and its report."""
+"""``glassbox demo`` and ``glassbox report``: the main job and its report.
+
+The demo module (torch, matplotlib) is imported inside the commands, so that registering
+them costs nothing.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,9 @@ from pathlib import Path
 
 import click
 
-from glassbox.cli import cli
-from glassbox.config import load_config
-from glassbox.demo import DemoConfig, default_out_dir, paper_config, rebuild_report, run_demo
+from glassbox.cli import cli, show_progress
 from glassbox.errors import GlassboxError
+from glassbox.extras import require
 
 
 @cli.command()
@@ -33,22 +36,40 @@ from glassbox.errors import GlassboxError
     default=None,
     help="A DemoConfig JSON file (e.g. a run's config.json) to repeat or vary a run.",
 )
-@click.option("--seed", type=int, default=None, help="Override the training seed.")
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=None, help="Override the training seed."
+)
+@click.option(
+    "--budget",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Most queries the attack may ask [default: the config's, unlimited].",
+)
 @click.option(
     "--progress/--no-progress",
-    default=True,
-    show_default=True,
-    help="Stage messages and bars on stderr.",
+    default=None,
+    help="Progress bars on stderr [default: only when stderr is a terminal].",
 )
+@click.option("--quiet", is_flag=True, help="No stage messages and no bars on stderr.")
 def demo(
     out: Path | None,
     overwrite: bool,
     paper_size: bool,
     config_file: Path | None,
     seed: int | None,
-    progress: bool,
+    budget: int | None,
+    progress: bool | None,
+    quiet: bool,
 ) -> None:
-    """Train a toy model, reconstruct it from queries alone, verify, and write report.html."""
+    """Train a toy model, reconstruct it from queries alone, verify, and write report.html.
+
+    Exit status 0 when the attack's own check passes, 1 when the attack fails (what was
+    made is kept and its folder named), 2 on a usage error.
+    """
+    require("torch", "glassbox demo (training the toy model)")
+    from glassbox.config import load_config
+    from glassbox.demo import DemoConfig, check_out_dir, default_out_dir, paper_config, run_demo
+
     if paper_size and config_file is not None:
         raise GlassboxError("give --paper-size or --config, not both")
     if config_file is not None:
@@ -57,7 +78,31 @@ def demo(
         config = paper_config() if paper_size else DemoConfig()
     if seed is not None:
         config = dataclasses.replace(config, toy=dataclasses.replace(config.toy, seed=seed))
-    result = run_demo(config, out or default_out_dir(), overwrite=overwrite, progress=progress)
+    if budget is not None:
+        config = dataclasses.replace(config, budget=budget)
+    if out is not None:
+        check_out_dir(out, overwrite)
+    folder = out or default_out_dir()
+    try:
+        result = run_demo(
+            config,
+            folder,
+            overwrite=overwrite,
+            progress=not quiet,
+            bars=False if quiet else show_progress(progress),
+        )
+    except BaseException:
+        if out is None and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()  # the fresh folder reserved above, still empty
+        raise
+    if result.report is None:
+        click.echo(f"the attack recovered no network: {result.message}", err=True)
+        click.echo(
+            f"kept the trained model and the attack's figures in {result.directory} "
+            "(toy/, truth.safetensors, extraction.json)",
+            err=True,
+        )
+        raise click.exceptions.Exit(1)
     click.echo(f"report: {result.report}")
     for line in result.summary:
         click.echo(line)
@@ -70,4 +115,7 @@ def demo(
 @click.argument("run_dir", type=click.Path(path_type=Path))
 def report(run_dir: Path) -> None:
     """Rebuild RUN_DIR/report.html from a saved demo run."""
+    require("torch", "glassbox report (reading the toy model's config)")
+    from glassbox.demo import rebuild_report
+
     click.echo(f"report: {rebuild_report(run_dir)}")

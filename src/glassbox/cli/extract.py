@@ -3,59 +3,80 @@
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import click
 
-from glassbox.cli import cli
+from glassbox.cli import cli, show_progress
 from glassbox.config import save_config
 from glassbox.extract.attack import ExtractConfig, extract
-from glassbox.extract.lineplot import save_line_plot
 from glassbox.extract.verify import fmt_log2, verify
-from glassbox.io import write_json
+from glassbox.io import check_out_dir, staged_dir, write_json
 from glassbox.targets import resolve_target
 
 
 @cli.command("extract")
 @click.argument("target")
-@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True)
-@click.option("--budget", type=int, default=None, help="Most queries the attack may ask.")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder to write (refuses a non-empty one unless --overwrite).",
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Replace an existing --out written by glassbox extract."
+)
+@click.option(
+    "--budget", type=click.IntRange(min=1), default=None, help="Most queries the attack may ask."
+)
 @click.option(
     "--seed",
-    type=int,
+    type=click.IntRange(min=0),
     default=0,
     show_default=True,
     help="Seed of the attack (and of random:SPEC).",
 )
-@click.option("--instance", type=int, default=0, show_default=True, help="Toy run instance.")
-@click.option("--float32", is_flag=True, help="Round the oracle's answers to float32.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "--instance",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Which instance of a toy run directory to attack [default: 0].",
+)
+@click.option(
+    "--float32",
+    is_flag=True,
+    help="Round the oracle's answers to float32; also accepts a float32 ONNX file.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar on stderr [default: only when stderr is a terminal].",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar (same as --no-progress).")
 def extract_command(
     target: str,
     out: Path,
+    overwrite: bool,
     budget: int | None,
     seed: int,
-    instance: int,
+    instance: int | None,
     float32: bool,
+    progress: bool | None,
     quiet: bool,
 ) -> None:
     """Extract TARGET (random:SPEC, toy run dir, ONNX file or saved net) into --out.
 
     Writes recovered.safetensors, config.json, extraction.json (with a verification
     object when the truth is known here; the attack never sees it) and line.png/.svg.
-    Exit status 0 when the attack's self-check passes, 1 when it reports failure.
+    Exit status 0 when the attack's self-check passes, 1 when it reports failure,
+    2 on a usage error.
     """
-    if budget is not None and budget < 1:
-        raise click.BadParameter("must be at least 1", param_hint="--budget")
-    if out.exists() and not out.is_dir():
-        raise click.BadParameter(f"{out} exists and is not a directory", param_hint="--out")
+    check_out_dir(out, overwrite, marker="extraction.json")
     tgt = resolve_target(target, seed=seed, instance=instance, budget=budget, float32=float32)
     config = ExtractConfig(seed=seed)
     click.echo(f"extracting {tgt.description}", err=True)
-    result = extract(tgt.oracle, config, progress=not quiet)
+    result = extract(tgt.oracle, config, progress=show_progress(False if quiet else progress))
     record = {"target": tgt.description, **result.to_json()}
     if result.net is not None and tgt.truth is not None:
         ver = verify(
@@ -69,20 +90,15 @@ def extract_command(
         record["verification"] = ver.to_json()
 
     # Everything goes to a fresh folder beside --out, moved into place at the end.
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_dir(out, overwrite) as tmp:
         if result.net is not None:
             result.net.save(tmp / "recovered.safetensors")
         save_config(config, tmp / "config.json")
         write_json(tmp / "extraction.json", record)
         if result.line is not None:
+            from glassbox.extract.lineplot import save_line_plot
+
             save_line_plot(result.line, tmp / "line")
-        out.mkdir(exist_ok=True)
-        for f in tmp.iterdir():
-            os.replace(f, out / f.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
     click.echo(result.message)
     click.echo(

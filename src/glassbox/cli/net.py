@@ -8,7 +8,10 @@ import click
 import numpy as np
 
 from glassbox.cli import cli
+from glassbox.io import check_out_file
 from glassbox.mlp import ReLUNet
+
+OVERWRITE = click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 
 
 @cli.group()
@@ -18,15 +21,20 @@ def net() -> None:
 
 @net.command("new")
 @click.argument("spec")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Random seed."
+)
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True)
-def net_new(spec: str, seed: int, out: Path) -> None:
+@OVERWRITE
+def net_new(spec: str, seed: int, out: Path, overwrite: bool) -> None:
     """Write a seeded random net, SPEC like 784-128-1 or 100-40-100:nohiddenbias,relu.
 
     Weights are N(0, 2/fan_in) (He), biases N(0, 1); options: nobias, nohiddenbias, relu.
     """
-    body = spec.removeprefix("random:")
-    model = ReLUNet.random(body, seed=seed)
+    from glassbox.targets import random_net
+
+    check_out_file(out, overwrite)
+    model = random_net(spec.removeprefix("random:"), seed=seed)
     model.save(out)
     click.echo(f"wrote {out}: {model.describe()}, {model.n_params} parameters")
 
@@ -68,8 +76,10 @@ def net_info(file: Path) -> None:
     required=True,
     help="Write a float64 ONNX graph here.",
 )
-def net_export(file: Path, onnx_out: Path) -> None:
+@OVERWRITE
+def net_export(file: Path, onnx_out: Path, overwrite: bool) -> None:
     """Export a saved net to ONNX (float64 Gemm and Relu nodes)."""
+    check_out_file(onnx_out, overwrite, flag="--onnx")
     model = ReLUNet.load(file)
     model.to_onnx(onnx_out)
     click.echo(f"wrote {onnx_out}: {model.describe()}")
@@ -83,8 +93,10 @@ def net_export(file: Path, onnx_out: Path) -> None:
     is_flag=True,
     help="Accept a float32 graph (its weights are widened to float64 exactly).",
 )
-def net_import(onnx_file: Path, out: Path, allow_float32: bool) -> None:
+@OVERWRITE
+def net_import(onnx_file: Path, out: Path, allow_float32: bool, overwrite: bool) -> None:
     """Read an ONNX chain of Gemm | MatMul+Add, Relu into a glassbox net."""
+    check_out_file(out, overwrite)
     model = ReLUNet.from_onnx(onnx_file, allow_float32=allow_float32)
     model.save(out)
     click.echo(f"wrote {out}: {model.describe()}, {model.n_params} parameters")

@@ -1,16 +1,20 @@
-"""``glassbox train KIND`` and ``glassbox plot DIR``: toy models of superposition."""
+"""``glassbox train KIND`` and ``glassbox plot DIR``: toy models of superposition.
+
+The toy package needs torch, so it is imported only when a ``train`` subcommand is built
+or run: ``glassbox --help`` and ``glassbox train --help`` never load it.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import click
 
-from glassbox.cli import cli
+from glassbox.cli import cli, show_progress
 from glassbox.errors import GlassboxError
-from glassbox.toy.config import DEFAULTS, SCHEDULES, default_config
-from glassbox.toy.models import KINDS
+from glassbox.extras import require
 
 HELP = {
     "abs": "The abs(x) model h = ReLU(W1 x), y' = ReLU(W2 h + b), trained on |x|.",
@@ -33,12 +37,64 @@ def parse_sparsity(text: str) -> tuple[float, ...]:
     return values
 
 
-@cli.group()
+#: ToyConfig field -> the flag that sets it, so that messages name what the user typed.
+FLAGS = {
+    "n_features": "--features",
+    "n_hidden": "--neurons",
+    "anneal_from": "--anneal-from",
+    "anneal_steps": "--anneal-steps",
+    "weight_decay": "--weight-decay",
+    "init_scale": "--init-scale",
+    **{
+        name: f"--{name}"
+        for name in ("sparsity", "importance", "steps", "batch", "lr", "schedule", "warmup")
+    },
+    **{name: f"--{name}" for name in ("restarts", "seed", "device")},
+}
+
+
+def flag_names(message: str) -> str:
+    """``message`` with ToyConfig field names replaced by their command-line flags.
+
+    Names with an underscore (``n_hidden``) are replaced anywhere; plain words (``steps``)
+    only where they open the message or follow "[0, ", as in "steps must be ...".
+    """
+    joined = "|".join(sorted(FLAGS, key=len, reverse=True))
+    message = re.sub(
+        rf"\b({joined})\b",
+        lambda m: FLAGS[m.group(1)] if "_" in m.group(1) else m.group(1),
+        message,
+    )
+    return re.sub(rf"(^|\[0, )({joined})\b", lambda m: m.group(1) + FLAGS[m.group(2)], message)
+
+
+class _TrainGroup(click.Group):
+    """Builds each ``train KIND`` command on first use, when torch is imported."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(HELP)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in HELP:
+            return None
+        if cmd_name not in self.commands:
+            self.add_command(_train_command(cmd_name))
+        return self.commands[cmd_name]
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, text) for name, text in HELP.items()])
+
+
+@cli.group(cls=_TrainGroup)
 def train() -> None:
     """Train a toy model of superposition: one instance per sparsity value, all at once."""
 
 
 def _train_command(model: str) -> click.Command:
+    require("torch", f"glassbox train {model}")
+    from glassbox.toy.config import DEFAULTS, SCHEDULES
+
     d = DEFAULTS[model]
 
     @click.option(
@@ -113,7 +169,9 @@ def _train_command(model: str) -> click.Command:
         show_default=True,
         help="Multiplier on the Xavier-normal init.",
     )
-    @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+    @click.option(
+        "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Random seed."
+    )
     @click.option(
         "--threads",
         type=int,
@@ -135,36 +193,39 @@ def _train_command(model: str) -> click.Command:
         help="Draw the figures into OUT/figures.",
     )
     @click.option(
-        "--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr."
+        "--progress/--no-progress",
+        default=None,
+        help="Progress bar on stderr [default: only when stderr is a terminal].",
     )
     def command(
         sparsity: str,
         out: Path,
         overwrite: bool,
         plots: bool,
-        progress: bool,
+        progress: bool | None,
         threads: int | None,
         **fields: Any,
     ) -> None:
+        from glassbox.io import check_out_dir, normalize_modes
+        from glassbox.toy.config import default_config
         from glassbox.toy.run import save_run
         from glassbox.toy.train import train as run_training
 
-        config = default_config(model, sparsity=parse_sparsity(sparsity), **fields)
-        if out.exists() and any(out.iterdir()) and not overwrite:
-            raise GlassboxError(f"{out} already exists; choose a new --out or pass --overwrite")
+        try:
+            config = default_config(model, sparsity=parse_sparsity(sparsity), **fields)
+        except GlassboxError as exc:
+            raise GlassboxError(flag_names(str(exc))) from None
+        check_out_dir(out, overwrite, marker="config.json")
         if threads is not None and threads < 1:
             raise GlassboxError(f"--threads must be at least 1, got {threads}")
-        run = run_training(config, progress=progress, threads=threads)
+        run = run_training(config, progress=show_progress(progress), threads=threads)
         save_run(run, out, plots=plots, overwrite=overwrite)
+        normalize_modes(out)
         click.echo(f"wrote {out}")
         _print_table(run)
 
     command.__doc__ = HELP[model]
     return click.command(model)(command)
-
-
-for _kind in KINDS:
-    train.add_command(_train_command(_kind))
 
 
 def _print_table(run: Any) -> None:
@@ -196,6 +257,7 @@ def _print_table(run: Any) -> None:
 @click.argument("directory", type=click.Path(path_type=Path))
 def plot(directory: Path) -> None:
     """Redraw a run directory's figures and analysis.json from its saved weights."""
+    require("torch", "glassbox plot")
     from glassbox.toy.plots import write_run_figures
     from glassbox.toy.run import load_run, write_analysis
 

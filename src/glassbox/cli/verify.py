@@ -8,7 +8,7 @@ import click
 
 from glassbox.cli import cli
 from glassbox.extract.verify import Verification, fmt_log2, verify
-from glassbox.io import dumps_json, write_json
+from glassbox.io import check_out_file, dumps_json, write_json
 from glassbox.mlp import ReLUNet
 
 
@@ -21,7 +21,7 @@ def render(v: Verification) -> str:
         "weight error  max |theta - theta_hat| after alignment, neurons normalised to unit rows",
     ]
     for i, e in enumerate(v.per_layer_error_log2):
-        lines.append(f"  layer {i:<6} {fmt_log2(e)}")
+        lines.append(f"  {f'W{i + 1}':<12} {fmt_log2(e)}")
     lines.append(f"  {'overall':<12} {fmt_log2(v.max_weight_error_log2)}")
     lines += [
         "",
@@ -48,8 +48,19 @@ def render(v: Verification) -> str:
         ("truth unmatched", v.unmatched_truth),
         ("recovered unmatched", v.unmatched_recovered),
     ):
-        lines += [f"  {kind}: layer {n.layer} neuron {n.index}: {n.reason}" for n in notes]
+        lines += [f"  {kind}: W{n.layer + 1} neuron {n.index}: {n.reason}" for n in notes]
     return "\n".join(lines)
+
+
+def verdict(v: Verification) -> str:
+    """One line: functionally equivalent or not, at the stated tolerance."""
+    tolerance = f"tolerance 2^{v.delta_threshold_log2:.1f} = 2^-20 * max(1, max |f|)"
+    if v.delta == 0:
+        return f"functionally equivalent: no sampled input differs by more than the {tolerance}"
+    return (
+        f"NOT functionally equivalent: {v.delta:.2%} of the sampled inputs (delta = {v.delta:.4g}) "
+        f"differ by more than the {tolerance}"
+    )
 
 
 @cli.command("verify")
@@ -63,7 +74,9 @@ def render(v: Verification) -> str:
     show_default=True,
     help="Inputs per sampling distribution.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Sampling seed."
+)
 @click.option(
     "--sparse-probability",
     type=click.FloatRange(0, 1, min_open=True),
@@ -82,6 +95,7 @@ def render(v: Verification) -> str:
     default=None,
     help="Also write the JSON figures to this file.",
 )
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 def verify_cmd(
     recovered: Path,
     truth: Path,
@@ -91,8 +105,16 @@ def verify_cmd(
     sparse_probability: float | None,
     queries: int | None,
     out: Path | None,
+    overwrite: bool,
 ) -> None:
-    """Compare a RECOVERED net with the TRUTH: weight error, functional error, neurons set apart."""
+    """Compare a RECOVERED net with the TRUTH: weight error, functional error, neurons set apart.
+
+    Exit status 0 when the two nets are functionally equivalent at the stated tolerance
+    (delta = 0: no sampled input's error exceeds 2^-20 * max(1, max |f|)), 1 when they
+    are not, 2 on a usage error.
+    """
+    if out is not None:
+        check_out_file(out, overwrite)
     rec_net, true_net = ReLUNet.load(recovered), ReLUNet.load(truth)
     result = verify(
         rec_net,
@@ -105,3 +127,6 @@ def verify_cmd(
     if out is not None:
         write_json(out, result.to_json())
     click.echo(dumps_json(result.to_json()).rstrip("\n") if as_json else render(result))
+    click.echo(verdict(result), err=as_json)
+    if result.delta > 0:
+        raise click.exceptions.Exit(1)

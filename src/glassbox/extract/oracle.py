@@ -203,6 +203,9 @@ class OnnxOracle(Oracle):
     refused unless ``allow_float32=True`` (its answers then carry float32 rounding).
     ``input_dim`` is read from the graph, or must be given when the graph leaves it open;
     ``output_dim`` is read from the graph, or probed with one counted query.
+    A graph with a fixed batch size B (torch's ``onnx.export`` fixes it to its example's
+    batch unless told otherwise) is queried in batches of B, the last one padded with zero
+    rows that the ledger does not count; :func:`fixed_batch_size` says so.
     """
 
     def __init__(
@@ -257,17 +260,31 @@ class OnnxOracle(Oracle):
         self.__run = session.run
         self.__input_name = inputs[0].name
         self.__dtype = np.float64 if kind == "tensor(double)" else np.float32
+        batch = shape[0] if len(shape) == 2 else None
+        self._fixed_batch: int | None = batch if isinstance(batch, int) and batch > 0 else None
         if out_dim is None:
             with self.phase(PROBE):
                 self._ledger.charge(1)
             self._output_dim = int(self.__raw(np.zeros((1, input_dim))).size)
 
     def __raw(self, X: Array) -> Array:
-        (y, *_) = self.__run(None, {self.__input_name: X.astype(self.__dtype)})
-        return np.asarray(y, dtype=np.float64)
+        b = self._fixed_batch
+        if b is None or X.shape[0] == b:
+            (y, *_) = self.__run(None, {self.__input_name: X.astype(self.__dtype)})
+            return np.asarray(y, dtype=np.float64)
+        k = X.shape[0]
+        padded = np.zeros((-(-k // b) * b, X.shape[1]), dtype=self.__dtype)
+        padded[:k] = X
+        parts = [self.__raw(padded[i : i + b]).reshape(b, -1) for i in range(0, len(padded), b)]
+        return np.concatenate(parts)[:k]
 
     def _answer(self, X: Array) -> Array:
         return self.__raw(X).reshape(X.shape[0], self.output_dim)
+
+
+def fixed_batch_size(oracle: Oracle) -> int | None:
+    """The fixed batch size an ONNX oracle's graph demands (None: any size, or not ONNX)."""
+    return oracle._fixed_batch if isinstance(oracle, OnnxOracle) else None
 
 
 class _Weakened(Oracle):

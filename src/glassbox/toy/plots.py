@@ -91,18 +91,20 @@ def plot_neuron_stack(
     importance: ArrayLike | None = None,
     threshold: float = analysis.READ_THRESHOLD,
     title: str = "",
+    colors: ArrayLike | None = None,
 ) -> Axes:
     """The paper's neuron stack plot: per neuron, its normalised ``|W1|`` weights stacked.
 
     One column per neuron, one rectangle per feature weight; height is ``|w|``, colour is
-    the feature (by importance rank), negative weights hang below the axis. Columns of
-    polysemantic neurons (two or more weights of at least ``threshold``) are shaded.
+    the feature (by importance rank, or ``colors``: one RGBA row per feature), negative
+    weights hang below the axis. Columns of polysemantic neurons (two or more weights of
+    at least ``threshold``) are shaded.
     """
     w1_in = np.asarray(W1, dtype=np.float64)
     w2_in = w1_in.T if W2 is None else W2
     w1, _, idx = _ordered(w1_in, w2_in, order, importance)
     ax = _axes(ax, (max(4.0, 0.16 * len(w1) + 1.5), 3.0))
-    colors = feature_colors(w1.shape[1])
+    colors = feature_colors(w1.shape[1]) if colors is None else np.asarray(colors)
     polys, faces = [], []
     for col, row in enumerate(w1):
         if np.count_nonzero(np.abs(row) >= threshold) >= 2:

@@ -241,7 +241,7 @@ def _train(config: ToyConfig, progress: bool) -> TrainedRun:
         optimizer.step()
         bar.update(1)
         if progress and (step % 200 == 0 or step == config.steps - 1):
-            bar.set_postfix(loss=f"{losses[step].sum().item():.4g}", refresh=False)
+            bar.set_postfix(lowest_loss=f"{losses[step].min().item():.4g}", refresh=False)
     bar.close()
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -1,0 +1,67 @@
+"""``glassbox extract`` on ONNX files as exporters write them: fixed batch sizes, float32."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from glassbox.io import read_json
+from glassbox.mlp import ReLUNet
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+
+def fixed_batch_onnx(path: Path, net: ReLUNet, batch: int, float32: bool = False) -> Path:
+    """The net as ONNX whose input and output have a fixed batch size (torch.onnx.export's default)."""
+    from onnx import TensorProto, numpy_helper
+
+    net.to_onnx(path)
+    model = onnx.load(str(path))
+    for value in (*model.graph.input, *model.graph.output):
+        dim = value.type.tensor_type.shape.dim[0]
+        dim.Clear()
+        dim.dim_value = batch
+        if float32:
+            value.type.tensor_type.elem_type = TensorProto.FLOAT
+    if float32:
+        for i, init in enumerate(model.graph.initializer):
+            arr = numpy_helper.to_array(init).astype(np.float32)
+            model.graph.initializer[i].CopyFrom(numpy_helper.from_array(arr, init.name))
+    onnx.save_model(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_a_fixed_batch_onnx_file_is_queried_in_its_batch_size(tmp_path: Path, batch: int) -> None:
+    from glassbox.extract.oracle import OnnxOracle, fixed_batch_size
+
+    net = ReLUNet.random("6-5-2", seed=3)
+    path = fixed_batch_onnx(tmp_path / "m.onnx", net, batch)
+    oracle = OnnxOracle(path)
+    assert fixed_batch_size(oracle) == batch
+    x = np.random.default_rng(0).normal(size=(7, 6))
+    np.testing.assert_allclose(oracle.query(x), net.forward(x), rtol=1e-14, atol=1e-14)
+    assert oracle.queries == 7  # padding rows are not counted
+
+    code, stdout, err = run_cli("extract", str(path), "--out", str(tmp_path / "x"))
+    assert code == 0, err
+    assert "Traceback" not in err
+    said = "queried row by row" if batch == 1 else f"queried in batches of {batch}"
+    assert f"fixed batch size {batch}: {said}" in err
+    assert read_json(tmp_path / "x" / "extraction.json")["verification"]["delta"] == 0
+
+
+def test_a_float32_onnx_file_names_the_flag_extract_has(tmp_path: Path) -> None:
+    net = ReLUNet.random("6-5-1", seed=1)
+    path = fixed_batch_onnx(tmp_path / "m.onnx", net, 1, float32=True)
+    code, _, err = run_cli("extract", str(path), "--out", str(tmp_path / "x"))
+    assert code == 2 and err.count("\n") == 1
+    assert "--float32" in err and "--allow-float32" not in err
+    assert not (tmp_path / "x").exists()
+    code, _, err = run_cli("extract", str(path), "--out", str(tmp_path / "x"), "--float32")
+    assert code in (0, 1), err  # accepted: float32 answers may defeat the attack's check
+    assert "Traceback" not in err and (tmp_path / "x" / "extraction.json").is_file()

@@ -4,7 +4,8 @@
     python benchmarks/extract.py --nets 784-32-1 --seeds 0-9
     python benchmarks/extract.py --nets toy-demo,toy-paper --toy-steps 2000
 
-Rows: random:784-32-1 and random:784-128-1 (seeds = net and attack seeds), the float32
+The attack is never given the architecture: depth and widths are discovered.
+Rows: any random:SPEC of any depth (e.g. 10-10-10-1, 40-20-10-10-1), random:784-32-1 and random:784-128-1 (seeds = net and attack seeds), the float32
 oracle of 784-32-1, and trained abs toy models (glassbox.toy) at the demo's size (20
 features, 10 neurons) and the paper's (100, 40), one dense (S = 0) and one sparse
 instance each (seeds = attack seeds on the same trained instance). Columns: seeds that
@@ -94,7 +95,7 @@ def run_case(case: Case) -> dict[str, float | bool]:
         "weight": math.inf,
         "functional": math.inf,
     }
-    if result.net is not None:
+    if result.net is not None and result.net.dims == case.truth.dims:
         v = verify(
             result.net,
             case.truth,
@@ -112,14 +113,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--nets", default="784-32-1,784-128-1,784-32-1-float32,toy-demo,toy-paper")
+    ap.add_argument(
+        "--nets",
+        default="784-32-1,784-128-1,784-32-1-float32,toy-demo,toy-paper",
+        help="comma-separated, or space-separated when a spec holds a comma "
+        "(e.g. '10-10-10-1 20-16-16-20:nohiddenbias,relu')",
+    )
     ap.add_argument("--seeds", default="0-9")
     ap.add_argument("--toy-seeds", default="0-2")
     ap.add_argument("--toy-steps", type=int, default=5000)
     args = ap.parse_args()
     seeds, toy_seeds = parse_seeds(args.seeds), parse_seeds(args.toy_seeds)
     groups: list[Iterator[Case]] = []
-    for name in args.nets.split(","):
+    names = args.nets.split() if " " in args.nets.strip() else args.nets.split(",")
+    for name in names:
         if name == "784-32-1-float32":
             groups.append(random_cases("784-32-1", seeds, float32=True))
         elif name.startswith("toy-"):

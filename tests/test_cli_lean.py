@@ -86,10 +86,10 @@ def test_the_toy_half_without_torch_is_one_line_naming_the_extra(tmp_path: Path)
 def test_progress_bars_only_on_request_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
     plain = glassbox("extract", "random:8-6-2", "--out", "a", cwd=tmp_path)
     assert plain.returncode == 0, plain.stderr
-    assert "extract: check" not in plain.stderr and "\r" not in plain.stderr
+    assert "extract: self-check" not in plain.stderr and "\r" not in plain.stderr
     asked = glassbox("extract", "random:8-6-2", "--out", "b", "--progress", cwd=tmp_path)
     assert asked.returncode == 0, asked.stderr
-    assert "extract: check" in asked.stderr
+    assert "extract: self-check" in asked.stderr
 
 
 def test_the_training_bar_shows_the_lowest_loss_as_the_report_names_it(tmp_path: Path) -> None:

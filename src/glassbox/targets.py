@@ -126,10 +126,6 @@ def resolve_target(
                 f"{target}: no such file or directory; TARGET is random:SPEC, a toy run "
                 "directory, an ONNX file or a saved net"
             )
-    if truth.n_hidden_layers != 1:
-        raise GlassboxError(
-            f"{desc}: the attack recovers one-hidden-layer nets; this one is {truth.describe()}"
-        )
     if float32:
         oracle = float32_outputs(oracle)
         desc += ", float32 outputs"

@@ -1,4 +1,4 @@
-"""``glassbox extract``: recover a one-hidden-layer net from queries alone."""
+"""``glassbox extract``: recover a ReLU net of any depth from queries alone."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import click
 
 from glassbox.cli import cli, show_progress
 from glassbox.config import save_config
+from glassbox.errors import GlassboxError
 from glassbox.extract.attack import ExtractConfig, extract
 from glassbox.extract.verify import fmt_log2, verify
 from glassbox.io import check_out_dir, staged_dir, write_json
@@ -54,6 +55,11 @@ from glassbox.targets import resolve_target
     help="Progress bar on stderr [default: only when stderr is a terminal].",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar (same as --no-progress).")
+@click.option(
+    "--architecture",
+    default=None,
+    help="Optional hint, e.g. 40-20-10-10-1: widths let the search stop early and name unseen neurons.",
+)
 def extract_command(
     target: str,
     out: Path,
@@ -64,6 +70,7 @@ def extract_command(
     float32: bool,
     progress: bool | None,
     quiet: bool,
+    architecture: str | None,
 ) -> None:
     """Extract TARGET (random:SPEC, toy run dir, ONNX file or saved net) into --out.
 
@@ -74,7 +81,16 @@ def extract_command(
     """
     check_out_dir(out, overwrite, marker="extraction.json")
     tgt = resolve_target(target, seed=seed, instance=instance, budget=budget, float32=float32)
-    config = ExtractConfig(seed=seed)
+    config = ExtractConfig(seed=seed, architecture=architecture)
+    if architecture is not None:
+        from glassbox.mlp import parse_spec
+
+        dims = parse_spec(architecture)[0]
+        if (dims[0], dims[-1]) != (tgt.oracle.input_dim, tgt.oracle.output_dim):
+            raise GlassboxError(
+                f"--architecture {architecture} has {dims[0]} inputs and {dims[-1]} outputs, but "
+                f"the target has {tgt.oracle.input_dim} and {tgt.oracle.output_dim}"
+            )
     click.echo(f"extracting {tgt.description}", err=True)
     result = extract(tgt.oracle, config, progress=show_progress(False if quiet else progress))
     record = {"target": tgt.description, **result.to_json()}
@@ -101,6 +117,13 @@ def extract_command(
             save_line_plot(result.line, tmp / "line")
 
     click.echo(result.message)
+    click.echo(f"architecture: {result.architecture or 'not recovered'}")
+    for layer in result.layers:
+        click.echo(
+            f"  layer {layer['layer']}: {layer['neurons']} neurons, {layer['queries']} queries, "
+            f"{layer['seconds']:.1f} s, signs by {layer['sign_method']} "
+            f"(lowest confidence {layer['lowest_sign_confidence']:.2f})"
+        )
     click.echo(
         f"queries 2^{math.log2(max(result.queries, 1)):.2f} ({result.queries}), "
         f"{result.seconds:.1f} s, peak RSS {result.peak_rss_mb:.0f} MiB"

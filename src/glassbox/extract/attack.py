@@ -321,10 +321,19 @@ class _Run:
                 self.rng,
                 self.config.input_scale,
             )
-        if relu is None:
-            relu = self.saw_zero or bool(np.any(Y == 0.0))
-        self.output_relu = relu
-        return fit_last_layer(self.prefix, theta, X, Y, output_relu=relu)
+        if relu is not None:
+            self.output_relu = relu
+            return fit_last_layer(self.prefix, theta, X, Y, output_relu=relu)
+        # Exact zeros alone do not mean an output ReLU (a bias-free net is 0 wherever all
+        # its last neurons are off): the plain fit is tried first, the ReLU one if it fails.
+        self.output_relu = False
+        fit = fit_last_layer(self.prefix, theta, X, Y, output_relu=False)
+        if not fit.exact and (self.saw_zero or bool(np.any(Y == 0.0))):
+            with_relu = fit_last_layer(self.prefix, theta, X, Y, output_relu=True)
+            if with_relu.exact:
+                self.output_relu = True
+                return with_relu
+        return fit
 
     def _finish(
         self, fit: LastLayerFit, info: dict[str, Any], t0: float, q0: int, hint: int | None

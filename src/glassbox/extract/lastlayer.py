@@ -45,39 +45,54 @@ class LastLayerFit:
 def fit_last_layer(
     prefix: Prefix, theta: Array, X: Array, Y: Array, *, output_relu: bool
 ) -> LastLayerFit:
-    """Fit ``f`` on ``(X, Y)`` as a last hidden layer with rows ``theta`` (``n x (width+1)``)."""
+    """Fit ``f`` on ``(X, Y)`` as a last hidden layer with rows ``theta`` (``n x (width+1)``).
+
+    With an output ReLU an output is fitted on its on-rows only; a neuron whose plane
+    those rows do not straddle is linear there and only enters through the affine part
+    (``seen[o, j]`` is False): its sign is then read from the outputs that do see it.
+    """
     h = prefix.state(X)
     H1 = np.hstack([h, np.ones((h.shape[0], 1))])
     U = H1 @ theta.T
-    D = np.hstack([np.maximum(U, 0.0), H1])
     n, m1 = theta.shape
     k = Y.shape[1]
-    coef = np.zeros((D.shape[1], k))
+    C = np.zeros((k, n))
+    T = np.zeros((k, m1))
+    seen = np.zeros((k, n), dtype=bool)
+    side = np.zeros((k, n))
     worst = 0.0
     for o in range(k):
         rows = Y[:, o] > 0 if output_relu else np.ones(Y.shape[0], dtype=bool)
-        if np.sum(rows) < D.shape[1] + 4:
+        Uo = U[rows]
+        both = np.any(Uo > 0, axis=0) & np.any(Uo < 0, axis=0)
+        D = np.hstack([np.maximum(Uo[:, both], 0.0), H1[rows]])
+        if D.shape[0] < D.shape[1] + 4:
             return LastLayerFit(False, 0.0, notes=[f"output {o} is on at too few points to fit"])
-        sol, *_ = np.linalg.lstsq(D[rows], Y[rows, o], rcond=None)
-        coef[:, o] = sol
+        sol, *_ = np.linalg.lstsq(D, Y[rows, o], rcond=None)
+        nb = int(np.sum(both))
+        C[o, both] = sol[:nb]
+        T[o] = sol[nb:]
+        seen[o] = both
+        side[o] = np.where(both, 0.0, np.sign(np.sum(Uo, axis=0)))
         scale = max(float(np.max(np.abs(Y[rows, o]))), 1e-300)
-        worst = max(worst, float(np.max(np.abs(D[rows] @ sol - Y[rows, o]))) / scale)
+        worst = max(worst, float(np.max(np.abs(D @ sol - Y[rows, o]))) / scale)
     res_log2 = float(np.log2(worst)) if worst > 0 else -1074.0
     if worst > EXACT:
         return LastLayerFit(False, res_log2)
-    C = coef[:n].T  # (k, n): output columns times scale, for the rows as oriented
-    T = coef[n:].T  # (k, m1)
-    return _signs(theta, C, T, res_log2)
+    return _signs(theta, C, T, seen, side, res_log2)
 
 
-def _signs(theta: Array, C: Array, T: Array, res_log2: float) -> LastLayerFit:
+def _signs(
+    theta: Array, C: Array, T: Array, seen: NDArray[np.bool_], side: Array, res_log2: float
+) -> LastLayerFit:
     """Read the signs (and any +/- pairs on one hyperplane) from the affine part ``T``.
 
     ``T[:, :width] = -sum_j D_j theta_j[:width]`` where ``D_j`` is the output column of the
     part of plane ``j`` that is active on its negative side: 0 for a positive neuron,
     ``C_j`` for a negative one, in between for a +/- pair sharing the hyperplane (as in the
     toy model's abs). With at least as many layer inputs as neurons ``D`` is solved per
-    output; otherwise only a 0/1 scale ``sigma_j`` per neuron is.
+    output; otherwise only a 0/1 scale ``sigma_j`` per neuron is (every output must see
+    every neuron then).
     """
     n, m1 = theta.shape
     k = C.shape[0]
@@ -88,7 +103,7 @@ def _signs(theta: Array, C: Array, T: Array, res_log2: float) -> LastLayerFit:
     else:
         A = np.einsum("oj,jw->owj", C, theta[:, :width]).reshape(k * width, n)
         rank = int(np.linalg.matrix_rank(A))
-        if rank < n:
+        if rank < n or not seen.all():
             return LastLayerFit(
                 True,
                 res_log2,
@@ -100,25 +115,50 @@ def _signs(theta: Array, C: Array, T: Array, res_log2: float) -> LastLayerFit:
             )
         sigma = np.linalg.lstsq(A, -T[:, :width].reshape(-1), rcond=None)[0]
         D = C * sigma[None, :]
-    size = np.maximum(np.linalg.norm(C, axis=0), 1e-300)
-    pos = np.linalg.norm(D, axis=0) / size
-    neg = np.linalg.norm(D - C, axis=0) / size
-    rows, cols, signs, worst = [], [], [], 0.0
+    D_solved = D.copy()
+    tiny = 1e-7 * max(float(np.max(np.abs(C))), float(np.max(np.abs(T))), 1e-300)
+    rows, cols, signs, worst, notes = [], [], [], 0.0, []
     for j in range(n):
-        if pos[j] <= SIGMA_SLACK:
-            rows.append(theta[j]), cols.append(C[:, j]), signs.append(1.0)
-            worst = max(worst, pos[j])
-        elif neg[j] <= SIGMA_SLACK:
-            rows.append(-theta[j]), cols.append(C[:, j]), signs.append(-1.0)
-            worst = max(worst, neg[j])
+        o = seen[:, j]
+        if o.any():
+            size = max(float(np.linalg.norm(C[o, j])), 1e-300)
+            pos = float(np.linalg.norm(D[o, j])) / size
+            neg = float(np.linalg.norm(D[o, j] - C[o, j])) / size
+            sign = 1.0 if pos <= SIGMA_SLACK else -1.0 if neg <= SIGMA_SLACK else 0.0
+            worst = max(worst, min(pos, neg))
+        else:
+            # Seen by no output from both sides: D'_oj = D_oj - C_oj on the + side (nonzero
+            # only for a positive neuron), D_oj on the - side (nonzero only for a negative one).
+            plus = np.any((side[:, j] > 0) & (np.abs(D[:, j]) > tiny))
+            minus = np.any((side[:, j] < 0) & (np.abs(D[:, j]) > tiny))
+            if plus and minus:
+                return LastLayerFit(
+                    True, res_log2, notes=[f"neuron {j}: one-sided evidence for both signs"]
+                )
+            sign = -1.0 if minus else 1.0
+            if not (plus or minus):
+                notes.append(f"neuron {j} changes no output where outputs were seen on")
+        col, neg_col = C[:, j].copy(), D[:, j].copy()
+        # Outputs that saw the neuron from one side only: complete them from its sign.
+        one = ~seen[:, j]
+        if sign > 0:
+            col[one] = np.where(side[one, j] > 0, -D[one, j], 0.0)
+            neg_col[one] = 0.0
+        elif sign < 0:
+            col[one] = np.where(side[one, j] < 0, D[one, j], 0.0)
+            neg_col[one] = col[one]
+        if sign > 0:
+            rows.append(theta[j]), cols.append(col), signs.append(1.0)
+        elif sign < 0:
+            rows.append(-theta[j]), cols.append(col), signs.append(-1.0)
         else:  # two neurons on one hyperplane, facing opposite ways
             rows += [theta[j], -theta[j]]
-            cols += [C[:, j] - D[:, j], D[:, j]]
+            cols += [col - neg_col, neg_col]
             signs.append(0.0)
     R = np.array(rows)
     W = np.array(cols).T
     # The output bias: what is left of T's last column once the negative parts are moved.
-    out_bias = T[:, width] + D @ theta[:, width]
+    out_bias = T[:, width] + D_solved @ theta[:, width]
     return LastLayerFit(
         True,
         res_log2,
@@ -127,4 +167,5 @@ def _signs(theta: Array, C: Array, T: Array, res_log2: float) -> LastLayerFit:
         out_weights=W,
         out_bias=out_bias,
         sigma_error=worst,
+        notes=notes,
     )

@@ -111,7 +111,7 @@ def test_rank_deficient_witness_is_a_constraint_never_a_row() -> None:
     W1 = np.array([[1.0, 0.2], [0.3, 1.0], [1.0, 1.0], [-0.4, 1.0]])
     b1 = np.array([3.0, 3.0, 3.0, 3.0])
     W2 = np.array([[1.0, -2.0, 0.5, 1.5]])
-    net = ReLUNet([W1, W2, np.ones((1, 1))], [b1, np.array([-1.0]), np.zeros(1)])
+    net = ReLUNet([W1, W2, np.array([[1.0], [-0.5]])], [b1, np.array([-3.0]), np.array([0.1, 0.2])])
     prefix = _true_prefix(net, 1)
     deficient = 0
     for line, k, layer, _ in _layer2_kinks(net, 8):
@@ -121,7 +121,7 @@ def test_rank_deficient_witness_is_a_constraint_never_a_row() -> None:
         if w is not None and np.sum(w.active) > 2:
             assert w.rank_deficient and w.row is None
             # ...but the true row satisfies its equations.
-            theta = np.append(W2[0], -1.0)
+            theta = np.append(W2[0], -3.0)
             assert np.max(np.abs(w.equations @ theta)) < 1e-6 * np.linalg.norm(theta)
             deficient += 1
     assert deficient >= 1
@@ -167,14 +167,30 @@ def test_self_check_fails_a_wrong_net_and_passes_the_right_one() -> None:
     net = ReLUNet.random("6-5-4-2", seed=1)
     rng = np.random.default_rng(0)
     good = self_check(
-        net_oracle(net), net, [], [], rng, input_scale=1.0, samples=256, eps=2.0**-52, tolerance_log2=None
+        net_oracle(net),
+        net,
+        [],
+        [],
+        rng,
+        input_scale=1.0,
+        samples=256,
+        eps=2.0**-52,
+        tolerance_log2=None,
     )
     assert good.success
     W = [np.array(w) for w in net.weights]
     W[1][2, 3] += 1e-6
     wrong = ReLUNet(W, list(net.biases))
     bad = self_check(
-        net_oracle(net), wrong, [], [], rng, input_scale=1.0, samples=256, eps=2.0**-52, tolerance_log2=None
+        net_oracle(net),
+        wrong,
+        [],
+        [],
+        rng,
+        input_scale=1.0,
+        samples=256,
+        eps=2.0**-52,
+        tolerance_log2=None,
     )
     assert not bad.success
 

@@ -1,4 +1,4 @@
-"""The one-hidden-layer attack end to end, against the truth it never sees."""
+"""The attack on one-hidden-layer nets end to end, against the truth it never sees."""
 
 from __future__ import annotations
 
@@ -114,89 +114,30 @@ def test_cli_failure_exit_1_and_user_error_exit_2(tmp_path) -> None:  # type: ig
     assert not bad.exists()
 
 
-def _sig(normal: np.ndarray, weight: float, error: float) -> object:
-    from glassbox.extract.layers import Signature
-
-    return Signature(normal, np.array([weight]), np.array([True]), error)
-
-
-def test_near_duplicate_first_estimates_merge_before_refinement() -> None:
-    # One neuron met twice, its first estimates 5e-8 apart while each claims 1e-9: the
-    # after-refinement tolerance (64 x error) keeps them apart, the early one merges them.
-    from glassbox.extract.attack import PRE_MERGE_CAP, PRE_MERGE_FACTOR
-    from glassbox.extract.layers import Hyperplanes
-
-    rng = np.random.default_rng(0)
-    v = rng.normal(size=50)
-    v /= np.linalg.norm(v)
-    w = v + 5e-8 * rng.normal(size=50)
-    w /= np.linalg.norm(w)
-    other = rng.normal(size=50)
-    other /= np.linalg.norm(other)
-
-    def planes() -> Hyperplanes:
-        hp = Hyperplanes(50, 1)
-        for n in (v, w, other):
-            x = rng.normal(size=50)
-            hp.add(_sig(n, 1.0, 1e-9), x - (n @ x - 0.3) * n, (n, np.array([1.0]), 1e-12))  # type: ignore[arg-type]
-        return hp
-
-    hp = planes()
-    assert hp.merge_duplicates() == 0 and len(hp) == 3
-    hp = planes()
-    assert hp.merge_duplicates(factor=PRE_MERGE_FACTOR, cap=PRE_MERGE_CAP) == 1
-    assert len(hp) == 2 and len(hp.points[0]) == 2
-
-
-def test_one_stray_crossing_does_not_sink_a_precise_measurement() -> None:
-    # Ten crossings confirm the refined plane, one (a kink matched to the wrong plane)
-    # does not: the plane is kept and the stray crossing dropped; a majority does sink it.
-    from glassbox.extract.layers import Hyperplanes
-    from glassbox.extract.refine import _settle_crossings
-
-    rng = np.random.default_rng(1)
-    v = rng.normal(size=20)
-    v /= np.linalg.norm(v)
-    sig = _sig(v, 0.5, 1e-14)
-
-    def planes(stray: int) -> Hyperplanes:
-        hp = Hyperplanes(20, 1)
-        for i in range(10):
-            d = rng.normal(size=20)
-            d /= np.linalg.norm(d)
-            jump = 0.5 * abs(v @ d) * (1.3 if i < stray else 1.0)
-            cross = (d, np.array([jump]), 1e-15)
-            if i == 0:
-                hp.add(sig, rng.normal(size=20), cross)  # type: ignore[arg-type]
-            else:
-                hp.points[0].append(rng.normal(size=20))
-                hp.crossings[0].append(cross)
-        return hp
-
-    hp = planes(stray=1)
-    assert not hp.consistent(0, sig)  # type: ignore[arg-type]
-    assert _settle_crossings(hp, 0, sig)  # type: ignore[arg-type]
-    assert len(hp.crossings[0]) == len(hp.points[0]) == 9 and hp.consistent(0, sig)  # type: ignore[arg-type]
-    hp = planes(stray=5)
-    assert not _settle_crossings(hp, 0, sig)  # type: ignore[arg-type]
-    assert len(hp.crossings[0]) == 10
-
-
 def test_kinks_off_every_recovered_plane_fail_the_check() -> None:
     # A neuron whose whole effect is under the functional tolerance would pass the
     # comparison of f; the kinks the lines saw on its hyperplane must not.
-    from glassbox.extract.attack import _Progress, _State
+    from glassbox.extract.check import unexplained_kinks
+    from glassbox.extract.kinks import find_kinks
 
     net = ReLUNet.random("10-8-2", seed=2)
-    state = _State(net_oracle(net), ExtractConfig())
-    state.run(_Progress(False, state.oracle))
-    assert state.success and state.net is not None and state.net.dims[1] == 8
-    V, c = state.hp.matrix()
-    err = np.array(state.hp.errors)
-    assert state._unexplained_kinks(V, c, err) == 0
+    oracle = net_oracle(net)
+    rng = np.random.default_rng(0)
+    x0, d = rng.normal(size=(6, 10)), rng.normal(size=(6, 10))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    seen = [
+        (line.point(float(t)), line.d)
+        for line in find_kinks(oracle, x0, d, -8.0, 8.0)
+        for t in line.t[line.hidden]
+    ]
+    assert unexplained_kinks(oracle, net, seen, 1.0, 2.0**-52) == 0
     for h in (0, 5):
-        keep = np.arange(len(c)) != h
-        assert state._unexplained_kinks(V[keep], c[keep], err[keep]) > 0
+        keep = np.arange(8) != h
+        partial = ReLUNet(
+            [net.weights[0][keep], net.weights[1][:, keep]],
+            [net.biases[0][keep], net.biases[1]],  # type: ignore[index]
+        )
+        assert unexplained_kinks(oracle, partial, seen, 1.0, 2.0**-52) > 0
 
 
 def test_rarely_active_outputs_get_enough_fit_samples() -> None:

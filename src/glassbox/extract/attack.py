@@ -263,10 +263,10 @@ class _Run:
             raise GlassboxError("the black box answered NaN or infinity on ordinary inputs")
         nonzero = Y[Y != 0.0]
         self.saw_zero = bool(np.any(Y == 0.0))
-        if self.config.output_precision is None and nonzero.size:
-            if np.all(nonzero.astype(np.float32).astype(np.float64) == nonzero):
-                self.eps = FLOAT32_EPS
-                self.notes.append("answers are float32 (relative precision 2^-23)")
+        is32 = bool(np.all(nonzero.astype(np.float32).astype(np.float64) == nonzero))
+        if self.config.output_precision is None and nonzero.size and is32:
+            self.eps = FLOAT32_EPS
+            self.notes.append("answers are float32 (relative precision 2^-23)")
 
     def _search(
         self, depth: int, hint: int | None, resume: LayerSearch | None = None

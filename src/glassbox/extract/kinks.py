@@ -117,7 +117,9 @@ _SEG_FIELDS = ("line", "a", "b", "fa", "fb", "sa", "sb", "ea", "eb")
 def _query_points(oracle: Oracle, x0: Array, d: Array, line: NDArray[np.int64], t: Array) -> Array:
     """Query ``x0[line] + t d[line]`` for flat arrays ``line``, ``t``, at most MAX_ROWS per batch."""
     parts = [
-        oracle.query(x0[line[i : i + MAX_ROWS]] + t[i : i + MAX_ROWS, None] * d[line[i : i + MAX_ROWS]])
+        oracle.query(
+            x0[line[i : i + MAX_ROWS]] + t[i : i + MAX_ROWS, None] * d[line[i : i + MAX_ROWS]]
+        )
         for i in range(0, t.size, MAX_ROWS)
     ]
     return np.vstack(parts)

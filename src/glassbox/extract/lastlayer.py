@@ -14,6 +14,7 @@ output is fitted on the points where it is on.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -117,7 +118,11 @@ def _signs(
         D = C * sigma[None, :]
     D_solved = D.copy()
     tiny = 1e-7 * max(float(np.max(np.abs(C))), float(np.max(np.abs(T))), 1e-300)
-    rows, cols, signs, worst, notes = [], [], [], 0.0, []
+    rows: list[Any] = []
+    cols: list[Any] = []
+    signs: list[float] = []
+    notes: list[str] = []
+    worst = 0.0
     for j in range(n):
         o = seen[:, j]
         if o.any():
@@ -147,10 +152,10 @@ def _signs(
         elif sign < 0:
             col[one] = np.where(side[one, j] < 0, D[one, j], 0.0)
             neg_col[one] = col[one]
-        if sign > 0:
-            rows.append(theta[j]), cols.append(col), signs.append(1.0)
-        elif sign < 0:
-            rows.append(-theta[j]), cols.append(col), signs.append(-1.0)
+        if sign != 0:
+            rows.append(sign * theta[j])
+            cols.append(col)
+            signs.append(sign)
         else:  # two neurons on one hyperplane, facing opposite ways
             rows += [theta[j], -theta[j]]
             cols += [col - neg_col, neg_col]

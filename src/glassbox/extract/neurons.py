@@ -134,7 +134,10 @@ def explained(neurons: list[Neuron], prefix: Prefix, x: Array) -> int:
     """The neuron whose hyperplane ``x`` lies on (where its row is exact there), or -1."""
     reach = 1.0 + float(np.linalg.norm(x))
     for i, n in enumerate(neurons):
-        if n.valid_at(prefix, x[None])[0] and n.distance(prefix, x) <= (ON_PLANE + 64 * n.error) * reach:
+        if (
+            n.valid_at(prefix, x[None])[0]
+            and n.distance(prefix, x) <= (ON_PLANE + 64 * n.error) * reach
+        ):
             return i
     return -1
 
@@ -155,7 +158,9 @@ def merge_duplicates(neurons: list[Neuron]) -> int:
             u, v = na.theta[cols], nb.theta[cols]
             if np.sum(cols) < 3 or np.linalg.norm(u) < 0.5 or np.linalg.norm(v) < 0.5:
                 continue
-            sine = np.sqrt(max(0.0, 1.0 - (abs(u @ v) / (np.linalg.norm(u) * np.linalg.norm(v))) ** 2))
+            sine = np.sqrt(
+                max(0.0, 1.0 - (abs(u @ v) / (np.linalg.norm(u) * np.linalg.norm(v))) ** 2)
+            )
             if sine > SAME_ROW + 64 * (na.error + nb.error):
                 continue
             keep = Neuron(na.width, na.witnesses + nb.witnesses)

@@ -97,7 +97,9 @@ def refine_neuron(
             P.append(row / np.linalg.norm(row))
     if len(P) < unknowns:
         return 0
-    E = np.vstack([np.array(P), GRADIENT_WEIGHT * np.vstack([w.equations for w in neuron.witnesses])])
+    E = np.vstack(
+        [np.array(P), GRADIENT_WEIGHT * np.vstack([w.equations for w in neuron.witnesses])]
+    )
     cols = np.append(neuron.known, True)
     _, s, Vt = np.linalg.svd(E[:, cols], full_matrices=False)
     theta = np.zeros_like(neuron.theta)
@@ -109,7 +111,10 @@ def refine_neuron(
     keep = resid <= max(16 * float(np.median(resid)), 1e-14)
     if not keep.all() and keep.sum() >= unknowns:
         E = np.vstack(
-            [np.array(P)[keep], GRADIENT_WEIGHT * np.vstack([w.equations for w in neuron.witnesses])]
+            [
+                np.array(P)[keep],
+                GRADIENT_WEIGHT * np.vstack([w.equations for w in neuron.witnesses]),
+            ]
         )
         _, s, Vt = np.linalg.svd(E[:, cols], full_matrices=False)
         theta[cols] = Vt[-1]

@@ -35,7 +35,9 @@ class Progress:
     def layer(self, depth: int) -> None:
         """Start showing layer ``depth`` (0: the self-check)."""
         if self.bar is not None:
-            self.bar.set_description("extract: self-check" if depth == 0 else f"extract: layer {depth}")
+            self.bar.set_description(
+                "extract: self-check" if depth == 0 else f"extract: layer {depth}"
+            )
             self.bar.set_postfix(queries=self.oracle.queries)
 
     def note(self, **info: Any) -> None:

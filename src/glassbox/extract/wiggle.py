@@ -110,10 +110,10 @@ def _vote(
     move = float(R[j] @ e)
     if not move > 0:
         return None
-    e /= np.linalg.norm(e)
-    room = prefix.room(x, e)
+    unit: Array = e / np.linalg.norm(e)
+    room = prefix.room(x, unit)
     size = WIGGLE_FRACTION * (room if np.isfinite(room) else 1.0 + np.linalg.norm(x))
-    X = np.stack([x, x + size * e, x - size * e])
+    X = np.stack([x, x + size * unit, x - size * unit])
     F = oracle.query(X)
     up = float(np.linalg.norm(F[1] - F[0]))
     down = float(np.linalg.norm(F[2] - F[0]))

@@ -69,8 +69,8 @@ def _gradients(
     r = Q.shape[1]
     X = np.empty((n_base, 2 * r + 1, d0))
     X[:] = bases[:, None, :]
-    X[:, 1 : r + 1] += (steps[:, :, None] * Q.T[None])
-    X[:, r + 1 :] -= (steps[:, :, None] * Q.T[None])
+    X[:, 1 : r + 1] += steps[:, :, None] * Q.T[None]
+    X[:, r + 1 :] -= steps[:, :, None] * Q.T[None]
     F = oracle.query(X.reshape(-1, d0)).reshape(n_base, 2 * r + 1, -1)
     fwd = (F[:, 1 : r + 1] - F[:, :1]) / steps[:, :, None]
     bwd = (F[:, :1] - F[:, r + 1 :]) / steps[:, :, None]
@@ -105,9 +105,9 @@ def measure(
     bases = np.stack([x - rho * u, x + rho * u])
     # Steps per direction: a fraction of the room on the line, and inside the prefix region.
     steps = np.empty((2, r))
-    for s in range(2):
+    for side in range(2):
         for j in range(r):
-            steps[s, j] = STEP_FRACTION * min(rho, prefix.room(bases[s], Q[:, j]))
+            steps[side, j] = STEP_FRACTION * min(rho, prefix.room(bases[side], Q[:, j]))
     G, agree, noise = _gradients(oracle, bases, Q, steps, eps)
     ok = agree[0] & agree[1]
     if not np.any(ok):

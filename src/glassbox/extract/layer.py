@@ -104,8 +104,7 @@ def search_layer(
             break
         n = min(settings.lines_per_batch, limit - out.lines)
         x0 = rng.normal(0.0, s, size=(n, d0))
-        d = rng.normal(size=(n, d0))
-        d /= np.linalg.norm(d, axis=1, keepdims=True)
+        d = _directions(prefix, n, rng)
         with oracle.phase("lines"):
             lines = find_kinks(oracle, x0, d, -half, half, eps=settings.eps)
         for line in lines:
@@ -129,6 +128,23 @@ def search_layer(
             if not neuron.refined:
                 refine_neuron(oracle, prefix, neuron, rng, settings.input_scale, settings.eps)
     return out
+
+
+def _directions(prefix: Prefix, n: int, rng: np.random.Generator) -> Array:
+    """Unit line directions; with a prefix, half aim at random first-layer sign patterns.
+
+    Far along ``d`` the first layer's pattern is ``sign(W1 d)``: Gaussian directions visit
+    a few patterns again and again, and a deeper neuron that toggles only where rare
+    patterns hold would never be crossed. ``d = W1^+ sigma`` for random signs ``sigma``
+    spreads the lines over the patterns.
+    """
+    d = rng.normal(size=(n, prefix.input_dim))
+    if prefix.depth:
+        W1 = prefix.weights[0]
+        aimed = rng.permutation(n)[: n // 2 + n % 2]
+        sigma = rng.choice([-1.0, 1.0], size=(aimed.size, W1.shape[0]))
+        d[aimed] = np.linalg.lstsq(W1, sigma.T, rcond=None)[0].T
+    return d / np.linalg.norm(d, axis=1, keepdims=True)
 
 
 def _remember(out: LayerSearch, line: LineKinks, rng: np.random.Generator) -> None:

@@ -145,11 +145,16 @@ def _line_to_json(line: LineKinks) -> dict[str, Any]:
 
 def _line_from_json(data: Any) -> LineKinks:
     names = {f.name for f in dataclasses.fields(LineKinks)}
+    if isinstance(data, dict):
+        data = {"layer": [], **data}  # runs written before kinks carried their layer
     if not isinstance(data, dict) or set(data) != names:
         raise GlassboxError(f"{LINE}: expected an object with keys {', '.join(sorted(names))}")
     values: dict[str, Any] = {
-        k: np.asarray(v, dtype=np.float64) for k, v in data.items() if k not in ("kind", "changed")
+        k: np.asarray(v, dtype=np.float64)
+        for k, v in data.items()
+        if k not in ("kind", "changed", "layer")
     }
+    values["layer"] = tuple(int(v) for v in data["layer"])
     values["changed"] = np.asarray(data["changed"], dtype=bool).reshape(len(data["t"]), -1)
     values["kind"] = tuple(data["kind"])
     values.update({k: float(data[k]) for k in ("t_lo", "t_hi", "tolerance")})

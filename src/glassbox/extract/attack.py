@@ -11,6 +11,7 @@ self-check (``check.py``) and nothing else.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -21,8 +22,8 @@ from numpy.typing import NDArray
 
 from glassbox.config import config_to_dict
 from glassbox.errors import GlassboxError
-from glassbox.extract.check import self_check
-from glassbox.extract.kinks import LineKinks
+from glassbox.extract.check import kink_layers, self_check
+from glassbox.extract.kinks import HIDDEN, LineKinks
 from glassbox.extract.lastlayer import LastLayerFit, fit_last_layer
 from glassbox.extract.layer import LayerSearch, SearchSettings, search_layer
 from glassbox.extract.oracle import Oracle, QueryBudgetExceeded
@@ -364,6 +365,12 @@ class _Run:
             if b is not None and np.all(np.abs(b) <= NO_BIAS * np.max(np.abs(W))):
                 biases[i] = None
         self.net = ReLUNet(weights, biases, output_relu=self.output_relu)
+        if self.first_line is not None:
+            line = self.first_line
+            hidden = line.point(line.t) if line.t.size else np.zeros((0, line.x0.size))
+            layers = kink_layers(self.net, hidden)
+            marks = tuple(layers[k] if kind == HIDDEN else 0 for k, kind in enumerate(line.kind))
+            self.first_line = dataclasses.replace(line, layer=marks)
         self.plane_points.append([w for w in info.pop("_points")])
         info["neurons"] = self.net.dims[depth]
         info.update(queries=self.oracle.queries - q0, seconds=time.perf_counter() - t0)

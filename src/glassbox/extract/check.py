@@ -66,6 +66,20 @@ def beside_planes(net: ReLUNet, plane_points: list[list[Array]], scale: float) -
     return np.array(out).reshape(-1, net.input_dim)
 
 
+def kink_layers(net: ReLUNet, points: Array) -> tuple[int, ...]:
+    """For each kink point, the layer (1-based) of the recovered neuron it lies on; 0: none."""
+    if points.shape[0] == 0 or net.n_hidden_layers == 0:
+        return tuple(0 for _ in range(points.shape[0]))
+    margin = hidden_prefix(net).scaled_margins(points)
+    ends = np.cumsum([W.shape[0] for W in net.weights[:-1]])
+    best = np.argmin(margin, axis=1)
+    near = margin[np.arange(points.shape[0]), best] <= KINK_ON_PLANE * (
+        1 + np.linalg.norm(points, axis=1)
+    )
+    layer = np.searchsorted(ends, best, side="right") + 1
+    return tuple(int(v) for v in np.where(near, layer, 0))
+
+
 def unexplained_kinks(
     oracle: Oracle, net: ReLUNet, seen: list[tuple[Array, Array]], scale: float, eps: float
 ) -> int:

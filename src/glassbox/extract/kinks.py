@@ -63,6 +63,9 @@ class LineKinks:
     tolerance: float
     unresolved: int
     slope_error: Array = field(default_factory=lambda: np.zeros(0))
+    # Per kink, the recovered layer of the neuron that made it (1-based; 0: not known),
+    # filled in once the attack has a net.
+    layer: tuple[int, ...] = ()
 
     def point(self, t: float | Array) -> Array:
         """The input(s) at line position(s) ``t``."""
@@ -79,8 +82,13 @@ class LineKinks:
             "t_lo": self.t_lo,
             "t_hi": self.t_hi,
             "kinks": [
-                {"t": float(t), "kind": k, "outputs": np.flatnonzero(c).tolist()}
-                for t, k, c in zip(self.t, self.kind, self.changed, strict=True)
+                {
+                    "t": float(t),
+                    "kind": k,
+                    "outputs": np.flatnonzero(c).tolist(),
+                    "layer": self.layer[i] if i < len(self.layer) else 0,
+                }
+                for i, (t, k, c) in enumerate(zip(self.t, self.kind, self.changed, strict=True))
             ],
             "unresolved": self.unresolved,
         }

@@ -2,8 +2,8 @@
 
 Every output is piecewise linear along the line, so the polyline through the queried
 points and the kinks found is f itself. One curve per output (the ``top_k`` that vary
-most), a dashed vertical line at every hidden-neuron kink and a cross where an output
-ReLU switches its output off.
+most), a vertical line at every hidden-neuron kink, styled by the layer of the recovered
+neuron that made it, and a cross where an output ReLU switches its output off.
 """
 
 from __future__ import annotations
@@ -16,6 +16,10 @@ from matplotlib.figure import Figure
 
 from glassbox.extract.kinks import HIDDEN, OUTPUT_RELU, LineKinks
 from glassbox.io import atomic_path
+
+# Kinks of different layers: a colour and a line style each (greyscale-safe).
+LAYER_COLORS = ("0.35", "tab:purple", "tab:olive", "tab:brown", "tab:pink")
+LAYER_STYLES = ("--", ":", "-.", (0, (5, 1)), (0, (1, 3)))
 
 
 def line_figure(line: LineKinks, top_k: int = 5) -> Figure:
@@ -32,10 +36,18 @@ def line_figure(line: LineKinks, top_k: int = 5) -> Figure:
     for j, color in zip(shown, colors, strict=True):
         ax.plot(t, f[:, j], color=color, lw=1.2, label=f"output {j}")
     hidden = [k for k, kind in enumerate(line.kind) if kind == HIDDEN]
-    for n, k in enumerate(hidden):
+    labelled: set[int] = set()
+    for k in hidden:
+        layer = line.layer[k] if k < len(line.layer) else 0
+        name = f"layer-{layer} neuron kink" if layer else "hidden-neuron kink"
         ax.axvline(
-            line.t[k], color="0.55", ls="--", lw=0.7, label="hidden-neuron kink" if n == 0 else None
+            line.t[k],
+            color=LAYER_COLORS[(layer - 1) % len(LAYER_COLORS)] if layer else "0.55",
+            ls=LAYER_STYLES[(layer - 1) % len(LAYER_STYLES)] if layer else "--",
+            lw=0.8,
+            label=None if layer in labelled else name,
         )
+        labelled.add(layer)
     first = True
     for k, kind in enumerate(line.kind):
         if kind != OUTPUT_RELU:

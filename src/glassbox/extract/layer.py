@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 from glassbox.extract.kinks import LineKinks, find_kinks
 from glassbox.extract.neurons import Neuron, agrees, assign, explained, merge_duplicates, new_neuron
 from glassbox.extract.oracle import Oracle
-from glassbox.extract.precision import refine_neuron
+from glassbox.extract.precision import point_with, refine_neuron
 from glassbox.extract.prefix import Prefix
 from glassbox.extract.witness import ON_PREFIX, Witness, measure
 
@@ -37,8 +37,6 @@ Array = NDArray[np.float64]
 FLAT_TRIES = 4
 # Predicted and found kink positions after a walk agree to this (relative to 1 + |x|).
 FLAT_TOLERANCE = 1e-6
-# Newton iterations on the prefix when looking for a point that fills a coordinate.
-FILL_ITERATIONS = 40
 # At most this many kinks are kept per layer for the self-check.
 MAX_SEEN = 4096
 
@@ -284,7 +282,7 @@ def _fill(
             if neuron.known[j]:
                 continue
             for start in _starts(neuron, prefix, rng, settings.input_scale):
-                x = _point_for(prefix, neuron, int(j), start, settings.input_scale)
+                x = point_with(prefix, neuron.theta, int(j), start, 1e-3 * settings.input_scale)
                 if x is None:
                     continue
                 w = _witness_near(oracle, prefix, neuron, int(j), x, settings)
@@ -312,28 +310,6 @@ def _join(neuron: Neuron, w: Witness) -> bool:
         return True
     neuron.witnesses.pop()
     return False
-
-
-def _point_for(prefix: Prefix, neuron: Neuron, j: int, x: Array, s: float) -> Array | None:
-    """A point where coordinate ``j`` is just on and the known part of the row is zero."""
-    target = 1e-3 * s
-    for _ in range(FILL_ITERATIONS):
-        J, c = prefix.local_map(x)
-        G, z0 = prefix.last_preact_map(x)
-        gz = J.T @ neuron.theta[:-1]
-        z = float(neuron.theta[:-1] @ (J @ x + c) + neuron.theta[-1])
-        gj = G[j]
-        nz, nj = np.linalg.norm(gz), np.linalg.norm(gj)
-        if nz == 0 or nj == 0:
-            return None
-        pj = float(gj @ x + z0[j]) / nj
-        if abs(z) <= 1e-12 * nz * (1 + np.linalg.norm(x)) and abs(pj - target) <= 0.1 * target:
-            return x
-        A = np.stack([gz / nz, gj / nj])
-        rhs = np.array([-z / nz, target - pj])
-        step = np.linalg.lstsq(A, rhs, rcond=None)[0]
-        x = x + step
-    return None
 
 
 def _witness_near(

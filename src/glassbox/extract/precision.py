@@ -48,6 +48,29 @@ def onto_plane(prefix: Prefix, theta: Array, x: Array) -> Array | None:
     return None
 
 
+def point_with(prefix: Prefix, theta: Array, j: int, x: Array, target: float) -> Array | None:
+    """A point on the plane ``theta`` where prefix neuron ``j`` is on, ``target`` (input units) in.
+
+    Newton on two piecewise-linear constraints, the local maps taken fresh at every step.
+    """
+    for _ in range(2 * PROJECT_ITERATIONS):
+        J, c = prefix.local_map(x)
+        G, z0 = prefix.last_preact_map(x)
+        gz = J.T @ theta[:-1]
+        z = float(theta[:-1] @ (J @ x + c) + theta[-1])
+        gj = G[j]
+        nz, nj = np.linalg.norm(gz), np.linalg.norm(gj)
+        if nz == 0 or nj == 0:
+            return None
+        pj = float(gj @ x + z0[j]) / nj
+        if abs(z) <= 1e-12 * nz * (1 + np.linalg.norm(x)) and abs(pj - target) <= 0.1 * target:
+            return x
+        A = np.stack([gz / nz, gj / nj])
+        rhs = np.array([-z / nz, target - pj])
+        x = x + np.linalg.lstsq(A, rhs, rcond=None)[0]
+    return None
+
+
 def refine_neuron(
     oracle: Oracle,
     prefix: Prefix,
@@ -63,15 +86,25 @@ def refine_neuron(
     want = OVERSAMPLE * unknowns + 2
     starts = np.array([w.x for w in neuron.witnesses])
     P: list[Array] = []
-    for _ in range(3):
+    weight: list[float] = []
+    for round_ in range(4):
         need = want - len(P)
-        if need <= 0:
+        if need <= 0 and round_ >= 2:
             break
+        need = max(need, 4)
         base = starts[rng.integers(0, len(starts), size=need)]
         X = base + scale * 4.0 ** rng.uniform(-2, 0.5, size=(need, 1)) * rng.normal(size=base.shape)
+        candidates = [onto_plane(prefix, neuron.theta, x) for x in X]
+        if P and prefix.depth:
+            # Coordinates on at fewer than two kinks are pinned down by the gradients
+            # alone: add kinks where they are well on.
+            on = np.sum(np.array(P)[:, :-1] > 0, axis=0)
+            for j in np.flatnonzero(neuron.known & (on < 2)):
+                start = base[int(rng.integers(len(base)))]
+                target = scale * float(rng.uniform(0.1, 1.0))
+                candidates += [point_with(prefix, neuron.theta, int(j), start, target)]
         pts, dirs = [], []
-        for x in X:
-            p = onto_plane(prefix, neuron.theta, x)
+        for p in candidates:
             if p is None or not neuron.valid_at(prefix, p[None])[0]:
                 continue
             J, _ = prefix.local_map(p)
@@ -94,32 +127,33 @@ def refine_neuron(
             if np.any(h[~neuron.known] > 0):
                 continue
             row = np.append(h, 1.0)
+            # A kink's place is as sure as its slope jump is large against the rounding.
+            sharp = float(np.linalg.norm(line.slope_right[k] - line.slope_left[k]))
             P.append(row / np.linalg.norm(row))
+            weight.append(sharp / max(float(line.slope_error[k]), 1e-300))
     if len(P) < unknowns:
         return 0
-    E = np.vstack(
-        [np.array(P), GRADIENT_WEIGHT * np.vstack([w.equations for w in neuron.witnesses])]
-    )
+    w = np.array(weight)
+    rows = np.array(P) * np.sqrt(w / np.max(w))[:, None]
+    grads = GRADIENT_WEIGHT * np.vstack([w.equations for w in neuron.witnesses])
     cols = np.append(neuron.known, True)
-    _, s, Vt = np.linalg.svd(E[:, cols], full_matrices=False)
-    theta = np.zeros_like(neuron.theta)
-    theta[cols] = Vt[-1]
-    if theta @ neuron.theta < 0:
-        theta = -theta
-    # Trim: drop the worst-fitting kinks (a neighbour's kink re-found by mistake) and solve again.
-    resid = np.abs(np.array(P) @ theta)
-    keep = resid <= max(16 * float(np.median(resid)), 1e-14)
-    if not keep.all() and keep.sum() >= unknowns:
-        E = np.vstack(
-            [
-                np.array(P)[keep],
-                GRADIENT_WEIGHT * np.vstack([w.equations for w in neuron.witnesses]),
-            ]
-        )
+    keep = np.ones(rows.shape[0], dtype=bool)
+    theta = neuron.theta.copy()
+    s = np.zeros(0)
+    # Trimmed least squares: a neighbour's kink re-found by mistake fits far worse than
+    # the rest; drop such kinks and solve again until none stands out.
+    for _ in range(4):
+        E = np.vstack([rows[keep], grads])
         _, s, Vt = np.linalg.svd(E[:, cols], full_matrices=False)
+        theta = np.zeros_like(neuron.theta)
         theta[cols] = Vt[-1]
         if theta @ neuron.theta < 0:
             theta = -theta
+        resid = np.abs(rows @ theta)
+        fresh = resid <= max(16 * float(np.median(resid[keep])), 1e-14)
+        if np.array_equal(fresh, keep) or fresh.sum() < unknowns:
+            break
+        keep = fresh
     if s.size >= 2 and s[-2] > 0:
         neuron.error = float(s[-1] / s[-2]) if s[-1] > 0 else 0.0
     neuron.theta = theta / np.linalg.norm(theta)

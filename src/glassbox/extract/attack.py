@@ -29,7 +29,7 @@ from glassbox.extract.layer import LayerSearch, SearchSettings, search_layer
 from glassbox.extract.oracle import Oracle, QueryBudgetExceeded
 from glassbox.extract.prefix import Prefix
 from glassbox.extract.progress import Progress, peak_rss_mb
-from glassbox.extract.sampling import fit_sample
+from glassbox.extract.sampling import fit_sample, straddle
 from glassbox.extract.wiggle import wiggle_signs
 from glassbox.mlp import ReLUNet, parse_spec
 
@@ -329,12 +329,23 @@ class _Run:
         # its last neurons are off): the plain fit is tried first, the ReLU one if it fails.
         self.output_relu = False
         fit = fit_last_layer(self.prefix, theta, X, Y, output_relu=False)
-        if not fit.exact and (self.saw_zero or bool(np.any(Y == 0.0))):
+        if fit.exact or not (self.saw_zero or bool(np.any(Y == 0.0))):
+            return fit
+        with_relu = fit_last_layer(self.prefix, theta, X, Y, output_relu=True)
+        for _ in range(2):
+            if not with_relu.exact or with_relu.seen is None:
+                return fit
+            self.output_relu = True
+            on = np.any(Y > 0, axis=0)
+            unseen = ~with_relu.seen & on[:, None]
+            if not unseen.any():
+                break
+            with self.oracle.phase("outputs"):
+                X, Y = straddle(
+                    self.oracle, self.prefix, theta, X, Y, unseen, self.rng, self.config.input_scale
+                )
             with_relu = fit_last_layer(self.prefix, theta, X, Y, output_relu=True)
-            if with_relu.exact:
-                self.output_relu = True
-                return with_relu
-        return fit
+        return with_relu
 
     def _finish(
         self, fit: LastLayerFit, info: dict[str, Any], t0: float, q0: int, hint: int | None

@@ -41,6 +41,8 @@ class LastLayerFit:
     out_bias: Array | None = None
     sigma_error: float = np.inf
     notes: list[str] = field(default_factory=list)
+    # seen[o, j]: output o's on-rows straddle neuron j's hyperplane (its weight is measured).
+    seen: NDArray[np.bool_] | None = None
 
 
 def fit_last_layer(
@@ -80,7 +82,9 @@ def fit_last_layer(
     res_log2 = float(np.log2(worst)) if worst > 0 else -1074.0
     if worst > EXACT:
         return LastLayerFit(False, res_log2)
-    return _signs(theta, C, T, seen, side, res_log2)
+    fit = _signs(theta, C, T, seen, side, res_log2)
+    fit.seen = seen
+    return fit
 
 
 def _signs(

@@ -233,11 +233,6 @@ def _flat(
             if failures >= 2:
                 return False
             continue
-        w = measure(oracle, prefix, line, k, settings.eps)
-        if w is not None and w.row is not None:
-            neuron.witnesses.append(w)
-            if not neuron.solve():
-                neuron.witnesses.pop()
         if neuron.flat_checks - neuron.flat_failures >= 2:
             return True
     return False

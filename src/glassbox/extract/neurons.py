@@ -52,8 +52,13 @@ class Neuron:
 
     def solve(self) -> bool:
         """Re-solve the row from every witness; False (and unchanged) if they disagree."""
-        E = np.vstack([w.equations for w in self.witnesses])
         known = np.any([w.active for w in self.witnesses], axis=0)
+        rows = [w.row for w in self.witnesses]
+        if all(r is not None for r in rows) and all(
+            np.array_equal(w.active, known) for w in self.witnesses
+        ):
+            return self._average()
+        E = np.vstack([w.equations for w in self.witnesses])
         cols = np.append(known, True)
         theta, gap = null_row(E, cols)
         if theta is None:
@@ -64,6 +69,30 @@ class Neuron:
         self.theta = _oriented(theta)
         self.known = known
         self.error = max(gap, float(np.median(resid)))
+        return True
+
+    def _average(self) -> bool:
+        """Witnesses that all see the same coordinates: their rows, weighted by precision."""
+        ref = self.witnesses[0].row
+        assert ref is not None
+        acc = np.zeros_like(ref)
+        total = 0.0
+        for w in self.witnesses:
+            assert w.row is not None
+            weight = 1.0 / max(w.error, 1e-16) ** 2
+            acc += weight * (w.row if w.row @ ref >= 0 else -w.row)
+            total += weight
+        theta = acc / total
+        spread = max(
+            float(np.max(np.abs(_oriented(w.row) - _oriented(theta))))
+            for w in self.witnesses
+            if w.row is not None
+        )
+        if spread > 1e-6 + 64 * max(w.error for w in self.witnesses):
+            return False
+        self.theta = _oriented(theta)
+        self.known = self.witnesses[0].active.copy()
+        self.error = min(w.error for w in self.witnesses)
         return True
 
     def z(self, prefix: Prefix, X: Array) -> Array:
@@ -78,6 +107,9 @@ class Neuron:
 
     def distance(self, prefix: Prefix, x: Array) -> float:
         """First-order distance from ``x`` to the neuron's hyperplane, in input units."""
+        if not prefix.depth:
+            g = self.theta[:-1]
+            return abs(float(g @ x + self.theta[-1])) / max(float(np.linalg.norm(g)), 1e-300)
         J, c = prefix.local_map(x)
         g = J.T @ self.theta[:-1]
         z = float(self.theta[:-1] @ (J @ x + c) + self.theta[-1])

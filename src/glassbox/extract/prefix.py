@@ -37,6 +37,14 @@ class Prefix:
         """Width of the hidden state that feeds the next layer."""
         return self.weights[-1].shape[0] if self.weights else self.input_dim
 
+    def _identity(self) -> Array:
+        eye = getattr(self, "_eye", None)
+        if eye is None or eye.shape[0] != self.input_dim:
+            eye = np.eye(self.input_dim)
+            eye.flags.writeable = False
+            self._eye = eye
+        return eye
+
     def push(self, W: Array, b: Array) -> None:
         """Append a recovered layer (rows signed so that ``W h + b > 0`` means active)."""
         self.weights.append(np.array(W, dtype=np.float64))
@@ -58,6 +66,8 @@ class Prefix:
 
     def local_map(self, x: Array) -> tuple[Array, Array]:
         """``(J, c)`` with ``state(y) = J y + c`` for every ``y`` in ``x``'s linear region."""
+        if not self.weights:
+            return self._identity(), np.zeros(self.input_dim)
         J = np.eye(self.input_dim)
         c = np.zeros(self.input_dim)
         for W, b in zip(self.weights, self.biases, strict=True):
@@ -128,6 +138,8 @@ def row_space(J: Array) -> tuple[Array, int]:
     """An orthonormal basis ``(d0, r)`` of the input directions the local map ``J`` sees, and r."""
     if J.shape[0] == 0:
         return np.zeros((J.shape[1], 0)), 0
+    if J.shape[0] == J.shape[1] and np.array_equal(J, np.eye(J.shape[0])):
+        return J.copy(), J.shape[0]  # the first layer sees every input direction
     _, s, Vt = np.linalg.svd(J, full_matrices=False)
     if s.size == 0 or s[0] == 0:
         return np.zeros((J.shape[1], 0)), 0

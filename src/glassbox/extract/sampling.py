@@ -54,3 +54,39 @@ def fit_sample(
         X2 = S + spread * rng.normal(size=S.shape)
         X, Y = np.vstack([X, X2]), np.vstack([Y, oracle.query(X2)])
     return X, Y
+
+
+def straddle(
+    oracle: Oracle,
+    prefix: Prefix,
+    theta: Array,
+    X: Array,
+    Y: Array,
+    unseen: NDArray[np.bool_],
+    rng: np.random.Generator,
+    scale: float,
+    per_pair: int = 3,
+) -> tuple[Array, Array]:
+    """More samples where output ``o`` is on, a hair either side of plane ``j``, for ``unseen[o, j]``.
+
+    An output on only far from a plane sees that neuron from one side, where it is
+    linear: its outgoing weight is then not measured. Its on-points moved onto the plane
+    (within the prefix region) and nudged both ways are.
+    """
+    from glassbox.extract.precision import onto_plane
+
+    out = []
+    for o, j in zip(*np.nonzero(unseen), strict=True):
+        on = np.flatnonzero(Y[:, o] > 0)
+        for i in rng.permutation(on)[:per_pair]:
+            p = onto_plane(prefix, theta[j], X[i])
+            if p is None:
+                continue
+            J, _ = prefix.local_map(p)
+            g = J.T @ theta[j, :-1]
+            g /= np.linalg.norm(g)
+            out += [p + 1e-3 * scale * g, p - 1e-3 * scale * g]
+    if not out:
+        return X, Y
+    X2 = np.array(out)
+    return np.vstack([X, X2]), np.vstack([Y, oracle.query(X2)])

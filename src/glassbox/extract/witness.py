@@ -136,7 +136,16 @@ def measure(
     E = np.vstack([eq_w, eq_b / max(np.linalg.norm(eq_b), 1.0)])
     cols = np.append(active, True)
     rel_noise = floor / s[0]
-    row, err = null_row(E, cols)
+    if B.shape[0] == B.shape[1]:
+        # Full rank: the partial row is B^-T m, no null-space search needed.
+        full = np.zeros(width + 1)
+        w_a = np.linalg.solve(B.T, m)
+        full[np.flatnonzero(active)] = w_a
+        full[-1] = -float(w_a @ h[active])
+        row: Array | None = full / np.linalg.norm(full)
+        err = rel_noise * float(np.linalg.cond(B))
+    else:
+        row, err = null_row(E, cols)
     deficient = row is None
     return Witness(
         x=x,

@@ -27,6 +27,7 @@ from glassbox.extract.kinks import HIDDEN, LineKinks
 from glassbox.extract.lastlayer import LastLayerFit, fit_last_layer
 from glassbox.extract.layer import LayerSearch, SearchSettings, search_layer
 from glassbox.extract.oracle import Oracle, QueryBudgetExceeded
+from glassbox.extract.precision import polish_single_layer
 from glassbox.extract.prefix import Prefix
 from glassbox.extract.progress import Progress, peak_rss_mb
 from glassbox.extract.sampling import fit_sample, straddle
@@ -40,7 +41,7 @@ FLOAT32_EPS = 2.0**-23
 # A bias this small relative to its row is absent (bias-free layers stay bias-free).
 NO_BIAS = 1e-9
 # Lines of the second look at a layer are this many times longer.
-EXTRA_REACH = 4.0
+EXTRA_REACH = 16.0
 
 
 @dataclass(frozen=True)
@@ -212,9 +213,19 @@ class _Run:
             theta = np.array([n.theta for n in search.neurons])
             info: dict[str, Any] = _layer_info(depth, search)
             fit = self._last_layer_fit(theta, np.array(info["_points"]))
+            rough = [i for i, n in enumerate(search.neurons) if not n.refined]
+            if fit.exact and self.prefix.depth == 0 and rough:
+                # One hidden layer, rows too wide for the kink refinement: large safe steps.
+                with self.oracle.phase("refine"):
+                    polished, _ = polish_single_layer(
+                        self.oracle, theta, np.array(info["_points"]), self.config.input_scale
+                    )
+                theta[rough] = polished[rough]
+                fit = self._last_layer_fit(theta, np.array(info["_points"]))
             if not _clean(fit):
-                # A neuron on only where the lines rarely go is linear on the samples and
-                # spoils the fit: look again, further out, before deciding.
+                # A neuron on (or off) everywhere the lines went is linear on the samples
+                # and spoils the fit (or, exact, its signs): look again, briefly, further
+                # out, before deciding. (Deeper layers spoil it too; the look is short.)
                 count = len(search.neurons)
                 search = self._search(depth, hint, resume=search)
                 if len(search.neurons) > count:
@@ -278,7 +289,7 @@ class _Run:
             cfg.line_length,
             cfg.lines_per_batch,
             cfg.max_lines,
-            cfg.patience,
+            cfg.patience if resume is None else max(1, cfg.patience // 2),
             self.eps,
             hint,
         )

@@ -159,3 +159,55 @@ def refine_neuron(
     neuron.theta = theta / np.linalg.norm(theta)
     neuron.refined = int(keep.sum())
     return int(keep.sum())
+
+
+def polish_single_layer(
+    oracle: Oracle,
+    theta: Array,
+    points: Array,
+    scale: float,
+) -> tuple[Array, Array]:
+    """Rows of a lone hidden layer re-measured with large steps that provably cross no plane.
+
+    Once the fit says the first layer is also the last, every boundary of ``f`` in input
+    space is one of its hyperplanes (or an output switching off, where that output is
+    left out): gradients on both sides of each plane can then be taken with steps as long
+    as half the distance to the nearest plane, so rounding barely matters. Returns the
+    rows and their estimated errors.
+    """
+    n, m1 = theta.shape
+    d0 = m1 - 1
+    out = theta.copy()
+    errors = np.full(n, np.inf)
+    W, b = theta[:, :-1], theta[:, -1]
+    norms = np.linalg.norm(W, axis=1)
+    for j in range(n):
+        p = points[j]
+        normal = W[j] / norms[j]
+        gap = np.abs(W @ p + b) / norms
+        gap[j] = np.inf
+        rho = 0.5 * min(float(np.min(gap)), scale)
+        bases = np.stack([p - rho * normal, p + rho * normal])
+        X = np.repeat(bases[:, None, :], d0 + 1, axis=1)
+        steps = np.empty((2, d0))
+        for s in range(2):
+            z = W @ bases[s] + b
+            with np.errstate(divide="ignore", invalid="ignore"):
+                reach = np.abs(z[:, None] / W)  # distance along each axis to each plane
+            steps[s] = 0.5 * np.minimum(np.min(reach, axis=0), scale)
+        idx = np.arange(d0)
+        X[:, 1 + idx, idx] += steps
+        taken = X[:, 1 + idx, idx] - bases
+        F = oracle.query(X.reshape(-1, d0)).reshape(2, d0 + 1, -1)
+        usable = np.all(F != 0.0, axis=(0, 1))
+        if not usable.any():
+            continue
+        G = (F[:, 1:, usable] - F[:, :1, usable]) / taken[:, :, None]  # (2, d0, k)
+        M = (G[1] - G[0]).T  # (k, d0)
+        _, sv, Vt = np.linalg.svd(M, full_matrices=False)
+        v = Vt[0] if Vt[0] @ W[j] >= 0 else -Vt[0]
+        row = np.append(v, -float(v @ p))
+        # Keep the plane through the precisely placed point, scaled like the old row.
+        out[j] = row * (np.linalg.norm(theta[j]) / np.linalg.norm(row))
+        errors[j] = float(sv[1] / sv[0]) if sv.size > 1 and sv[0] > 0 else 0.0
+    return out, errors

@@ -226,3 +226,19 @@ def test_random_deep_nets_succeed_right_or_fail_honestly(
         assert err <= 2.0**-20 * max(1.0, float(np.max(np.abs(truth.forward(X)))))
     else:
         assert result.message.startswith("failed")
+
+
+def test_no_batch_above_the_row_cap_and_counts_shared() -> None:
+    from glassbox.extract.oracle import FunctionOracle
+
+    truth = ReLUNet.random("6-5-4-2", seed=3)
+    sizes: list[int] = []
+
+    def answer(X: np.ndarray) -> np.ndarray:
+        sizes.append(X.shape[0])
+        return truth.forward(X)
+
+    oracle = FunctionOracle(answer, 6, 2)
+    result = extract(oracle, ExtractConfig(seed=3, max_batch_rows=64))
+    assert max(sizes) <= 64
+    assert result.queries == oracle.queries == sum(sizes)

@@ -26,7 +26,7 @@ from glassbox.extract.check import kink_layers, self_check
 from glassbox.extract.kinks import HIDDEN, LineKinks
 from glassbox.extract.lastlayer import LastLayerFit, fit_last_layer
 from glassbox.extract.layer import LayerSearch, SearchSettings, search_layer
-from glassbox.extract.oracle import Oracle, QueryBudgetExceeded
+from glassbox.extract.oracle import Oracle, QueryBudgetExceeded, row_capped
 from glassbox.extract.precision import polish_single_layer
 from glassbox.extract.prefix import Prefix
 from glassbox.extract.progress import Progress, peak_rss_mb
@@ -137,6 +137,7 @@ def extract(
 ) -> ExtractionResult:
     """Recover a ReLU net of any depth from ``oracle``'s answers alone."""
     config = config or ExtractConfig()
+    oracle = row_capped(oracle, config.max_batch_rows)
     start = time.perf_counter()
     bar = Progress(progress, oracle)
     run = _Run(oracle, config, bar)

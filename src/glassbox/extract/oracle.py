@@ -304,6 +304,28 @@ class _Weakened(Oracle):
         return self.__transform(self.__inner_answer(X))
 
 
+class _RowCapped(_Weakened):
+    """Answers in batches of at most ``max_rows`` rows (the black box never sees a bigger one)."""
+
+    def __init__(self, inner: Oracle, max_rows: int) -> None:
+        super().__init__(inner, lambda y: y)
+        self.__max_rows = max_rows
+
+    def _answer(self, X: Array) -> Array:
+        m = self.__max_rows
+        parts = []
+        for i in range(0, max(X.shape[0], 1), m):
+            parts.append(super()._answer(X[i : i + m]))
+        return np.vstack(parts)
+
+
+def row_capped(oracle: Oracle, max_rows: int) -> Oracle:
+    """The same oracle (same count, same budget), asked at most ``max_rows`` rows per batch."""
+    if max_rows < 1:
+        raise GlassboxError(f"max_rows must be at least 1, got {max_rows}")
+    return _RowCapped(oracle, max_rows)
+
+
 def float32_outputs(oracle: Oracle) -> Oracle:
     """Answers rounded to float32 (returned as float64 arrays holding float32 values)."""
     return _Weakened(oracle, lambda y: y.astype(np.float32).astype(np.float64))

@@ -134,8 +134,11 @@ def refine_neuron(
     if len(P) < unknowns:
         return 0
     w = np.array(weight)
-    rows = np.array(P) * np.sqrt(w / np.max(w))[:, None]
+    rows = np.array(P) * np.sqrt(np.minimum(w / np.median(w), 1.0))[:, None]
     grads = GRADIENT_WEIGHT * np.vstack([w.equations for w in neuron.witnesses])
+    covered = np.sum(np.array(P)[:, :-1] > 0, axis=0) >= 2
+    if np.all(covered[neuron.known]):
+        grads = grads[:0]  # the kinks pin every coordinate: the rougher gradients stay out
     cols = np.append(neuron.known, True)
     keep = np.ones(rows.shape[0], dtype=bool)
     theta = neuron.theta.copy()

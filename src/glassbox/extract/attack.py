@@ -227,9 +227,9 @@ class _Run:
                 # A neuron on (or off) everywhere the lines went is linear on the samples
                 # and spoils the fit (or, exact, its signs): look again, briefly, further
                 # out, before deciding. (Deeper layers spoil it too; the look is short.)
-                count = len(search.neurons)
+                before = [id(n) for n in search.neurons]
                 search = self._search(depth, hint, resume=search)
-                if len(search.neurons) > count:
+                if [id(n) for n in search.neurons] != before:
                     theta = np.array([n.theta for n in search.neurons])
                     info = _layer_info(depth, search)
                     fit = self._last_layer_fit(theta, np.array(info["_points"]))

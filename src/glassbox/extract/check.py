@@ -25,8 +25,8 @@ Array = NDArray[np.float64]
 
 # A kink lies on a recovered hyperplane when this close (relative to 1 + |x|).
 KINK_ON_PLANE = 1e-7
-# Half-length (in input scales) of the stretch an unexplained kink is searched again on.
-RESCAN = 1e-2
+# Half-lengths (in input scales) of the stretches an unexplained kink is searched again on.
+RESCAN_SCALES = (1e-2, 1e-4, 1e-6)
 # Offset (in input scales) of the points beside each hyperplane.
 BESIDE = 1e-6
 
@@ -99,9 +99,24 @@ def unexplained_kinks(
     stray = off(P)
     if not stray.any():
         return 0
-    r = RESCAN * scale
-    lines = find_kinks(oracle, P[stray], D[stray], -r, r, eps=eps)
-    return sum(int(np.sum(off(line.point(line.t[line.hidden])))) for line in lines)
+    # Two kinks closer than a search resolves come out as one, placed between them: look
+    # again on shorter and shorter stretches; a kink off every plane at every scale counts.
+    P, D = P[stray], D[stray]
+    for r in RESCAN_SCALES:
+        lines = find_kinks(oracle, P, D, -r * scale, r * scale, eps=eps)
+        again = [
+            (x, line.d)
+            for line in lines
+            for x, bad in zip(
+                line.point(line.t[line.hidden]), off(line.point(line.t[line.hidden])), strict=True
+            )
+            if bad
+        ]
+        if not again:
+            return 0
+        P = np.array([x for x, _ in again])
+        D = np.array([d for _, d in again])
+    return int(P.shape[0])
 
 
 def self_check(

@@ -26,15 +26,16 @@ from numpy.typing import NDArray
 from glassbox.extract.kinks import LineKinks, find_kinks
 from glassbox.extract.neurons import Neuron, agrees, assign, explained, merge_duplicates, new_neuron
 from glassbox.extract.oracle import Oracle
-from glassbox.extract.precision import point_with, refine_neuron
+from glassbox.extract.precision import onto_plane, point_with, refine_neuron
 from glassbox.extract.prefix import Prefix
 from glassbox.extract.witness import ON_PREFIX, Witness, measure
 
 Array = NDArray[np.float64]
 
 # How often a new neuron is walked along before it is judged, and how many walks must
-# find the kink where predicted.
-FLAT_TRIES = 4
+# find the kink where predicted (two misses reject it).
+FLAT_TRIES = 5
+FLAT_HITS = 3
 # Predicted and found kink positions after a walk agree to this (relative to 1 + |x|).
 FLAT_TOLERANCE = 1e-6
 # At most this many kinks are kept per layer for the self-check.
@@ -118,6 +119,11 @@ def search_layer(
         for neuron in out.neurons:
             if not neuron.complete:
                 _fill(oracle, prefix, neuron, settings, rng)
+    if prefix.depth:
+        with oracle.phase("flatness"):
+            kept = [n for n in out.neurons if _holds_across(oracle, prefix, n, settings, rng)]
+        out.deeper += len(out.neurons) - len(kept)
+        out.neurons = kept
     merged = merge_duplicates(out.neurons)
     if merged:
         out.notes.append(f"merged {merged} neuron(s) met twice")
@@ -210,18 +216,31 @@ def _flat(
     s = settings.input_scale
     cap = s * math.sqrt(prefix.input_dim)
     failures = 0
-    for _ in range(FLAT_TRIES):
-        # Walk toward where the hyperplanes are dense (the input distribution's bulk),
-        # staying inside the prefix's linear region, where a flat plane stays flat.
+    for attempt in range(FLAT_TRIES):
         q = rng.normal(0.0, s, size=g.size)
-        v = (q - x0) - ((q - x0) @ g) * g
-        dist = float(np.linalg.norm(v))
-        if dist == 0:
-            continue
-        v /= dist
-        walk = min(0.9 * prefix.room(x0, v), dist + cap)
-        p = x0 + walk * v
-        found = locate(oracle, prefix, neuron, p, g, settings)
+        p, gp, walk = None, g, 0.0
+        if prefix.depth and attempt % 2 == 0:
+            # Across prefix regions: where other coordinates are on, a deeper neuron's
+            # borrowed row no longer predicts its kinks; a neuron of this layer's does.
+            p = onto_plane(prefix, neuron.theta, q)
+            if p is not None and neuron.valid_at(prefix, p[None])[0]:
+                Jp, _ = prefix.local_map(p)
+                gp = Jp.T @ neuron.theta[:-1]
+                gp /= np.linalg.norm(gp)
+                walk = float(np.linalg.norm(p - x0))
+            else:
+                p = None
+        if p is None:
+            # Inside the prefix region, toward the bulk where hyperplanes are dense: a flat
+            # plane stays flat there, a deeper neuron's bends where this layer toggles.
+            v = (q - x0) - ((q - x0) @ g) * g
+            dist = float(np.linalg.norm(v))
+            if dist == 0:
+                continue
+            v /= dist
+            walk = min(0.9 * prefix.room(x0, v), dist + cap)
+            p, gp = x0 + walk * v, g
+        found = locate(oracle, prefix, neuron, p, gp, settings)
         neuron.flat_checks += 1
         if found is not None:
             line, k = found
@@ -233,9 +252,45 @@ def _flat(
             if failures >= 2:
                 return False
             continue
-        if neuron.flat_checks - neuron.flat_failures >= 2:
+        if neuron.flat_checks - neuron.flat_failures >= FLAT_HITS:
             return True
     return False
+
+
+def _holds_across(
+    oracle: Oracle,
+    prefix: Prefix,
+    neuron: Neuron,
+    settings: SearchSettings,
+    rng: np.random.Generator,
+) -> bool:
+    """Whether the row predicts the neuron's kinks in other prefix regions too.
+
+    A deeper neuron met where this layer's pattern happens not to change looks flat and
+    has a row, borrowed from that pattern; elsewhere it predicts kinks that are not there.
+    """
+    s = settings.input_scale
+    seen = {tuple(w.active) for w in neuron.witnesses}
+    hits = misses = 0
+    for _ in range(4 * FLAT_TRIES):
+        if hits + misses >= FLAT_TRIES:
+            break
+        p = onto_plane(prefix, neuron.theta, rng.normal(0.0, s, size=prefix.input_dim))
+        if p is None or not neuron.valid_at(prefix, p[None])[0]:
+            continue
+        if tuple(prefix.state(p[None])[0] > 0) in seen:
+            continue  # only a region no witness was in tells the layers apart
+        J, _ = prefix.local_map(p)
+        g = J.T @ neuron.theta[:-1]
+        found = locate(oracle, prefix, neuron, p, g / np.linalg.norm(g), settings)
+        tol = (FLAT_TOLERANCE + 64 * neuron.error) * (1 + np.linalg.norm(p))
+        if found is not None and abs(float(found[0].t[found[1]])) <= tol:
+            hits += 1
+            if hits >= 2:
+                return True
+        else:
+            misses += 1
+    return hits > 0
 
 
 def locate(

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 
 from glassbox.extract.verify import fmt_log2
 from glassbox.mlp import ReLUNet
+from glassbox.report_numbers import neuron_errors
 from glassbox.toy import analysis, plots
 
 Array = NDArray[np.float64]
@@ -230,8 +231,6 @@ def difference_figure(diffs: dict[str, Array], order: Sequence[int]) -> Figure:
     Exact zeros are left white.
     """
     from matplotlib import colormaps
-
-    from glassbox.report import neuron_errors
 
     idx = np.asarray(order, dtype=np.int64)
     # np.ma.log2 masks exact zeros, which the colour map then leaves white.

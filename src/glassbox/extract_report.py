@@ -66,7 +66,7 @@ def _headline(record: dict[str, Any]) -> list[str]:
         "The truth was known here (the attack never saw it), so the last section holds the "
         "reconstruction against it."
         if record.get("verification")
-        else "The truth is not known here, so the self-check is the only judge."
+        else f"{_no_verification(record)} The self-check is the only judge."
     )
     return [
         "<pre class='summary'>" + esc("\n".join(summary_lines(record))) + "</pre>",
@@ -185,13 +185,18 @@ def _check_section(record: dict[str, Any]) -> list[str]:
     ]
 
 
+def _no_verification(record: dict[str, Any]) -> str:
+    if record.get("net") is None:
+        return "The attack recovered no network, so there is nothing to verify."
+    return "The truth is not known for this target, so nothing holds the reconstruction against it."
+
+
 def _truth_section(record: dict[str, Any]) -> list[str]:
     ver = record.get("verification")
     if not ver:
         return [
             section("verification", "Verification"),
-            "<p>The truth is not known for this target, so nothing here holds the "
-            "reconstruction against it; the self-check above is the verdict.</p>",
+            f"<p>{esc(_no_verification(record))} The self-check above is the verdict.</p>",
         ]
     notes = [
         (what, str(int(n["layer"]) + 1), str(n["index"]), n["reason"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -13,7 +13,9 @@ from glassbox.extract.kinks import LineKinks
 from glassbox.extract.verify import Alignment, align, fmt_log2, log2_error
 from glassbox.mlp import ReLUNet
 from glassbox.toy import analysis
-from glassbox.toy.config import ToyConfig
+
+if TYPE_CHECKING:  # the toy half needs torch; a report of an extraction does not
+    from glassbox.toy.config import ToyConfig
 
 Array = NDArray[np.float64]
 

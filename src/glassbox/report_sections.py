@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -15,7 +15,9 @@ from glassbox.report_html import esc, img, section, table
 from glassbox.report_numbers import Recovery, ReportInputs, sample_count, summary_lines
 from glassbox.report_reading import line_range_text
 from glassbox.toy import plots
-from glassbox.toy.config import ToyConfig
+
+if TYPE_CHECKING:  # the toy half needs torch; a report of an extraction does not
+    from glassbox.toy.config import ToyConfig
 
 # More curves than this make the line plot unreadable.
 MAX_LINE_CURVES = 10

@@ -44,12 +44,15 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
     """The headline: target, verdict, architecture, queries, seconds, and the truth's verdict if known."""
     queries = int(record.get("queries") or 0)
     hint = (record.get("config") or {}).get("architecture")
-    arch = record.get("architecture") or "not recovered"
+    arch = record.get("architecture")
     how = "discovered from queries alone" if hint is None else f"the hint given was {hint}"
+    arch = (
+        f"{arch} ({how})" if arch else "not recovered" + (f" (hint given: {hint})" if hint else "")
+    )
     lines = [
         f"target:                 {record.get('target', 'unknown')}",
         f"verdict:                {record.get('message', '')}",
-        f"architecture:           {arch} ({how})",
+        f"architecture:           {arch}",
         f"queries:                {queries:,} (2^{log2_error(max(queries, 1)):.1f})",
         f"seconds:                {float(record.get('seconds', 0.0)):.1f} (attack only)",
     ]

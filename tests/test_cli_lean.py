@@ -60,7 +60,8 @@ def test_extract_verify_and_net_run_without_torch(tmp_path: Path) -> None:
         "from glassbox.cli import main\n"
         "assert main(['net', 'new', '6-5-1', '--out', 't.safetensors']) == 0\n"
         "assert main(['net', 'info', 't.safetensors']) == 0\n"
-        "assert main(['extract', 't.safetensors', '--out', 'x']) == 0\n"
+        "assert main(['extract', 't.safetensors', '--out', 'x', '--report']) == 0\n"
+        "assert main(['report', 'x']) == 0\n"
         "assert main(['verify', 'x/recovered.safetensors', 't.safetensors', '--samples', '64']) == 0\n"
         "print('torch' in sys.modules and sys.modules['torch'] is not None)"
     )
@@ -68,6 +69,7 @@ def test_extract_verify_and_net_run_without_torch(tmp_path: Path) -> None:
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.strip().splitlines()[-1] == "False"
     assert (tmp_path / "x" / "line.png").is_file()
+    assert (tmp_path / "x" / "report.html").is_file()
 
 
 def test_the_toy_half_without_torch_is_one_line_naming_the_extra(tmp_path: Path) -> None:

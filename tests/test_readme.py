@@ -68,3 +68,45 @@ def test_the_toy_snippet_is_small_and_runs(tmp_path, monkeypatch):
     assert time.perf_counter() - t0 < 120  # seconds, not the paper sweep's minutes
     assert (tmp_path / "runs" / "abs-small" / "weights.safetensors").is_file()
     assert namespace["net"].dims == (20, 10, 20)  # type: ignore[attr-defined]
+
+
+def _bash_block_after(marker: str) -> list[list[str]]:
+    """The commands of the first bash block after ``marker``, split as a shell would, comments dropped."""
+    import shlex
+
+    text = README.read_text()
+    section = text[text.index(marker) :]
+    match = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert match, f"no bash block after {marker!r}"
+    return [shlex.split(line, comments=True) for line in match.group(1).splitlines() if line]
+
+
+def test_the_deep_tour_runs_as_written_and_prints_what_it_shows(tmp_path, monkeypatch):
+    import contextlib
+    import io
+
+    from glassbox.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    commands = _bash_block_after("#### A deep network, its architecture unknown")
+    assert [c[:2] for c in commands] == [["glassbox", "extract"], ["glassbox", "report"]]
+    printed = []
+    for argv in commands:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+            assert main(argv[1:]) == 0, argv
+        printed.append(out.getvalue().splitlines())
+    assert (tmp_path / "runs" / "deep" / "report.html").is_file()
+    assert printed[1] == ["report: runs/deep/report.html"]
+    sample = _block_after("The first command prints the architecture").splitlines()
+    # The architecture and the layers' widths and sign methods are as shown; the figures
+    # (queries, seconds, errors) may move with the attack's code, so only their places are.
+    assert [ln for ln in printed[0] if not ln.startswith("  layer")][1] == "architecture: 10-8-6-3"
+    assert sample[1] == "architecture: 10-8-6-3"
+    layers = [re.match(r"  layer \d+: \d+ neurons", ln) for ln in printed[0]]
+    assert [m.group(0) for m in layers if m] == ["  layer 1: 8 neurons", "  layer 2: 6 neurons"]
+
+    def shape(lines: list[str]) -> list[str]:
+        return [re.sub(r"\d+", "#", ln) for ln in lines]
+
+    assert shape(printed[0]) == shape(sample)

@@ -23,16 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from glassbox.config import config_to_dict, load_config, save_config
 from glassbox.errors import GlassboxError
 from glassbox.extract.attack import ExtractConfig, ExtractionResult, extract
-from glassbox.extract.kinks import LineKinks
 from glassbox.extract.oracle import net_oracle
 from glassbox.extract.verify import verify
 from glassbox.io import atomic_path, read_json, staged_dir, write_json
 from glassbox.io import check_out_dir as io_check_out_dir
+from glassbox.line_file import line_from_json as _line_from_json
+from glassbox.line_file import line_to_json as _line_to_json
 from glassbox.mlp import ReLUNet
 from glassbox.report import ReportInputs, build_report, summary
 from glassbox.toy.config import ToyConfig
@@ -137,29 +136,6 @@ def default_out_dir(root: str | os.PathLike[str] = "runs") -> Path:
 def check_out_dir(out: Path, overwrite: bool) -> None:
     """Refuse an existing non-empty ``out`` unless ``overwrite`` (then it must be a demo run), or an unwritable one."""
     io_check_out_dir(out, overwrite, marker=CONFIG)
-
-
-def _line_to_json(line: LineKinks) -> dict[str, Any]:
-    return {f.name: getattr(line, f.name) for f in dataclasses.fields(line)}
-
-
-def _line_from_json(data: Any) -> LineKinks:
-    names = {f.name for f in dataclasses.fields(LineKinks)}
-    if isinstance(data, dict):
-        data = {"layer": [], **data}  # runs written before kinks carried their layer
-    if not isinstance(data, dict) or set(data) != names:
-        raise GlassboxError(f"{LINE}: expected an object with keys {', '.join(sorted(names))}")
-    values: dict[str, Any] = {
-        k: np.asarray(v, dtype=np.float64)
-        for k, v in data.items()
-        if k not in ("kind", "changed", "layer")
-    }
-    values["layer"] = tuple(int(v) for v in data["layer"])
-    values["changed"] = np.asarray(data["changed"], dtype=bool).reshape(len(data["t"]), -1)
-    values["kind"] = tuple(data["kind"])
-    values.update({k: float(data[k]) for k in ("t_lo", "t_hi", "tolerance")})
-    values["unresolved"] = int(data["unresolved"])
-    return LineKinks(**values)
 
 
 Say = Callable[[str], None]

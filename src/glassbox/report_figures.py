@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 
 from glassbox.extract.verify import fmt_log2
 from glassbox.mlp import ReLUNet
+from glassbox.report_numbers import neuron_errors
 from glassbox.toy import analysis, plots
 
 Array = NDArray[np.float64]
@@ -231,8 +232,6 @@ def difference_figure(diffs: dict[str, Array], order: Sequence[int]) -> Figure:
     """
     from matplotlib import colormaps
 
-    from glassbox.report import neuron_errors
-
     idx = np.asarray(order, dtype=np.int64)
     # np.ma.log2 masks exact zeros, which the colour map then leaves white.
     logs = [np.ma.log2(np.abs(diffs["W1"][idx])), np.ma.log2(np.abs(diffs["W2"][:, idx].T))]
@@ -281,9 +280,14 @@ def difference_figure(diffs: dict[str, Array], order: Sequence[int]) -> Figure:
     return fig
 
 
-def queries_figure(by_phase: dict[str, int]) -> Figure:
-    """Where the queries went: one bar per attack phase, labelled with its count."""
-    items = sorted(by_phase.items(), key=lambda kv: -kv[1])
+def queries_figure(
+    by_phase: dict[str, int], title: str = "queries by phase", sort: bool = True
+) -> Figure:
+    """Where the queries went: one bar per attack phase (or layer), labelled with its count.
+
+    Bars are sorted by count, largest first, unless ``sort`` is false (then in given order).
+    """
+    items = sorted(by_phase.items(), key=lambda kv: -kv[1]) if sort else list(by_phase.items())
     fig = Figure(figsize=(6.0, 0.35 * len(items) + 1.2), layout="constrained")
     ax = fig.add_subplot()
     counts = np.array([c for _, c in items], dtype=float)
@@ -293,7 +297,7 @@ def queries_figure(by_phase: dict[str, int]) -> Figure:
     ax.set_yticks(range(len(items)), [p for p, _ in items])
     ax.set_ylim(len(items) - 0.5, -0.5)
     ax.set_xlim(0, counts.max() * 1.25 if counts.size and counts.max() > 0 else 1)
-    ax.set(xlabel="queries (rows sent to the black box)", title="queries by phase")
+    ax.set(xlabel="queries (rows sent to the black box)", title=title)
     return fig
 
 

@@ -114,7 +114,12 @@ def demo(
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
 def report(run_dir: Path) -> None:
-    """Rebuild RUN_DIR/report.html from a saved demo run."""
+    """Rebuild RUN_DIR/report.html from a saved demo run or a glassbox extract folder."""
+    from glassbox.extract_report import is_extract_dir, rebuild_extract_report
+
+    if is_extract_dir(run_dir):
+        click.echo(f"report: {rebuild_extract_report(run_dir)}")
+        return
     require("torch", "glassbox report (reading the toy model's config)")
     from glassbox.demo import rebuild_report
 

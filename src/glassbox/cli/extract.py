@@ -56,6 +56,12 @@ from glassbox.targets import resolve_target
 )
 @click.option("--quiet", is_flag=True, help="No progress bar (same as --no-progress).")
 @click.option(
+    "--report",
+    "report",
+    is_flag=True,
+    help="Also write report.html: one self-contained page of the run's figures.",
+)
+@click.option(
     "--architecture",
     default=None,
     help="Optional hint, e.g. 40-20-10-10-1: widths let the search stop early and name unseen neurons.",
@@ -70,12 +76,14 @@ def extract_command(
     float32: bool,
     progress: bool | None,
     quiet: bool,
+    report: bool,
     architecture: str | None,
 ) -> None:
     """Extract TARGET (random:SPEC, toy run dir, ONNX file or saved net) into --out.
 
     Writes recovered.safetensors, config.json, extraction.json (with a verification
-    object when the truth is known here; the attack never sees it) and line.png/.svg.
+    object when the truth is known here; the attack never sees it), line.json and
+    line.png/.svg; with --report also report.html (`glassbox report DIR` rebuilds it).
     Exit status 0 when the attack's self-check passes, 1 when it reports failure,
     2 on a usage error.
     """
@@ -113,8 +121,15 @@ def extract_command(
         write_json(tmp / "extraction.json", record)
         if result.line is not None:
             from glassbox.extract.lineplot import save_line_plot
+            from glassbox.line_file import LINE, line_to_json
 
+            write_json(tmp / LINE, line_to_json(result.line))
             save_line_plot(result.line, tmp / "line")
+        if report:
+            from glassbox.extract_report import REPORT, build_extract_report
+
+            page = build_extract_report(record, result.line, tmp)
+            (tmp / REPORT).write_text(page, encoding="utf-8")
 
     click.echo(result.message)
     click.echo(f"architecture: {result.architecture or 'not recovered'}")
@@ -135,5 +150,7 @@ def extract_command(
             f"functional error {fmt_log2(v['epsilon_log2'])}"
         )
     click.echo(f"wrote {out}")
+    if report:
+        click.echo(f"report: {out / 'report.html'}")
     if not result.success:
         raise click.exceptions.Exit(1)

@@ -2,7 +2,8 @@
 
 A ReLU net is unchanged by permuting a hidden layer's neurons and by scaling a neuron's
 incoming weights and bias by ``c > 0`` while dividing its outgoing weights by ``c``.
-:func:`align` undoes those symmetries; :func:`verify` then measures
+:func:`align` (in :mod:`glassbox.extract.align`) undoes those symmetries;
+:func:`verify` then measures, on inputs from :mod:`glassbox.extract.verify_inputs`,
 
 * the weight error: after alignment, every hidden neuron of the truth is normalised so
   that its row (incoming weights and bias, in the coordinates of the already normalised
@@ -31,54 +32,37 @@ import numpy as np
 from numpy.typing import NDArray
 
 from glassbox.errors import GlassboxError
+from glassbox.extract.align import MIN_COSINE, Alignment, NeuronNote, align
+from glassbox.extract.verify_inputs import BOX, HYPERPLANE_OFFSETS, hyperplane_points, sample_inputs
 from glassbox.mlp import ReLUNet
 
 Array = NDArray[np.float64]
-IntArray = NDArray[np.int64]
+
+# Names that lived here before alignment and the sampled inputs got their own modules.
+__all__ = [
+    "BOX",
+    "DELTA_THRESHOLD_LOG2",
+    "HYPERPLANE_OFFSETS",
+    "LOG2_ZERO_JSON",
+    "MIN_COSINE",
+    "Alignment",
+    "DistributionError",
+    "NeuronNote",
+    "Verification",
+    "align",
+    "fmt_log2",
+    "hyperplane_points",
+    "log2_error",
+    "log2_json",
+    "sample_inputs",
+    "verify",
+    "weight_errors",
+    "worst_case_bound",
+]
 
 DELTA_THRESHOLD_LOG2 = -20.0
-MIN_COSINE = 0.9
-BOX = (-1.0, 1.0)
 # log2 of the smallest positive float64 (a subnormal): every nonzero error's log2 is >= this.
 LOG2_ZERO_JSON = -1074.0
-# Offsets from a critical hyperplane, in units of max(1, |x|_inf), along its unit normal.
-HYPERPLANE_OFFSETS = (0.0, 2.0**-40, -(2.0**-40), 2.0**-20, -(2.0**-20))
-
-
-@dataclass(frozen=True)
-class NeuronNote:
-    """One hidden neuron set apart: its hidden layer (0 = first), index and why."""
-
-    layer: int
-    index: int
-    reason: str
-
-    def to_json(self) -> dict[str, Any]:
-        """The note as a JSON object."""
-        return {"layer": self.layer, "index": self.index, "reason": self.reason}
-
-
-@dataclass(frozen=True, eq=False)
-class Alignment:
-    """How a recovered net maps onto the truth, hidden layer by hidden layer.
-
-    ``permutations[l][j]`` is the recovered neuron matched to truth neuron ``j`` of hidden
-    layer ``l`` (-1: none) and ``scales[l][j]`` the factor with recovered row = scale *
-    truth row (NaN where unmatched). ``aligned`` computes the recovered net's function with
-    hidden layer ``l`` laid out as the truth's neurons in the truth's order and scale (zero
-    rows where unmatched), followed by the unmatched recovered neurons ``extras[l]``.
-    """
-
-    permutations: tuple[IntArray, ...]
-    scales: tuple[Array, ...]
-    extras: tuple[IntArray, ...]
-    aligned: ReLUNet
-    dead: tuple[NeuronNote, ...]
-    invisible: tuple[NeuronNote, ...]
-    unmatched_truth: tuple[NeuronNote, ...]
-    unmatched_recovered: tuple[NeuronNote, ...]
-    dead_mask: tuple[NDArray[np.bool_], ...]
-    invisible_mask: tuple[NDArray[np.bool_], ...]
 
 
 @dataclass(frozen=True)
@@ -169,222 +153,6 @@ def fmt_log2(value: float | None) -> str:
     if value <= LOG2_ZERO_JSON:
         return "0 (exact)"
     return f"2^{value:.1f}"
-
-
-# ------------------------------------------------------------------ sampling
-def sample_inputs(
-    d: int, n: int, rng: np.random.Generator, sparse_probability: float | None = None
-) -> dict[str, Array]:
-    """Inputs per distribution: N(0, I), uniform on [-1, 1]^d, and the toy model's sparse one.
-
-    The sparse distribution (only when ``sparse_probability`` is given) sets each
-    coordinate independently to U[-1, 1] with that probability and to 0 otherwise: the
-    abs(x) model's inputs, and a superset of the [0, 1] features of the earlier toy models.
-    """
-    out = {"gaussian": rng.normal(size=(n, d)), "uniform": rng.uniform(*BOX, size=(n, d))}
-    if sparse_probability is not None:
-        present = rng.random((n, d)) < sparse_probability
-        out["sparse"] = np.where(present, rng.uniform(*BOX, size=(n, d)), 0.0)
-    return out
-
-
-def _gradient(net: ReLUNet, layer: int, neuron: int, X: Array) -> Array:
-    """Gradient of one hidden pre-activation with respect to the input, at each row of X."""
-    pre = net.preactivations(X)
-    g = np.broadcast_to(net.weights[layer][neuron], (X.shape[0], net.weights[layer].shape[1]))
-    for k in range(layer - 1, -1, -1):
-        g = (g * (pre[k] > 0)) @ net.weights[k]
-    return g
-
-
-def hyperplane_points(
-    net: ReLUNet, n: int, rng: np.random.Generator, skip: tuple[NDArray[np.bool_], ...]
-) -> Array:
-    """Points on every hidden neuron's critical hyperplane (``skip`` masks dead ones), +- offsets.
-
-    From Gaussian starts, Newton steps on the neuron's locally affine pre-activation land
-    on its hyperplane (starts that do not converge are dropped); each landing point is
-    then shifted along the unit normal by ``HYPERPLANE_OFFSETS * max(1, |x|_inf)``.
-    """
-    live = [(i, int(j)) for i, mask in enumerate(skip) for j in np.flatnonzero(~mask)]
-    if not live:
-        return np.zeros((0, net.input_dim))
-    m = max(1, n // (len(live) * len(HYPERPLANE_OFFSETS)))
-    offsets = np.array(HYPERPLANE_OFFSETS)
-    found: list[Array] = []
-    for layer, j in live:
-        x = rng.normal(size=(m, net.input_dim))
-        for _ in range(30):  # Newton on a piecewise-affine function: usually 1-3 steps
-            z = net.preactivations(x)[layer][:, j]
-            g = _gradient(net, layer, j, x)
-            gg = np.einsum("ij,ij->i", g, g)
-            step = np.where(gg > 0, z / np.where(gg > 0, gg, 1.0), 0.0)
-            x = x - step[:, None] * g
-        z = net.preactivations(x)[layer][:, j]
-        g = _gradient(net, layer, j, x)
-        norm = np.linalg.norm(g, axis=1)
-        scale = np.maximum(1.0, np.abs(x).max(axis=1))
-        on = (norm > 0) & (np.abs(z) <= 1e-9 * norm * scale)
-        if not on.any():
-            continue
-        x, u, scale = x[on], g[on] / norm[on, None], scale[on]
-        shifted = x[:, None, :] + (offsets[None, :, None] * scale[:, None, None]) * u[:, None, :]
-        found.append(shifted.reshape(-1, net.input_dim))
-    return np.concatenate(found) if found else np.zeros((0, net.input_dim))
-
-
-# ----------------------------------------------------------------- alignment
-def _dead_neurons(net: ReLUNet, X: Array) -> list[NDArray[np.bool_]]:
-    return [~np.any(z > 0, axis=0) for z in net.preactivations(X)[:-1]]
-
-
-def _match(cos: Array, min_cosine: float) -> IntArray:
-    """Match truth rows to recovered columns: repeatedly take mutual best pairs above the bar."""
-    n_t = cos.shape[0]
-    match = np.full(n_t, -1, dtype=np.int64)
-    if cos.size == 0:
-        return match
-    c = cos.copy()
-    rows = np.arange(n_t)
-    while True:
-        best_r = np.argmax(c, axis=1)
-        best_t = np.argmax(c, axis=0)
-        mutual = (best_t[best_r] == rows) & (c[rows, best_r] >= min_cosine)
-        if not mutual.any():
-            return match
-        ts, rs = rows[mutual], best_r[mutual]
-        match[ts] = rs
-        c[ts, :] = -np.inf
-        c[:, rs] = -np.inf
-
-
-def _unit_rows(a: Array) -> Array:
-    n = np.linalg.norm(a, axis=1, keepdims=True)
-    return np.divide(a, n, out=np.zeros_like(a), where=n > 0)
-
-
-def _to_truth_columns(w: Array, perm: IntArray, scale: Array, extras: IntArray) -> Array:
-    """Recovered layer columns rearranged to the previous layer's aligned layout."""
-    out = np.zeros((w.shape[0], perm.size + extras.size))
-    cols = np.flatnonzero(perm >= 0)
-    out[:, cols] = w[:, perm[cols]] * scale[cols]
-    out[:, perm.size :] = w[:, extras]
-    return out
-
-
-def align(
-    recovered: ReLUNet,
-    truth: ReLUNet,
-    *,
-    n_samples: int = 4096,
-    seed: int = 0,
-    min_cosine: float = MIN_COSINE,
-) -> Alignment:
-    """Match recovered hidden neurons to the truth's (permutation and positive scale), layer by layer.
-
-    Rows are compared as (incoming weights, bias) in the truth's coordinates, by cosine;
-    pairs are taken mutual-best-first while the cosine is at least ``min_cosine``. Dead
-    truth neurons are found on ``n_samples`` Gaussian and ``n_samples`` uniform inputs.
-    """
-    if recovered.input_dim != truth.input_dim or recovered.output_dim != truth.output_dim:
-        raise GlassboxError(
-            f"the nets have different inputs/outputs: recovered {recovered.describe()}, "
-            f"truth {truth.describe()}"
-        )
-    if len(recovered.weights) != len(truth.weights):
-        raise GlassboxError(
-            f"the nets have different depths: recovered {recovered.describe()}, "
-            f"truth {truth.describe()}"
-        )
-    rng = np.random.default_rng(seed)
-    probe = np.concatenate(list(sample_inputs(truth.input_dim, n_samples, rng).values()))
-    dead_mask = _dead_neurons(truth, probe)
-    invisible_mask = [np.all(w == 0, axis=0) for w in truth.weights[1:]]
-
-    d_in = truth.input_dim
-    perm = np.arange(d_in, dtype=np.int64)
-    scale = np.ones(d_in)
-    extras = np.zeros(0, dtype=np.int64)
-    usable = np.ones(d_in, dtype=bool)  # previous-layer columns to compare rows on
-    perms: list[IntArray] = []
-    scales: list[Array] = []
-    extra_list: list[IntArray] = []
-    weights: list[Array] = []
-    biases: list[Array | None] = []
-    notes: dict[str, list[NeuronNote]] = {"dead": [], "invisible": [], "ut": [], "ur": []}
-    last = len(truth.weights) - 1
-    for i, (tw, tb, rw, rb) in enumerate(
-        zip(truth.weights, truth.biases, recovered.weights, recovered.biases, strict=True)
-    ):
-        full = _to_truth_columns(rw, perm, scale, extras)
-        if i == last:
-            weights.append(full)
-            biases.append(None if rb is None else rb.copy())
-            break
-        t_sig, r_sig = tw[:, usable], full[:, : perm.size][:, usable]
-        if tb is not None:
-            t_sig = np.column_stack([t_sig, tb])
-            r_sig = np.column_stack([r_sig, np.zeros(rw.shape[0]) if rb is None else rb])
-        cos = _unit_rows(t_sig) @ _unit_rows(r_sig).T
-        match = _match(cos, min_cosine)
-        matched = match >= 0
-        s = np.full(tw.shape[0], np.nan)
-        rs = match[matched]
-        s[matched] = np.einsum("ij,ij->i", r_sig[rs], t_sig[matched]) / np.einsum(
-            "ij,ij->i", t_sig[matched], t_sig[matched]
-        )
-        extra = np.setdiff1d(np.arange(rw.shape[0]), rs).astype(np.int64)
-        layer_w = np.zeros((tw.shape[0] + extra.size, full.shape[1]))
-        layer_w[np.flatnonzero(matched)] = full[rs] / s[matched, None]
-        layer_w[tw.shape[0] :] = full[extra]
-        layer_b = None
-        if rb is not None:
-            layer_b = np.zeros(tw.shape[0] + extra.size)
-            layer_b[np.flatnonzero(matched)] = rb[rs] / s[matched]
-            layer_b[tw.shape[0] :] = rb[extra]
-        weights.append(layer_w)
-        biases.append(layer_b)
-
-        for j in np.flatnonzero(dead_mask[i]):
-            why = f"never active on {probe.shape[0]} Gaussian and uniform inputs"
-            notes["dead"].append(NeuronNote(i, int(j), why))
-        for j in np.flatnonzero(invisible_mask[i] & ~dead_mask[i]):
-            notes["invisible"].append(NeuronNote(i, int(j), "all outgoing weights are zero"))
-        for j in np.flatnonzero(~matched & ~dead_mask[i] & ~invisible_mask[i]):
-            best = float(np.max(cos[j])) if cos.shape[1] else math.nan
-            notes["ut"].append(
-                NeuronNote(
-                    i, int(j), f"no recovered neuron at cosine >= {min_cosine} (best {best:.3g})"
-                )
-            )
-        for r in extra:
-            k = int(np.argmin(cos[:, r])) if cos.shape[0] else -1
-            if k >= 0 and cos[k, r] <= -min_cosine:
-                why = f"matches truth neuron {k} with a negative scale (wrong sign)"
-            else:
-                best = float(np.max(cos[:, r])) if cos.shape[0] else math.nan
-                why = f"no truth neuron at cosine >= {min_cosine} (best {best:.3g})"
-            notes["ur"].append(NeuronNote(i, int(r), why))
-
-        perms.append(match)
-        scales.append(s)
-        extra_list.append(extra)
-        perm, scale, extras = match, np.where(matched, s, 0.0), extra
-        usable = matched & ~dead_mask[i]
-
-    aligned = ReLUNet(weights, biases, output_relu=recovered.output_relu)
-    return Alignment(
-        permutations=tuple(perms),
-        scales=tuple(scales),
-        extras=tuple(extra_list),
-        aligned=aligned,
-        dead=tuple(notes["dead"]),
-        invisible=tuple(notes["invisible"]),
-        unmatched_truth=tuple(notes["ut"]),
-        unmatched_recovered=tuple(notes["ur"]),
-        dead_mask=tuple(dead_mask),
-        invisible_mask=tuple(invisible_mask),
-    )
 
 
 # -------------------------------------------------------------- weight error

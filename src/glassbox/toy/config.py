@@ -14,6 +14,10 @@ from glassbox.toy.data import feature_probability, importance_vector
 from glassbox.toy.models import KINDS, Kind
 
 SCHEDULES = ("constant", "linear", "cosine")
+#: "compiled" fuses each step with torch.compile (needs a C++ compiler, or triton on CUDA);
+#: "eager" is the plain buffered step; "auto" compiles models big enough to gain from it.
+#: Each trains an instance bit for bit the same in any batch; their bits differ.
+KERNELS = ("auto", "compiled", "eager")
 
 #: The paper's abs(x) sweep, as sparsity S = 1 - (1 - S): 1 - S in {1, .3, .1, .03, .01, .003, .001}.
 PAPER_ABS_SPARSITY = (0.0, 0.7, 0.9, 0.97, 0.99, 0.997, 0.999)
@@ -31,6 +35,8 @@ class ToyConfig:
     steps: int = 10_000
     batch: int = 1024
     lr: float = 1e-3
+    # One peak learning rate per sparsity value; overrides `lr` when given (see paper_recipe).
+    lr_per_config: tuple[float, ...] | None = None
     weight_decay: float = 0.01
     schedule: str = "constant"
     warmup: int = 0
@@ -43,6 +49,7 @@ class ToyConfig:
     init_scale: float = 1.0
     eval_samples: int = 32_768
     device: str = "cpu"
+    kernel: str = "auto"
 
     def __post_init__(self) -> None:
         # JSON gives lists; keep the dataclass hashable and comparable with tuples.
@@ -52,6 +59,8 @@ class ToyConfig:
         object.__setattr__(self, "sparsity", tup(list(self.sparsity)))
         if isinstance(self.importance, list | tuple):
             object.__setattr__(self, "importance", tup(self.importance))
+        if self.lr_per_config is not None:
+            object.__setattr__(self, "lr_per_config", tup(self.lr_per_config))
         self.validate()
 
     def validate(self) -> None:
@@ -88,6 +97,16 @@ class ToyConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise GlassboxError(f"{name} must be a positive number, got {value}")
+        if self.lr_per_config is not None:
+            if len(self.lr_per_config) != self.n_configs:
+                raise GlassboxError(
+                    f"lr_per_config has {len(self.lr_per_config)} values for "
+                    f"{self.n_configs} sparsity values; give one each"
+                )
+            if not all(math.isfinite(v) and v > 0 for v in self.lr_per_config):
+                raise GlassboxError(
+                    f"lr_per_config must be positive numbers, got {self.lr_per_config}"
+                )
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise GlassboxError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.schedule not in SCHEDULES:
@@ -101,10 +120,15 @@ class ToyConfig:
                 raise GlassboxError(
                     f"anneal_from is a feature probability 1 - S in (0, 1], got {self.anneal_from}"
                 )
-            if not 0 < self.anneal_steps <= self.steps:
+            # anneal_steps > steps stops training part way along the path (used for traces).
+            if self.anneal_steps < 1:
                 raise GlassboxError(
-                    f"anneal_steps must be in [1, steps] with anneal_from, got {self.anneal_steps}"
+                    f"anneal_steps must be at least 1 with anneal_from, got {self.anneal_steps}"
                 )
+        if self.kernel not in KERNELS:
+            raise GlassboxError(
+                f"unknown kernel {self.kernel!r}; choose one of {', '.join(KERNELS)}"
+            )
         if not self.device.startswith(("cpu", "cuda")):
             raise GlassboxError(f"unknown device {self.device!r}; use cpu or cuda")
 
@@ -125,6 +149,12 @@ class ToyConfig:
             for s in self.sparsity
         ]
         return feature_probability(np.stack(rows), self.n_features)
+
+    def lr_vector(self) -> NDArray[np.float64]:
+        """Peak learning rate per kept instance, ``(configs,)``."""
+        if self.lr_per_config is None:
+            return np.full(self.n_configs, self.lr)
+        return np.asarray(self.lr_per_config, dtype=np.float64)
 
     def importance_vector(self) -> NDArray[np.float64]:
         """Importance per feature, ``(n,)``."""

@@ -9,7 +9,7 @@ import click
 
 from glassbox.cli import cli
 from glassbox.errors import GlassboxError
-from glassbox.toy.config import DEFAULTS, SCHEDULES, default_config
+from glassbox.toy.config import DEFAULTS, RECIPES, SCHEDULES, default_config, paper_recipe
 from glassbox.toy.models import KINDS
 
 HELP = {
@@ -84,6 +84,14 @@ def _train_command(model: str) -> click.Command:
         show_default=True,
         help="... and reaches its own 1-S after this many steps (geometric path).",
     )
+    @click.option(
+        "--recipe",
+        type=click.Choice(RECIPES),
+        default="none",
+        show_default=True,
+        help="paper: lr by sparsity (1e-2 where 1-S >= 0.3, else 3e-3) and the curriculum from "
+        "1-S = 0.3 over the first half; overrides --lr and --anneal-*.",
+    )
     @click.option("--batch", type=int, default=1024, show_default=True, help="Samples per step.")
     @click.option(
         "--lr", type=float, default=1e-3, show_default=True, help="Peak learning rate (AdamW)."
@@ -144,12 +152,15 @@ def _train_command(model: str) -> click.Command:
         plots: bool,
         progress: bool,
         threads: int | None,
+        recipe: str,
         **fields: Any,
     ) -> None:
         from glassbox.toy.run import save_run
         from glassbox.toy.train import train as run_training
 
         config = default_config(model, sparsity=parse_sparsity(sparsity), **fields)
+        if recipe == "paper":
+            config = paper_recipe(config)
         if out.exists() and any(out.iterdir()) and not overwrite:
             raise GlassboxError(f"{out} already exists; choose a new --out or pass --overwrite")
         if threads is not None and threads < 1:
@@ -170,7 +181,7 @@ for _kind in KINDS:
 def _print_table(run: Any) -> None:
     hidden = run.config.kind.hidden_relu
     head = "inst  1-S       final_loss  vs_const  " + (
-        "mono poly dead  computed  pair redun 1sign super none  feat/neuron"
+        "mono poly untr dead  computed  pair redun 1sign super none  feat/neuron"
         if hidden
         else "D*     represented"
     )
@@ -183,7 +194,8 @@ def _print_table(run: Any) -> None:
         if hidden:
             f = s["features"]
             row += (
-                f"{s['monosemantic']:>4} {s['polysemantic']:>4} {s['dead']:>4}  {s['features_computed']:>8}  "
+                f"{s['monosemantic']:>4} {s['polysemantic']:>4} {s['untrained']:>4} {s['dead']:>4}  "
+                f"{s['features_computed']:>8}  "
                 f"{f['pair']:>4} {f['redundant']:>5} {f['one_sign']:>5} {f['superposition']:>5} "
                 f"{f['not_represented']:>4}  {s['features_per_neuron_mean']:>11.2f}"
             )

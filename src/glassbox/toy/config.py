@@ -178,6 +178,37 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+#: The paper recipe for the abs sweep (docs/toy_models.md): learning rate by density 1 - S,
+#: with the density curriculum from 1 - S = 0.3 over the first half of training.
+RECIPE_DENSE_LR = 1e-2  # for 1 - S >= RECIPE_SPLIT: reaches clean +/- pairs when dense
+RECIPE_SPARSE_LR = 3e-3  # below: polysemantic neurons as the paper shows them
+RECIPE_SPLIT = 0.3
+RECIPE_ANNEAL_FROM = 0.3
+RECIPES = ("none", "paper")
+
+
+def recipe_lr(density: float) -> float:
+    """The paper recipe's peak learning rate for feature probability ``density = 1 - S``."""
+    return RECIPE_DENSE_LR if density >= RECIPE_SPLIT else RECIPE_SPARSE_LR
+
+
+def paper_recipe(config: ToyConfig) -> ToyConfig:
+    """``config`` with the paper recipe: a learning rate per sparsity and the density curriculum.
+
+    Each instance gets :func:`recipe_lr` of its mean density, and every instance starts at
+    ``1 - S = 0.3`` and moves geometrically to its own density over the first half of
+    ``config.steps``. The result states every value, so ``config.json`` repeats the run.
+    """
+    density = config.probability().mean(axis=1)
+    return replace(
+        config,
+        lr=RECIPE_DENSE_LR,
+        lr_per_config=tuple(recipe_lr(float(p)) for p in density),
+        anneal_from=RECIPE_ANNEAL_FROM,
+        anneal_steps=max(1, config.steps // 2),
+    )
+
+
 def default_config(model: str, **changes: Any) -> ToyConfig:
     """The paper's settings for ``model``, with ``changes`` applied."""
     if model not in DEFAULTS:

@@ -89,8 +89,8 @@ def _train_command(model: str) -> click.Command:
         type=click.Choice(RECIPES),
         default="none",
         show_default=True,
-        help="paper: lr by sparsity (1e-2 where 1-S >= 0.3, else 3e-3) and the curriculum from "
-        "1-S = 0.3 over the first half; overrides --lr and --anneal-*.",
+        help="paper: lr by sparsity (1e-2 at 1-S >= 0.3 down to 1e-3 at 0.001, geometric) and the "
+        "density curriculum from 1-S = 0.3 over the first half; overrides --lr and --anneal-*.",
     )
     @click.option("--batch", type=int, default=1024, show_default=True, help="Samples per step.")
     @click.option(

@@ -319,8 +319,14 @@ def plot_sweep(
         axes[2].plot(density, [s["features_represented"] for s in summaries], "o-")
         axes[2].set(xscale="log", xlabel="1 - S", title="features with ||W_i|| > 0.5")
     else:
-        for key, color in (("monosemantic", POS), ("polysemantic", NEG), ("dead", "0.5")):
-            axes[1].plot(density, [s[key] for s in summaries], "o-", color=color, label=key)
+        roles = (
+            ("monosemantic", POS),
+            ("polysemantic", NEG),
+            ("untrained", "#e6ab02"),
+            ("dead", "0.5"),
+        )
+        for key, color in roles:
+            axes[1].plot(density, [s.get(key, 0) for s in summaries], "o-", color=color, label=key)
         axes[1].set(xscale="log", xlabel="1 - S", ylabel="neurons", title="neurons")
         axes[1].legend(fontsize=7)
         bottom = np.zeros(len(density))

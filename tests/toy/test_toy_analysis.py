@@ -243,11 +243,16 @@ def test_untrained_leftovers_are_not_counted_as_reads() -> None:
     census = A.neuron_census(W1, W2, init=(W1_0, W2_0))
     assert census[0].reads == (0,) and len(census[0].leftovers) >= 1
     assert census[3].role == "untrained" and census[3].reads == ()
-    # A weight that started large and whose path training then doubled is learned.
-    W1b, W2b = W1.copy(), W2.copy()
-    W2b[5, 2] = 2 * W2_0[5, 2] + 1.0
-    assert A.learned_mask(W1b, W2b, (W1_0, W2_0))[2, 5]
+    # A weight that kept its initial value but whose path to its output grew is learned.
+    W2b = W2.copy()
+    W2b[5, 2] = W2_0[5, 2] + 2.0 / W1[2, 5]  # path W1[2, 5] W2[5, 2] grows by 2
+    assert A.learned_mask(W1, W2b, (W1_0, W2_0))[2, 5]
     assert not A.learned_mask(W1, W2, (W1_0, W2_0))[2, 5]
+    # Moving by less than one initial standard deviation is noise, whatever the ratio.
+    W1c = W1.copy()
+    W1c[2, 5] = W1_0[2, 5] * 3.0 if abs(W1_0[2, 5]) < 0.03 else W1_0[2, 5] * 0.4
+    moved = abs(W1c[2, 5] - W1_0[2, 5])
+    assert A.learned_mask(W1c, W2, (W1_0, W2_0))[2, 5] == (moved >= W1_0.std())
 
 
 def test_feature_superposition_is_zero_for_pairs_and_ignores_leftovers() -> None:

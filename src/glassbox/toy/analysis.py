@@ -36,8 +36,10 @@ PROBE_VALUES = (0.25, 0.5, 0.75, 1.0)
 PAIR_SHARE = 0.9
 #: Neurons below this share of a feature's positive output are not listed as serving it.
 SERVING_SHARE = 0.05
-#: A weight is learned when training moved it by at least this fraction of its size.
-LEARNED_FRACTION = 0.25
+#: A weight is learned when training moved it by this fraction of its size (see learned_mask) ...
+LEARNED_FRACTION = 0.5
+#: ... or when its path to its own output is this large and moved by this fraction.
+PATH_MIN, PATH_FRACTION = 0.1, 0.25
 
 FEATURE_CLASSES = ("pair", "redundant", "one_sign", "superposition", "not_represented")
 
@@ -78,20 +80,26 @@ def learned_mask(
 ) -> NDArray[np.bool_]:
     """Which ``W1`` weights training made: all of them without ``init = (W1_init, W2_init)``.
 
-    With the initial weights, weight ``W1[k, i]`` is *learned* when it, or its path to
-    its own output ``W1[k, i] W2[i, k]``, moved from its initial value by at least
-    :data:`LEARNED_FRACTION` of its size. The others are leftovers of the random
-    initialisation, which a stalled model keeps, and count neither as reads nor as
-    superposition.
+    With the initial weights, weight ``W1[k, i]`` is *learned* when
+
+    - it moved from its initial value by at least :data:`LEARNED_FRACTION` of its size and
+      by at least one standard deviation of the initial ``W1`` (the size of a random
+      initial weight: Adam's noise moves every weight somewhat, even in a stalled model), or
+    - its path to its own output, ``W1[k, i] W2[i, k]`` (scale-free), is at least
+      :data:`PATH_MIN` and moved by at least :data:`PATH_FRACTION` of its size.
+
+    The others are leftovers of the random initialisation, which a stalled model keeps;
+    they count neither as reads nor as superposition.
     """
     w1 = _f64(W1)
     if init is None:
         return np.ones(w1.shape, dtype=bool)
     w1_0, w2_0 = _f64(init[0]), _f64(init[1])
+    moved = np.abs(w1 - w1_0)
+    weight = (moved >= LEARNED_FRACTION * np.abs(w1)) & (moved >= w1_0.std())
     path, path_0 = w1 * _f64(W2).T, w1_0 * w2_0.T
-    moved = np.abs(w1 - w1_0) >= LEARNED_FRACTION * np.abs(w1)
-    path_moved = np.abs(path - path_0) >= LEARNED_FRACTION * np.abs(path)
-    return np.asarray(moved | path_moved)
+    big_path = (np.abs(path) >= PATH_MIN) & (np.abs(path - path_0) >= PATH_FRACTION * np.abs(path))
+    return np.asarray(weight | big_path)
 
 
 def neuron_census(

@@ -9,7 +9,14 @@ import click
 
 from glassbox.cli import cli
 from glassbox.errors import GlassboxError
-from glassbox.toy.config import DEFAULTS, RECIPES, SCHEDULES, default_config, paper_recipe
+from glassbox.toy.config import (
+    DEFAULTS,
+    KERNELS,
+    RECIPES,
+    SCHEDULES,
+    default_config,
+    paper_recipe,
+)
 from glassbox.toy.models import KINDS
 
 HELP = {
@@ -129,6 +136,13 @@ def _train_command(model: str) -> click.Command:
         help="CPU threads (default: 1 for small models or a busy CPU, else torch's default).",
     )
     @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+    @click.option(
+        "--kernel",
+        type=click.Choice(KERNELS),
+        default="auto",
+        show_default=True,
+        help="Training step: compiled (torch.compile, fused), eager, or auto (compiled for big models).",
+    )
     @click.option(
         "--out",
         type=click.Path(file_okay=False, path_type=Path),

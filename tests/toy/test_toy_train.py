@@ -331,3 +331,20 @@ def test_cuda_training_matches_the_cpu(kernel: str) -> None:
         ToyConfig(**{**base.__dict__, "device": "cuda", "sparsity": (0.9,)}), progress=False
     )
     assert np.allclose(alone.weights["W1"][0], cuda.weights["W1"][1], atol=1e-5)
+
+
+def test_paper_recipe_sets_lr_by_density_and_the_curriculum() -> None:
+    from glassbox.toy.config import PAPER_ABS_SPARSITY, paper_recipe, recipe_lr
+
+    config = paper_recipe(default_config("abs", steps=8000))
+    lrs = np.array(config.lr_per_config)
+    assert lrs[0] == lrs[1] == 1e-2 and lrs[-1] == 1e-3  # 1 - S = 1, 0.3 ... 0.001
+    assert np.all(np.diff(lrs[1:]) < 0)
+    # Geometric between 0.3 and 0.001: log lr is linear in log density.
+    density = 1.0 - np.array(PAPER_ABS_SPARSITY)
+    inner = slice(1, None)
+    slope = np.diff(np.log(lrs[inner])) / np.diff(np.log(density[inner]))
+    assert np.allclose(slope, np.log(10) / np.log(300))
+    assert recipe_lr(1e-5) == 1e-3 and recipe_lr(0.5) == 1e-2
+    assert (config.anneal_from, config.anneal_steps) == (0.3, 4000)
+    assert np.allclose(config.lr_vector(), lrs)

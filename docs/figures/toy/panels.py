@@ -2,7 +2,9 @@
 
 Prints, for each instance, what docs/toy_models.md quotes beside each panel: neuron roles,
 which features the monosemantic neurons serve, how polysemantic the others are, the
-asymmetric motifs, and leftover (untrained) weights.
+asymmetric motifs, and leftover (untrained) weights. With ``--graph OUT.png I J ...`` it
+also draws the graph view of the computed features of instances I, J, ... into one
+compact figure (the run's own ``figures/graph.png`` draws every instance, large).
 """
 
 from __future__ import annotations
@@ -58,6 +60,31 @@ def describe(directory: str) -> None:
             )
 
 
+def draw_graphs(directory: str, out: str, instances: list[int]) -> None:
+    """The graph view of the computed features of the given instances, side by side, as PNG."""
+    from matplotlib.figure import Figure
+
+    from glassbox.toy import plots
+
+    run = load_run(directory)
+    fig = Figure(figsize=(3.6 * len(instances), 6.0), layout="constrained")
+    axes = fig.subplots(1, len(instances), squeeze=False)[0]
+    for ax, i in zip(axes, instances, strict=True):
+        w1, w2, b = run.instance_weights(i)
+        shown = plots.computed_features(run, i)
+        title = f"1-S={1 - run.sparsity(i):.3g} ({len(shown)} computed features)"
+        plots.plot_graph(
+            w1, w2, b, ax=ax, importance=run.config.importance_vector(), title=title,
+            features=shown,
+        )  # fmt: skip
+    fig.savefig(out, dpi=80)
+
+
 if __name__ == "__main__":
-    for path in sys.argv[1:]:
-        describe(path)
+    args = sys.argv[1:]
+    if "--graph" in args:
+        k = args.index("--graph")
+        draw_graphs(args[0], args[k + 1], [int(a) for a in args[k + 2 :]])
+    else:
+        for path in args:
+            describe(path)

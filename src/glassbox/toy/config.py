@@ -194,7 +194,8 @@ def recipe_lr(density: float) -> float:
     log density): 6.4e-3 at 0.1, 3.9e-3 at 0.03, 2.5e-3 at 0.01, 1.6e-3 at 0.003.
     """
     t = math.log(RECIPE_DENSE / density) / math.log(RECIPE_DENSE / RECIPE_SPARSE)
-    t = min(max(t, 0.0), 1.0)
+    if t <= 1e-9 or t >= 1.0 - 1e-9:  # the end points exactly, whatever 1 - S rounds to
+        return RECIPE_DENSE_LR if t <= 1e-9 else RECIPE_SPARSE_LR
     return math.exp((1 - t) * math.log(RECIPE_DENSE_LR) + t * math.log(RECIPE_SPARSE_LR))
 
 

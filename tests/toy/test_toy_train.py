@@ -10,8 +10,9 @@ import pytest
 
 from glassbox.errors import GlassboxError
 from glassbox.toy.config import ToyConfig, default_config
+from glassbox.toy.models import have_compiler
 from glassbox.toy.run import TrainedRun, load_run, save_run
-from glassbox.toy.train import lr_factor, train
+from glassbox.toy.train import lr_factor, resolve_kernel, train
 
 SMALL = dict(n_features=6, n_hidden=4, steps=150, batch=64, eval_samples=512)
 
@@ -263,6 +264,12 @@ def test_final_loss_is_scored_at_the_instances_own_density() -> None:
     assert abs(final - monte_carlo_loss(run, 0, 0.9)) > 0.5 * final
 
 
+needs_compiler = pytest.mark.skipif(
+    not have_compiler(), reason="the compiled kernel needs a C++ compiler for torch.compile"
+)
+
+
+@needs_compiler
 @pytest.mark.parametrize("model", ["abs", "relu-output", "linear", "relu-hidden"])
 def test_compiled_kernel_batched_equals_alone(model: str) -> None:
     base = default_config(model, **SMALL, kernel="compiled", restarts=2, seed=1)
@@ -274,6 +281,7 @@ def test_compiled_kernel_batched_equals_alone(model: str) -> None:
     assert batched.metrics["restart_final_loss"][1] == alone.metrics["restart_final_loss"][0]
 
 
+@needs_compiler
 def test_compiled_and_eager_kernels_train_the_same_model() -> None:
     base = default_config("abs", **SMALL, sparsity=(0.0, 0.9), anneal_from=0.3, anneal_steps=50)
     runs = {
@@ -290,6 +298,7 @@ def test_compiled_and_eager_kernels_train_the_same_model() -> None:
     )
 
 
+@needs_compiler
 def test_compiled_restart_r_does_not_depend_on_the_number_of_restarts() -> None:
     base = default_config("abs", **SMALL, sparsity=(0.0, 0.9), kernel="compiled")
     one = train(ToyConfig(**{**base.__dict__, "restarts": 1}), progress=False)
@@ -297,7 +306,7 @@ def test_compiled_restart_r_does_not_depend_on_the_number_of_restarts() -> None:
     assert list(np.array(three.metrics["restart_final_loss"])[:, 0]) == one.metrics["final_loss"]
 
 
-@pytest.mark.parametrize("kernel", ["eager", "compiled"])
+@pytest.mark.parametrize("kernel", ["eager", pytest.param("compiled", marks=needs_compiler)])
 def test_per_configuration_learning_rates(kernel: str) -> None:
     base = default_config("abs", **SMALL, kernel=kernel)
     mixed = train(
@@ -348,3 +357,20 @@ def test_paper_recipe_sets_lr_by_density_and_the_curriculum() -> None:
     assert recipe_lr(1e-5) == 1e-3 and recipe_lr(0.5) == 1e-2
     assert (config.anneal_from, config.anneal_steps) == (0.3, 4000)
     assert np.allclose(config.lr_vector(), lrs)
+
+
+def test_kernel_choice() -> None:
+    import torch
+
+    cpu = torch.device("cpu")
+    small = default_config("relu-output")
+    big = default_config("abs")
+    assert resolve_kernel(small, cpu) == "eager"  # auto: the compiled call costs more here
+    assert resolve_kernel(ToyConfig(**{**big.__dict__, "kernel": "eager"}), cpu) == "eager"
+    if have_compiler():
+        assert resolve_kernel(big, cpu) == "compiled"
+    else:
+        with pytest.raises(GlassboxError, match="kernel 'compiled' needs"):
+            resolve_kernel(ToyConfig(**{**big.__dict__, "kernel": "compiled"}), cpu)
+    with pytest.raises(GlassboxError, match="unknown kernel"):
+        ToyConfig(**{**big.__dict__, "kernel": "fast"})

@@ -213,6 +213,11 @@ def resolve_kernel(config: ToyConfig, device: torch.device) -> str:
     else:
         usable = have_compiler()
     if not usable:
+        if name == "compiled":
+            raise GlassboxError(
+                "kernel 'compiled' needs torch.compile to build kernels here (a C++ compiler "
+                "such as g++ on a CPU, triton on CUDA); install one or use --kernel eager"
+            )
         warnings.warn(
             "no compiler for torch.compile here; training with the eager kernel", stacklevel=3
         )

@@ -31,8 +31,13 @@ def describe(directory: str) -> None:
         second = [abs(nr.read_weights[1]) for nr in poly]
         motifs = analysis.asymmetric_motifs(w1, w2, init=init)
         lr = run.config.lr_vector()[i]
+        # m/2 ideal +/- pairs for the top features, the best constant for the rest.
+        p = run.config.probability()[i]
+        per_feature = run.config.importance_vector() * (p / 3 - p**2 / 4)
+        pairs = per_feature[run.config.n_hidden // 2 :].sum() / per_feature.sum()
         print(
             f"1-S={1 - run.sparsity(i):.3g} lr={lr:.2g} loss/const={run.metrics['final_loss'][i] / base[i]:.4f} "
+            f"(ideal pairs: {pairs:.4f}) "
             f"restarts/const=[{', '.join(f'{v / base[i]:.3f}' for v in run.metrics['restart_final_loss'][i])}]"
         )
         print(

@@ -13,6 +13,10 @@ of its final training loss.
     python benchmarks/train.py                 # everything (several minutes)
     python benchmarks/train.py --quick         # smoke run: few blocks, short runs
     python benchmarks/train.py --no-converge   # speed ratios only (a few minutes)
+
+glassbox is timed with both kernels: ``eager`` (buffered, hand-written gradient) and
+``compiled`` (the same step fused by ``torch.compile``). The GEMM section measures the
+machine's single-thread fp32 matmul rate and the fraction of it a compiled step reaches.
 """
 
 from __future__ import annotations
@@ -108,29 +112,86 @@ def shared_eval(config: ToyConfig, weights: dict) -> np.ndarray:
     )
 
 
-def speed(setting: Setting, blocks: int, block_steps: int, threads: int) -> None:
-    """Alternate reference and glassbox blocks; print steps/s of each and their ratio."""
+def speed(setting: Setting, blocks: int, block_steps: int, threads: int) -> float:
+    """Alternate reference and glassbox blocks (eager and compiled kernels); print steps/s and ratios.
+
+    Returns the compiled kernel's median steps/s.
+    """
     config = ToyConfig(**{**setting.config.__dict__, "steps": block_steps, "eval_samples": 1024})
-    ref_rates, gb_rates = [], []
+    rates: dict[str, list[float]] = {"reference": [], "eager": [], "compiled": []}
     for block in range(blocks + 1):
         seconds, _, _ = reference_train(config, block_steps, seed=block)
-        run = train(
-            ToyConfig(**{**config.__dict__, "seed": block}), progress=False, threads=threads
-        )
+        block_rates = {"reference": block_steps / seconds}
+        for kernel in ("eager", "compiled"):
+            run = train(
+                ToyConfig(**{**config.__dict__, "seed": block, "kernel": kernel}),
+                progress=False,
+                threads=threads,
+            )
+            assert run.metrics["kernel"] == kernel
+            block_rates[kernel] = run.metrics["steps_per_second"]
         if block == 0:
-            continue  # warm-up: first-touch allocations and lazy initialisation
-        ref_rates.append(block_steps / seconds)
-        gb_rates.append(run.metrics["steps_per_second"])
-    ratios = [g / r for g, r in zip(gb_rates, ref_rates, strict=True)]
+            continue  # warm-up: first-touch allocations, lazy initialisation, compilation
+        for name, rate in block_rates.items():
+            rates[name].append(rate)
     print(
         f"\n## speed: {setting.name}, batch {config.batch}, {blocks} blocks of {block_steps} steps"
     )
-    print(f"reference (einsum, autograd, AdamW): {statistics.median(ref_rates):8.1f} steps/s  "
-          f"(blocks: {', '.join(f'{r:.0f}' for r in ref_rates)})")  # fmt: skip
-    print(f"glassbox  (bmm, hand gradient):      {statistics.median(gb_rates):8.1f} steps/s  "
-          f"(blocks: {', '.join(f'{r:.0f}' for r in gb_rates)})")  # fmt: skip
-    print(f"ratio glassbox / reference: median {statistics.median(ratios):.2f}x "
-          f"(min {min(ratios):.2f}x, max {max(ratios):.2f}x)")  # fmt: skip
+    labels = {
+        "reference": "reference (einsum, autograd, AdamW)",
+        "eager": "glassbox eager (bmm, hand gradient)",
+        "compiled": "glassbox compiled (torch.compile)",
+    }
+    for name, values in rates.items():
+        print(f"{labels[name]:<38} {statistics.median(values):8.1f} steps/s  "
+              f"(blocks: {', '.join(f'{r:.0f}' for r in values)})")  # fmt: skip
+    for name in ("eager", "compiled"):
+        ratios = [g / r for g, r in zip(rates[name], rates["reference"], strict=True)]
+        print(f"ratio {name} / reference: median {statistics.median(ratios):.2f}x "
+              f"(min {min(ratios):.2f}x, max {max(ratios):.2f}x)")  # fmt: skip
+    return statistics.median(rates["compiled"])
+
+
+def gemm_rate(shape: tuple[int, int, int], batch: int = 0, repeats: int = 30) -> float:
+    """Best-of-blocks GFLOP/s of one fp32 (b)mm ``(M, K) @ (K, N)`` on the current threads."""
+    m, k, n = shape
+    gen = torch.Generator().manual_seed(0)
+    lead = (batch,) if batch else ()
+    a = torch.randn(*lead, m, k, generator=gen)
+    b = torch.randn(*lead, k, n, generator=gen)
+    out = torch.empty(*lead, m, n)
+    op = torch.bmm if batch else torch.mm
+    op(a, b, out=out)
+    best = 0.0
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            op(a, b, out=out)
+        best = max(best, repeats / (time.perf_counter() - start))
+    return best * 2.0 * m * k * n * max(batch, 1) / 1e9
+
+
+def gemm_fraction(setting: Setting, steps_per_second: float) -> None:
+    """Print the machine's fp32 GEMM rate and the fraction of it one training step reaches."""
+    c = setting.config
+    inst, batch, n, m = c.n_configs * c.restarts, c.batch, c.n_features, c.n_hidden
+    peak = max(gemm_rate((s, s, s)) for s in (512, 1024, 2048))
+    # The step's five matmuls at their own shapes (forward x W1^T, h W2^T; backward g W2,
+    # gh^T x, g^T h), as batched matmuls over the instances.
+    shapes = [(batch, n, m), (batch, m, n), (batch, n, m), (m, batch, n), (n, batch, m)]
+    at_shapes = [gemm_rate(s, batch=inst) for s in shapes]
+    flops = 5 * 2.0 * inst * batch * n * m
+    gemm_seconds = sum(
+        2.0 * inst * a * b * d / (r * 1e9) for (a, b, d), r in zip(shapes, at_shapes, strict=True)
+    )
+    achieved = flops * steps_per_second / 1e9
+    print(f"\n## GEMM: fp32, {torch.get_num_threads()} thread(s), best of 5 blocks")
+    print(f"square mm (512, 1024, 2048; best):       {peak:6.1f} GFLOP/s")
+    print(f"the step's five bmm shapes, alone:       {', '.join(f'{r:.1f}' for r in at_shapes)} GFLOP/s "
+          f"({gemm_seconds * 1e3:.2f} ms a step)")  # fmt: skip
+    print(f"compiled training step: {flops / 1e6:.0f} MFLOP of matmul at {steps_per_second:.1f} steps/s "
+          f"= {achieved:.1f} GFLOP/s = {achieved / peak:.0%} of the square-mm rate, "
+          f"{achieved / (flops / 1e9 / gemm_seconds):.0%} of the rate its own matmuls run at alone")  # fmt: skip
 
 
 def converged_at(losses: np.ndarray, within: float) -> int:
@@ -200,7 +261,8 @@ def main() -> None:
     )  # fmt: skip
     print(f"# glassbox training benchmark: torch {torch.__version__}, {os.cpu_count()} CPUs ({cpu}), "
           f"{args.threads} thread(s) for both, load average {os.getloadavg()[0]:.2f} at start")  # fmt: skip
-    speed(SETTINGS[0], args.blocks, args.abs_block_steps, args.threads)
+    compiled_rate = speed(SETTINGS[0], args.blocks, args.abs_block_steps, args.threads)
+    gemm_fraction(SETTINGS[0], compiled_rate)
     speed(SETTINGS[1], args.blocks, args.intro_block_steps, args.threads)
     if not args.no_converge:
         convergence(SETTINGS[0], args.converge_steps, args.threads)

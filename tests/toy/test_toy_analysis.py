@@ -142,3 +142,125 @@ def test_constant_baseline_matches_monte_carlo() -> None:
     x = rng.uniform(0, 1, (400_000, 2)) * (rng.uniform(size=(400_000, 2)) < p)
     mc = (importance * (x - x.mean(axis=0)) ** 2).mean()
     assert A.constant_baseline(p, importance)[0] == pytest.approx(mc, rel=0.01)
+
+
+def pair_with_helper(helper_out: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Features 0, 1 as clean pairs, plus a polysemantic neuron reading x0 (0.5) and x1 (1).
+
+    The helper writes output 0 with ``helper_out`` and nothing else; the pair neuron ReLU(x0)
+    writes output 0 with ``1 - helper_out / 2``, so x0's output on x0 alone stays exact.
+    """
+    W1 = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0], [0.5, 1.0]])
+    W2 = np.zeros((2, 5))
+    W2[0, [0, 1]] = [1.0 - helper_out / 2, 1.0]
+    W2[1, [2, 3]] = 1.0
+    W2[0, 4] = helper_out
+    return W1, W2, np.zeros(2)
+
+
+def test_a_pair_stays_a_pair_when_a_polysemantic_neuron_adds_a_little() -> None:
+    # The helper reads x0 at 0.5 (>= 0.1) and writes output 0 up: the old rule called
+    # feature 0 "superposition" although the pair carries 99% of its output.
+    W1, W2, b = pair_with_helper(0.02)
+    feats = A.feature_computation(W1, W2, b)
+    assert feats[0].how == "pair"
+    assert feats[0].neurons_pos == (0,) and feats[0].share_pos[0] == pytest.approx(0.99)
+    assert feats[0].neurons_neg == (1,) and feats[0].share_neg == (1.0,)
+    shares = A.output_shares(W1, W2, 1)
+    assert shares[4, 0] == pytest.approx(0.01)  # 0.5 * 0.02 of a total 0.99 + 0.01
+    assert np.allclose(shares.sum(axis=0), 1.0)
+
+
+def test_a_polysemantic_neuron_with_a_real_share_makes_superposition() -> None:
+    W1, W2, b = pair_with_helper(0.8)  # the helper now carries 0.4 / (0.6 + 0.4) of x0 > 0
+    feats = A.feature_computation(W1, W2, b)
+    assert feats[0].how == "superposition"
+    assert feats[0].share_pos == pytest.approx((0.6, 0.4))
+    assert feats[0].neurons_neg == (1,)  # the negative side is still the clean ReLU(-x0)
+
+
+def test_shares_decide_redundant_against_pair() -> None:
+    # Feature 0: ReLU(x0) split 50/50 over two monosemantic neurons; ReLU(-x0) one neuron.
+    W1 = np.array([[1.0], [1.0], [-1.0]])
+    W2 = np.array([[0.5, 0.5, 1.0]])
+    assert A.feature_computation(W1, W2, np.zeros(1))[0].how == "redundant"
+    # One of them carrying 95%: a pair with a redundant sliver.
+    W2 = np.array([[0.95, 0.05, 1.0]])
+    assert A.feature_computation(W1, W2, np.zeros(1))[0].how == "pair"
+
+
+def test_output_shares_ignore_neuron_scale_and_order() -> None:
+    W1, W2, _ = pair_with_helper(0.3)
+    S1, S2 = scramble(W1, W2, seed=3)
+    perm = np.random.default_rng(3).permutation(5)
+    for sign in (1, -1):
+        assert np.allclose(A.output_shares(S1, S2, sign), A.output_shares(W1, W2, sign)[perm])
+
+
+def test_normalisation_is_scale_free_for_both_layers() -> None:
+    W1, W2, _ = pair_with_helper(0.3)
+    scale = np.array([0.5, 2.0, 3.0, 0.25, 7.0])
+    n1, n2, s = A.normalize_neurons(W1 * scale[:, None], W2 / scale[None, :])
+    m1, m2, _ = A.normalize_neurons(W1, W2)
+    assert np.allclose(n1, m1) and np.allclose(n2, m2)
+    assert np.allclose(s, scale * np.abs(W1).max(axis=1))
+    # The function is unchanged: W2 diag(s) W1 / s == W2 W1 neuron by neuron.
+    assert np.allclose(n2 * np.abs(W1).max(axis=1)[None, :] ** -1, W2)
+    census = A.neuron_census(W1 * scale[:, None], W2 / scale[None, :])
+    assert [c.write_weights for c in census] == [c.write_weights for c in A.neuron_census(W1, W2)]
+
+
+def test_motif_needs_reciprocal_output_weights() -> None:
+    W1 = np.array([[2.0, -0.5], [1.0, 0.0], [0.0, 1.0]])
+    inhibited = np.array([[0.5, 0.0, 0.0], [2.0, -1.0, 0.0]])
+    assert len(A.asymmetric_motifs(W1, inhibited)) == 1
+    # Same input weights (ratio 4), but the weak feature's output is not written more strongly.
+    for weak_out in (0.5, 0.9, 0.0):
+        W2 = inhibited.copy()
+        W2[1, 0] = weak_out
+        assert A.asymmetric_motifs(W1, W2) == [], weak_out
+
+
+def stalled(seed: int = 0) -> tuple[np.ndarray, ...]:
+    """A 'trained' net where neurons 1..4 never moved from init, neuron 0 learned ReLU(x0)."""
+    rng = np.random.default_rng(seed)
+    W1_0 = rng.normal(0, 0.12, (5, 30))
+    W2_0 = rng.normal(0, 0.12, (30, 5))
+    W1, W2 = W1_0.copy(), W2_0.copy()
+    W1[0, 0], W2[0, 0] = 1.5, 1.2  # learned: x0's weight and its path grew
+    W1[1:] *= 0.999  # weight decay only
+    return W1, W2, np.zeros(30), W1_0, W2_0
+
+
+def test_untrained_leftovers_are_not_counted_as_reads() -> None:
+    W1, W2, b, W1_0, W2_0 = stalled()
+    naive = A.summarize(W1, W2, b)
+    assert naive["polysemantic"] == 5 and naive["features_per_neuron_mean"] > 5
+    told = A.summarize(W1, W2, b, init=(W1_0, W2_0))
+    assert (told["monosemantic"], told["polysemantic"], told["untrained"]) == (1, 0, 4)
+    assert told["features_per_neuron_mean"] == 1.0
+    assert told["leftover_reads_mean"] > 5
+    census = A.neuron_census(W1, W2, init=(W1_0, W2_0))
+    assert census[0].reads == (0,) and len(census[0].leftovers) >= 1
+    assert census[3].role == "untrained" and census[3].reads == ()
+    # A weight that kept its initial value but whose path to its output grew is learned.
+    W2b = W2.copy()
+    W2b[5, 2] = W2_0[5, 2] + 2.0 / W1[2, 5]  # path W1[2, 5] W2[5, 2] grows by 2
+    assert A.learned_mask(W1, W2b, (W1_0, W2_0))[2, 5]
+    assert not A.learned_mask(W1, W2, (W1_0, W2_0))[2, 5]
+    # Moving by less than one initial standard deviation is noise, whatever the ratio.
+    W1c = W1.copy()
+    W1c[2, 5] = W1_0[2, 5] * 3.0 if abs(W1_0[2, 5]) < 0.03 else W1_0[2, 5] * 0.4
+    moved = abs(W1c[2, 5] - W1_0[2, 5])
+    assert A.learned_mask(W1c, W2, (W1_0, W2_0))[2, 5] == (moved >= W1_0.std())
+
+
+def test_feature_superposition_is_zero_for_pairs_and_ignores_leftovers() -> None:
+    W1, W2, _ = pair_net(4)
+    assert np.allclose(A.feature_superposition(W1, W2), 0.0)
+    W1, W2, _ = pair_with_helper(0.3)
+    sup = A.feature_superposition(W1, W2)
+    assert sup[0] > 0 and sup[1] > 0
+    W1, W2, _, W1_0, W2_0 = stalled()
+    assert A.feature_superposition(W1, W2).max() > 0
+    assert np.allclose(A.feature_superposition(W1, W2, (W1_0, W2_0)), 0.0)

@@ -10,8 +10,9 @@ import pytest
 
 from glassbox.errors import GlassboxError
 from glassbox.toy.config import ToyConfig, default_config
+from glassbox.toy.models import have_compiler
 from glassbox.toy.run import TrainedRun, load_run, save_run
-from glassbox.toy.train import lr_factor, train
+from glassbox.toy.train import lr_factor, resolve_kernel, train
 
 SMALL = dict(n_features=6, n_hidden=4, steps=150, batch=64, eval_samples=512)
 
@@ -205,3 +206,171 @@ def test_adamw_matches_torch() -> None:
         opt_ref.step()
     assert torch.allclose(mine, ref.detach(), rtol=1e-12, atol=1e-14)
     assert not torch.allclose(mine, torch.zeros(3, 5, dtype=torch.float64))
+
+
+def test_density_curriculum_runs_from_anneal_from_to_the_target() -> None:
+    # Recorded from inside the loop: the probability the data used at each window's end.
+    config = default_config(
+        "abs", **{**SMALL, "steps": 200}, sparsity=(0.0, 0.99), anneal_from=0.3, anneal_steps=100
+    )
+    run = train(config, progress=False)
+    steps = np.array(run.metrics["loss_curve"]["step"]) - 1  # 0-based step of each window end
+    density = np.array(run.metrics["loss_curve"]["density"])  # (windows, instances)
+    for i, target in enumerate((1.0, 0.01)):
+        path = 0.3 * (target / 0.3) ** np.minimum(steps / 100, 1.0)
+        assert np.allclose(density[:, i], path, rtol=1e-5), i
+    # Dense rises, sparse falls, both from 0.3 at step 0, geometric in between.
+    assert np.all(np.diff(density[:100, 0]) > 0) and np.all(np.diff(density[:100, 1]) < 0)
+
+
+def test_density_curriculum_ends_exactly_at_the_target() -> None:
+    import torch
+
+    from glassbox.toy.train import annealed_probability
+
+    target = torch.tensor([[0.01, 0.01], [1.0, 1.0]])
+    for step in (100, 101, 5000):
+        assert annealed_probability(target, 0.3, 100, step) is target
+    before = annealed_probability(target, 0.3, 100, 99)
+    assert before[0, 0].item() == pytest.approx(0.01 * 30 ** (1 / 100), rel=1e-6)
+    assert before[0, 0].item() > 0.01 * 1.03
+    assert annealed_probability(target, None, 0, 0) is target
+    # And in a run: every window after anneal_steps used the target itself.
+    config = default_config("abs", **SMALL, sparsity=(0.99,), anneal_from=0.3, anneal_steps=100)
+    run = train(config, progress=False)
+    steps = np.array(run.metrics["loss_curve"]["step"]) - 1
+    density = np.array(run.metrics["loss_curve"]["density"])[:, 0]
+    after = density[steps >= 100]
+    assert len(after) > 10 and np.allclose(after, 0.01, rtol=1e-6, atol=0)
+
+
+def monte_carlo_loss(run: TrainedRun, i: int, p: float, samples: int = 200_000) -> float:
+    """The weighted MSE of instance ``i`` at feature probability ``p``, sampled with NumPy."""
+    rng = np.random.default_rng(7)
+    n = run.config.n_features
+    x = rng.uniform(-1, 1, (samples, n)) * (rng.uniform(size=(samples, n)) < p)
+    out = run.instance_net(i)(x)
+    return float((run.config.importance_vector() * (out - np.abs(x)) ** 2).mean())
+
+
+def test_final_loss_is_scored_at_the_instances_own_density() -> None:
+    # A wrong evaluation density would also pick the wrong restart.
+    config = default_config(
+        "abs", **{**SMALL, "eval_samples": 65_536, "steps": 300}, sparsity=(0.9,), restarts=3
+    )
+    run = train(config, progress=False)
+    final = run.metrics["final_loss"][0]
+    assert final == pytest.approx(monte_carlo_loss(run, 0, 0.1), rel=0.05)
+    assert abs(final - monte_carlo_loss(run, 0, 0.9)) > 0.5 * final
+
+
+needs_compiler = pytest.mark.skipif(
+    not have_compiler(), reason="the compiled kernel needs a C++ compiler for torch.compile"
+)
+
+
+@needs_compiler
+@pytest.mark.parametrize("model", ["abs", "relu-output", "linear", "relu-hidden"])
+def test_compiled_kernel_batched_equals_alone(model: str) -> None:
+    base = default_config(model, **SMALL, kernel="compiled", restarts=2, seed=1)
+    batched = train(ToyConfig(**{**base.__dict__, "sparsity": (0.0, 0.9, 0.99)}), progress=False)
+    alone = train(ToyConfig(**{**base.__dict__, "sparsity": (0.9,)}), progress=False)
+    assert batched.metrics["kernel"] == "compiled"
+    for name in batched.weights:
+        assert np.array_equal(batched.weights[name][1], alone.weights[name][0]), name
+    assert batched.metrics["restart_final_loss"][1] == alone.metrics["restart_final_loss"][0]
+
+
+@needs_compiler
+def test_compiled_and_eager_kernels_train_the_same_model() -> None:
+    base = default_config("abs", **SMALL, sparsity=(0.0, 0.9), anneal_from=0.3, anneal_steps=50)
+    runs = {
+        k: train(ToyConfig(**{**base.__dict__, "kernel": k}), progress=False)
+        for k in ("compiled", "eager")
+    }
+    assert runs["compiled"].metrics["kernel"] == "compiled"
+    assert runs["eager"].metrics["kernel"] == "eager"
+    a, b = runs["compiled"].weights["W1"], runs["eager"].weights["W1"]
+    assert not np.array_equal(a, b)  # different rounding ...
+    assert np.allclose(a, b, atol=1e-4)  # ... of the same arithmetic
+    assert runs["compiled"].metrics["final_loss"] == pytest.approx(
+        runs["eager"].metrics["final_loss"], rel=1e-3
+    )
+
+
+@needs_compiler
+def test_compiled_restart_r_does_not_depend_on_the_number_of_restarts() -> None:
+    base = default_config("abs", **SMALL, sparsity=(0.0, 0.9), kernel="compiled")
+    one = train(ToyConfig(**{**base.__dict__, "restarts": 1}), progress=False)
+    three = train(ToyConfig(**{**base.__dict__, "restarts": 3}), progress=False)
+    assert list(np.array(three.metrics["restart_final_loss"])[:, 0]) == one.metrics["final_loss"]
+
+
+@pytest.mark.parametrize("kernel", ["eager", pytest.param("compiled", marks=needs_compiler)])
+def test_per_configuration_learning_rates(kernel: str) -> None:
+    base = default_config("abs", **SMALL, kernel=kernel)
+    mixed = train(
+        ToyConfig(**{**base.__dict__, "sparsity": (0.0, 0.9), "lr_per_config": (1e-2, 1e-3)}),
+        progress=False,
+    )
+    for i, (s, lr) in enumerate(((0.0, 1e-2), (0.9, 1e-3))):
+        alone = train(ToyConfig(**{**base.__dict__, "sparsity": (s,), "lr": lr}), progress=False)
+        for name in alone.weights:
+            assert np.array_equal(mixed.weights[name][i], alone.weights[name][0]), (i, name)
+    other = train(ToyConfig(**{**base.__dict__, "sparsity": (0.0,), "lr": 1e-3}), progress=False)
+    assert not np.array_equal(other.weights["W1"][0], mixed.weights["W1"][0])
+    with pytest.raises(GlassboxError, match="one each"):
+        ToyConfig(**{**base.__dict__, "sparsity": (0.0, 0.9), "lr_per_config": (1e-2,)})
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(
+    not __import__("torch").cuda.is_available(), reason="needs a CUDA device (runs when present)"
+)
+@pytest.mark.parametrize("kernel", ["eager", "compiled"])
+def test_cuda_training_matches_the_cpu(kernel: str) -> None:
+    base = default_config("abs", **SMALL, sparsity=(0.0, 0.9), restarts=2, kernel=kernel)
+    cuda = train(ToyConfig(**{**base.__dict__, "device": "cuda"}), progress=False)
+    cpu = train(base, progress=False)
+    assert cuda.metrics["device"].startswith("cuda")
+    for name in cpu.weights:
+        assert cuda.weights[name].dtype == np.float32
+        assert np.allclose(cuda.weights[name], cpu.weights[name], atol=1e-3), name
+    alone = train(
+        ToyConfig(**{**base.__dict__, "device": "cuda", "sparsity": (0.9,)}), progress=False
+    )
+    assert np.allclose(alone.weights["W1"][0], cuda.weights["W1"][1], atol=1e-5)
+
+
+def test_paper_recipe_sets_lr_by_density_and_the_curriculum() -> None:
+    from glassbox.toy.config import PAPER_ABS_SPARSITY, paper_recipe, recipe_lr
+
+    config = paper_recipe(default_config("abs", steps=8000))
+    lrs = np.array(config.lr_per_config)
+    assert lrs[0] == lrs[1] == 1e-2 and lrs[-1] == 1e-3  # 1 - S = 1, 0.3 ... 0.001
+    assert np.all(np.diff(lrs[1:]) < 0)
+    # Geometric between 0.3 and 0.001: log lr is linear in log density.
+    density = 1.0 - np.array(PAPER_ABS_SPARSITY)
+    inner = slice(1, None)
+    slope = np.diff(np.log(lrs[inner])) / np.diff(np.log(density[inner]))
+    assert np.allclose(slope, np.log(10) / np.log(300))
+    assert recipe_lr(1e-5) == 1e-3 and recipe_lr(0.5) == 1e-2
+    assert (config.anneal_from, config.anneal_steps) == (0.3, 4000)
+    assert np.allclose(config.lr_vector(), lrs)
+
+
+def test_kernel_choice() -> None:
+    import torch
+
+    cpu = torch.device("cpu")
+    small = default_config("relu-output")
+    big = default_config("abs")
+    assert resolve_kernel(small, cpu) == "eager"  # auto: the compiled call costs more here
+    assert resolve_kernel(ToyConfig(**{**big.__dict__, "kernel": "eager"}), cpu) == "eager"
+    if have_compiler():
+        assert resolve_kernel(big, cpu) == "compiled"
+    else:
+        with pytest.raises(GlassboxError, match="kernel 'compiled' needs"):
+            resolve_kernel(ToyConfig(**{**big.__dict__, "kernel": "compiled"}), cpu)
+    with pytest.raises(GlassboxError, match="unknown kernel"):
+        ToyConfig(**{**big.__dict__, "kernel": "fast"})

@@ -93,7 +93,7 @@ def train() -> None:
 
 def _train_command(model: str) -> click.Command:
     require("torch", f"glassbox train {model}")
-    from glassbox.toy.config import DEFAULTS, SCHEDULES
+    from glassbox.toy.config import DEFAULTS, KERNELS, RECIPES, SCHEDULES
 
     d = DEFAULTS[model]
 
@@ -140,6 +140,14 @@ def _train_command(model: str) -> click.Command:
         show_default=True,
         help="... and reaches its own 1-S after this many steps (geometric path).",
     )
+    @click.option(
+        "--recipe",
+        type=click.Choice(RECIPES),
+        default="none",
+        show_default=True,
+        help="paper: lr by sparsity (1e-2 at 1-S >= 0.3 down to 1e-3 at 0.001, geometric) and the "
+        "density curriculum from 1-S = 0.3 over the first half; overrides --lr and --anneal-*.",
+    )
     @click.option("--batch", type=int, default=1024, show_default=True, help="Samples per step.")
     @click.option(
         "--lr", type=float, default=1e-3, show_default=True, help="Peak learning rate (AdamW)."
@@ -180,6 +188,13 @@ def _train_command(model: str) -> click.Command:
     )
     @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
     @click.option(
+        "--kernel",
+        type=click.Choice(KERNELS),
+        default="auto",
+        show_default=True,
+        help="Training step: compiled (torch.compile, fused), eager, or auto (compiled for big models).",
+    )
+    @click.option(
         "--out",
         type=click.Path(file_okay=False, path_type=Path),
         required=True,
@@ -204,10 +219,11 @@ def _train_command(model: str) -> click.Command:
         plots: bool,
         progress: bool | None,
         threads: int | None,
+        recipe: str,
         **fields: Any,
     ) -> None:
         from glassbox.io import check_out_dir, normalize_modes
-        from glassbox.toy.config import default_config
+        from glassbox.toy.config import default_config, paper_recipe
         from glassbox.toy.run import save_run
         from glassbox.toy.train import train as run_training
 
@@ -215,6 +231,8 @@ def _train_command(model: str) -> click.Command:
             config = default_config(model, sparsity=parse_sparsity(sparsity), **fields)
         except GlassboxError as exc:
             raise GlassboxError(flag_names(str(exc))) from None
+        if recipe == "paper":
+            config = paper_recipe(config)
         check_out_dir(out, overwrite, marker="config.json")
         if threads is not None and threads < 1:
             raise GlassboxError(f"--threads must be at least 1, got {threads}")
@@ -231,7 +249,7 @@ def _train_command(model: str) -> click.Command:
 def _print_table(run: Any) -> None:
     hidden = run.config.kind.hidden_relu
     head = "inst  1-S       final_loss  vs_const  " + (
-        "mono poly dead  computed  pair redun 1sign super none  feat/neuron"
+        "mono poly untr dead  computed  pair redun 1sign super none  feat/neuron"
         if hidden
         else "D*     represented"
     )
@@ -244,7 +262,8 @@ def _print_table(run: Any) -> None:
         if hidden:
             f = s["features"]
             row += (
-                f"{s['monosemantic']:>4} {s['polysemantic']:>4} {s['dead']:>4}  {s['features_computed']:>8}  "
+                f"{s['monosemantic']:>4} {s['polysemantic']:>4} {s['untrained']:>4} {s['dead']:>4}  "
+                f"{s['features_computed']:>8}  "
                 f"{f['pair']:>4} {f['redundant']:>5} {f['one_sign']:>5} {f['superposition']:>5} "
                 f"{f['not_represented']:>4}  {s['features_per_neuron_mean']:>11.2f}"
             )

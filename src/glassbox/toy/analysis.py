@@ -31,6 +31,15 @@ DEAD_THRESHOLD = 1e-2
 COMPUTED_THRESHOLD = 0.1
 #: Inputs ``t * e_i`` used to test one feature, per sign.
 PROBE_VALUES = (0.25, 0.5, 0.75, 1.0)
+#: A feature (one sign) is computed by a dedicated neuron when that one monosemantic neuron
+#: carries at least this share of the feature's positive output.
+PAIR_SHARE = 0.9
+#: Neurons below this share of a feature's positive output are not listed as serving it.
+SERVING_SHARE = 0.05
+#: A weight is learned when training moved it by this fraction of its size (see learned_mask) ...
+LEARNED_FRACTION = 0.5
+#: ... or when its path to its own output is this large and moved by this fraction.
+PATH_MIN, PATH_FRACTION = 0.1, 0.25
 
 FEATURE_CLASSES = ("pair", "redundant", "one_sign", "superposition", "not_represented")
 
@@ -55,14 +64,42 @@ class Neuron:
     """One hidden neuron after normalisation (feature indices, not positions, are meaningful)."""
 
     index: int
-    role: str  # "monosemantic", "polysemantic" or "dead"
+    role: str  # "monosemantic", "polysemantic", "untrained" or "dead"
     primary: int  # feature with the largest |W1| weight (-1 when dead)
     sign: int  # sign of that weight: +1 computes ReLU(x_i), -1 computes ReLU(-x_i)
-    reads: tuple[int, ...]  # features with |W1| >= threshold, strongest first
+    reads: tuple[int, ...]  # learned features with |W1| >= threshold, strongest first
     read_weights: tuple[float, ...]  # their normalised W1 weights (signed)
     writes: tuple[int, ...]  # outputs with |W2| >= threshold * max|W2 column|, strongest first
     write_weights: tuple[float, ...]  # their normalised W2 weights (signed)
     strength: float  # max|W1 row| * max|W2 column|: scale-free size of the neuron's effect
+    leftovers: tuple[int, ...] = ()  # features with |W1| >= threshold still at their initial value
+
+
+def learned_mask(
+    W1: ArrayLike, W2: ArrayLike, init: tuple[ArrayLike, ArrayLike] | None
+) -> NDArray[np.bool_]:
+    """Which ``W1`` weights training made: all of them without ``init = (W1_init, W2_init)``.
+
+    With the initial weights, weight ``W1[k, i]`` is *learned* when
+
+    - it moved from its initial value by at least :data:`LEARNED_FRACTION` of its size and
+      by at least one standard deviation of the initial ``W1`` (the size of a random
+      initial weight: Adam's noise moves every weight somewhat, even in a stalled model), or
+    - its path to its own output, ``W1[k, i] W2[i, k]`` (scale-free), is at least
+      :data:`PATH_MIN` and moved by at least :data:`PATH_FRACTION` of its size.
+
+    The others are leftovers of the random initialisation, which a stalled model keeps;
+    they count neither as reads nor as superposition.
+    """
+    w1 = _f64(W1)
+    if init is None:
+        return np.ones(w1.shape, dtype=bool)
+    w1_0, w2_0 = _f64(init[0]), _f64(init[1])
+    moved = np.abs(w1 - w1_0)
+    weight = (moved >= LEARNED_FRACTION * np.abs(w1)) & (moved >= w1_0.std())
+    path, path_0 = w1 * _f64(W2).T, w1_0 * w2_0.T
+    big_path = (np.abs(path) >= PATH_MIN) & (np.abs(path - path_0) >= PATH_FRACTION * np.abs(path))
+    return np.asarray(weight | big_path)
 
 
 def neuron_census(
@@ -71,14 +108,18 @@ def neuron_census(
     threshold: float = READ_THRESHOLD,
     dead_threshold: float = DEAD_THRESHOLD,
     signed_inputs: bool = True,
+    init: tuple[ArrayLike, ArrayLike] | None = None,
 ) -> list[Neuron]:
     """Per neuron: which features it reads and writes, how strongly, and mono- or polysemantic.
 
     With ``signed_inputs=False`` (inputs in [0, 1]) a neuron with no positive ``W1``
-    weight never fires and counts as dead.
+    weight never fires and counts as dead. With ``init = (W1_init, W2_init)`` (the weights
+    training started from) only learned weights count as reads (see :func:`learned_mask`); a live neuron
+    whose every large weight is a leftover is ``untrained``.
     """
     w1_raw, w2_raw = _f64(W1), _f64(W2)
     w1, w2, _ = normalize_neurons(w1_raw, w2_raw)
+    learned = learned_mask(w1_raw, w2_raw, init)
     strength = np.abs(w1_raw).max(axis=1) * np.abs(w2_raw).max(axis=0)
     neurons = []
     for k in range(w1.shape[0]):
@@ -87,16 +128,20 @@ def neuron_census(
         if strength[k] < dead_threshold or never_fires:
             neurons.append(Neuron(k, "dead", -1, 0, (), (), (), (), float(strength[k])))
             continue
-        reads = np.flatnonzero(np.abs(row) >= threshold)
+        large = np.abs(row) >= threshold
+        reads = np.flatnonzero(large & learned[k])
         reads = reads[np.argsort(-np.abs(row[reads]), kind="stable")]
+        leftovers = np.flatnonzero(large & ~learned[k])
+        leftovers = leftovers[np.argsort(-np.abs(row[leftovers]), kind="stable")]
         col_max = np.abs(col).max()
         writes = np.flatnonzero(np.abs(col) >= threshold * col_max)
         writes = writes[np.argsort(-np.abs(col[writes]), kind="stable")]
-        primary = int(reads[0])
+        primary = int(reads[0]) if len(reads) else int(np.abs(row).argmax())
+        role = ("untrained", "monosemantic")[len(reads)] if len(reads) < 2 else "polysemantic"
         neurons.append(
             Neuron(
                 index=k,
-                role="monosemantic" if len(reads) == 1 else "polysemantic",
+                role=role,
                 primary=primary,
                 sign=1 if row[primary] > 0 else -1,
                 reads=tuple(int(i) for i in reads),
@@ -104,6 +149,7 @@ def neuron_census(
                 writes=tuple(int(j) for j in writes),
                 write_weights=tuple(float(col[j]) for j in writes),
                 strength=float(strength[k]),
+                leftovers=tuple(int(i) for i in leftovers),
             )
         )
     return neurons
@@ -147,8 +193,25 @@ class Feature:
     how: str  # one of FEATURE_CLASSES
     error_pos: float  # relative squared error for positive inputs
     error_neg: float  # same for negative inputs (nan for unsigned models)
-    neurons_pos: tuple[int, ...]  # neurons that read x_i > 0 and write output i up
-    neurons_neg: tuple[int, ...]  # neurons that read x_i < 0 and write output i up
+    neurons_pos: tuple[int, ...]  # neurons carrying >= SERVING_SHARE of output i for x_i > 0
+    neurons_neg: tuple[int, ...]  # same for x_i < 0
+    share_pos: tuple[float, ...] = ()  # their shares of the positive output, largest first
+    share_neg: tuple[float, ...] = ()
+
+
+def output_shares(W1: ArrayLike, W2: ArrayLike, sign: int, hidden_relu: bool = True) -> Array:
+    """``share[k, i]``: neuron ``k``'s share of feature ``i``'s own positive output on inputs of one sign.
+
+    On the input ``t e_i`` (``sign * t > 0``) neuron ``k`` adds ``ReLU(W1[k, i] t) W2[i, k]``
+    to output ``i``, which is ``|t|`` times ``ReLU(sign W1[k, i]) W2[i, k]``: a product that
+    does not change when a neuron is rescaled. Shares are of the positive contributions;
+    neurons that write output ``i`` down get 0. A feature nothing writes up has all-zero shares.
+    """
+    w1, w2 = _f64(W1), _f64(W2)
+    pre = sign * w1 if not hidden_relu else np.maximum(sign * w1, 0.0)
+    contribution = np.maximum(pre * w2.T, 0.0)  # (m, n)
+    total = contribution.sum(axis=0)
+    return np.asarray(contribution / np.where(total > 0, total, 1.0))
 
 
 def feature_computation(
@@ -160,42 +223,49 @@ def feature_computation(
     hidden_relu: bool = True,
     threshold: float = READ_THRESHOLD,
     computed_threshold: float = COMPUTED_THRESHOLD,
+    init: tuple[ArrayLike, ArrayLike] | None = None,
 ) -> list[Feature]:
     """Per feature: a dedicated +/- pair, redundant dedicated neurons, one sign only, superposition, or not represented.
 
     A sign is *computed* when the feature's own output matches the target on inputs of
-    that sign alone. A feature computed on every sign it takes is ``pair`` when exactly
-    one monosemantic neuron serves each sign (``ReLU(x) + ReLU(-x)``), ``redundant``
-    when several monosemantic neurons do, and ``superposition`` when any serving neuron
-    is polysemantic. Unsigned models have one sign, so there ``pair`` means one
-    dedicated neuron.
+    that sign alone. A feature computed on every sign it takes is ``pair`` when, on every
+    sign, one monosemantic neuron carries at least :data:`PAIR_SHARE` of the feature's
+    positive output (``ReLU(x) + ReLU(-x)``); ``redundant`` when monosemantic neurons
+    together carry that share but no single one does; otherwise ``superposition``
+    (polysemantic neurons carry a real part of it). A polysemantic neuron that adds a few
+    percent to a clean pair does not change the class. Unsigned models have one sign, so
+    there ``pair`` means one dedicated neuron.
     """
-    census = neuron_census(W1, W2, threshold, signed_inputs=signed_inputs)
-    w1, w2, _ = normalize_neurons(W1, W2)
+    census = neuron_census(W1, W2, threshold, signed_inputs=signed_inputs, init=init)
+    mono = np.array([nr.role == "monosemantic" for nr in census])
     signs = (1, -1) if signed_inputs else (1,)
     errors = {s: computed_error(W1, W2, b, s, target, hidden_relu) for s in signs}
+    shares = {s: output_shares(W1, W2, s, hidden_relu) for s in signs}
     features = []
-    for i in range(w1.shape[1]):
+    for i in range(_f64(W1).shape[1]):
         serving: dict[int, tuple[int, ...]] = {}
+        served: dict[int, tuple[float, ...]] = {}
+        dedicated, mono_total = [], []
         for s in signs:
-            serving[s] = tuple(
-                nr.index
-                for nr in census
-                if nr.role != "dead" and s * w1[nr.index, i] >= threshold and w2[i, nr.index] > 0
-            )
+            col = shares[s][:, i]
+            order = np.argsort(-col, kind="stable")
+            order = order[col[order] >= SERVING_SHARE]
+            serving[s] = tuple(int(k) for k in order)
+            served[s] = tuple(float(col[k]) for k in order)
+            top = int(np.argmax(col))
+            dedicated.append(bool(mono[top] and col[top] >= PAIR_SHARE))
+            mono_total.append(float(col[mono].sum()))
         done = [s for s in signs if errors[s][i] < computed_threshold]
         if not done:
             how = "not_represented"
         elif len(done) < len(signs):
             how = "one_sign"
+        elif all(dedicated):
+            how = "pair"
+        elif all(t >= PAIR_SHARE for t in mono_total):
+            how = "redundant"
         else:
-            used = [census[k] for s in signs for k in serving[s]]
-            if any(nr.role == "polysemantic" for nr in used) or not used:
-                how = "superposition"
-            elif all(len(serving[s]) == 1 for s in signs):
-                how = "pair"
-            else:
-                how = "redundant"
+            how = "superposition"
         features.append(
             Feature(
                 index=i,
@@ -204,6 +274,8 @@ def feature_computation(
                 error_neg=float(errors[-1][i]) if signed_inputs else float("nan"),
                 neurons_pos=serving[1],
                 neurons_neg=serving.get(-1, ()),
+                share_pos=served[1],
+                share_neg=served.get(-1, ()),
             )
         )
     return features
@@ -221,7 +293,11 @@ class Motif:
 
 
 def asymmetric_motifs(
-    W1: ArrayLike, W2: ArrayLike, threshold: float = READ_THRESHOLD, min_ratio: float = 2.0
+    W1: ArrayLike,
+    W2: ArrayLike,
+    threshold: float = READ_THRESHOLD,
+    min_ratio: float = 2.0,
+    init: tuple[ArrayLike, ArrayLike] | None = None,
 ) -> list[Motif]:
     """Find the paper's asymmetric superposition motif, with any inhibitor neurons.
 
@@ -230,7 +306,7 @@ def asymmetric_motifs(
     times more than the strong one (reciprocal weights, so only ``strong`` interferes).
     An inhibitor reads ``strong`` with the same sign and writes ``weak``'s output down.
     """
-    census = neuron_census(W1, W2, threshold)
+    census = neuron_census(W1, W2, threshold, init=init)
     w1, w2, _ = normalize_neurons(W1, W2)
     motifs = []
     for nr in census:
@@ -246,7 +322,7 @@ def asymmetric_motifs(
             other.index
             for other in census
             if other.index != nr.index
-            and other.role != "dead"
+            and other.role in ("monosemantic", "polysemantic")
             and sign * w1[other.index, strong] >= threshold
             and w2[weak, other.index] < 0
         )
@@ -315,6 +391,20 @@ def constant_baseline(probability: ArrayLike, importance: ArrayLike) -> Array:
     return np.asarray((_f64(importance) * (p / 3.0 - p**2 / 4.0)).mean(axis=1))
 
 
+def feature_superposition(
+    W1: ArrayLike, W2: ArrayLike, init: tuple[ArrayLike, ArrayLike] | None = None
+) -> Array:
+    """Per feature, :func:`superposition` of the normalised, learned ``W1`` columns (leftovers zeroed).
+
+    This is what colours the neuron stack plot, as the paper colours features: 0 for a
+    feature no other feature shares a neuron with, 1 or more when others drive its
+    neurons as strongly as it does.
+    """
+    w1 = _f64(W1)
+    norm, _, _ = normalize_neurons(w1, np.zeros(w1.shape[::-1]))
+    return superposition(np.where(learned_mask(w1, W2, init), norm, 0.0))
+
+
 def summarize(
     W1: ArrayLike,
     W2: ArrayLike,
@@ -323,13 +413,23 @@ def summarize(
     target: str = "abs",
     hidden_relu: bool = True,
     threshold: float = READ_THRESHOLD,
+    init: tuple[ArrayLike, ArrayLike] | None = None,
 ) -> dict[str, Any]:
-    """The headline numbers for one instance: neuron roles, feature classes, features per neuron, motifs."""
-    census = neuron_census(W1, W2, threshold, signed_inputs=signed_inputs)
-    features = feature_computation(W1, W2, b, signed_inputs, target, hidden_relu, threshold)
+    """The headline numbers for one instance: neuron roles, feature classes, features per neuron, motifs.
+
+    ``features_per_neuron_*`` count learned reads of neurons that learned something;
+    ``leftover_reads_mean`` is the mean number of large weights per live neuron that are
+    still at their initial value (0 without ``init``).
+    """
+    census = neuron_census(W1, W2, threshold, signed_inputs=signed_inputs, init=init)
+    features = feature_computation(
+        W1, W2, b, signed_inputs, target, hidden_relu, threshold, init=init
+    )
     roles = Counter(nr.role for nr in census)
+    trained = [nr for nr in census if nr.role in ("monosemantic", "polysemantic")]
     alive = [nr for nr in census if nr.role != "dead"]
-    reads = np.array([len(nr.reads) for nr in alive]) if alive else np.zeros(1)
+    reads = np.array([len(nr.reads) for nr in trained]) if trained else np.zeros(1)
+    leftovers = np.array([len(nr.leftovers) for nr in alive]) if alive else np.zeros(1)
     classes = Counter(f.how for f in features)
     # The leading run of features computed by dedicated neurons: "top features stay monosemantic".
     top_dedicated = next(
@@ -339,15 +439,17 @@ def summarize(
         "neurons": len(census),
         "monosemantic": roles["monosemantic"],
         "polysemantic": roles["polysemantic"],
+        "untrained": roles["untrained"],
         "dead": roles["dead"],
         "features_per_neuron_mean": float(reads.mean()),
         "features_per_neuron_max": int(reads.max()),
+        "leftover_reads_mean": float(leftovers.mean()),
         "features": {c: classes[c] for c in FEATURE_CLASSES},
         "features_computed": sum(classes[c] for c in ("pair", "redundant", "superposition")),
         "top_features_dedicated": int(top_dedicated),
     }
     if hidden_relu and signed_inputs:
-        motifs = asymmetric_motifs(W1, W2, threshold)
+        motifs = asymmetric_motifs(W1, W2, threshold, init=init)
         summary["asymmetric_motifs"] = len(motifs)
         summary["asymmetric_motifs_with_inhibitor"] = sum(bool(m.inhibitors) for m in motifs)
     return summary

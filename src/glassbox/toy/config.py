@@ -14,6 +14,10 @@ from glassbox.toy.data import feature_probability, importance_vector
 from glassbox.toy.models import KINDS, Kind
 
 SCHEDULES = ("constant", "linear", "cosine")
+#: "compiled" fuses each step with torch.compile (needs a C++ compiler, or triton on CUDA);
+#: "eager" is the plain buffered step; "auto" compiles models big enough to gain from it.
+#: Each trains an instance bit for bit the same in any batch; their bits differ.
+KERNELS = ("auto", "compiled", "eager")
 
 #: The paper's abs(x) sweep, as sparsity S = 1 - (1 - S): 1 - S in {1, .3, .1, .03, .01, .003, .001}.
 PAPER_ABS_SPARSITY = (0.0, 0.7, 0.9, 0.97, 0.99, 0.997, 0.999)
@@ -31,6 +35,8 @@ class ToyConfig:
     steps: int = 10_000
     batch: int = 1024
     lr: float = 1e-3
+    # One peak learning rate per sparsity value; overrides `lr` when given (see paper_recipe).
+    lr_per_config: tuple[float, ...] | None = None
     weight_decay: float = 0.01
     schedule: str = "constant"
     warmup: int = 0
@@ -43,6 +49,7 @@ class ToyConfig:
     init_scale: float = 1.0
     eval_samples: int = 32_768
     device: str = "cpu"
+    kernel: str = "auto"
 
     def __post_init__(self) -> None:
         # JSON gives lists; keep the dataclass hashable and comparable with tuples.
@@ -52,6 +59,8 @@ class ToyConfig:
         object.__setattr__(self, "sparsity", tup(list(self.sparsity)))
         if isinstance(self.importance, list | tuple):
             object.__setattr__(self, "importance", tup(self.importance))
+        if self.lr_per_config is not None:
+            object.__setattr__(self, "lr_per_config", tup(self.lr_per_config))
         self.validate()
 
     def validate(self) -> None:
@@ -88,6 +97,16 @@ class ToyConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise GlassboxError(f"{name} must be a positive number, got {value}")
+        if self.lr_per_config is not None:
+            if len(self.lr_per_config) != self.n_configs:
+                raise GlassboxError(
+                    f"lr_per_config has {len(self.lr_per_config)} values for "
+                    f"{self.n_configs} sparsity values; give one each"
+                )
+            if not all(math.isfinite(v) and v > 0 for v in self.lr_per_config):
+                raise GlassboxError(
+                    f"lr_per_config must be positive numbers, got {self.lr_per_config}"
+                )
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise GlassboxError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.schedule not in SCHEDULES:
@@ -101,10 +120,15 @@ class ToyConfig:
                 raise GlassboxError(
                     f"anneal_from is a feature probability 1 - S in (0, 1], got {self.anneal_from}"
                 )
-            if not 0 < self.anneal_steps <= self.steps:
+            # anneal_steps > steps stops training part way along the path (used for traces).
+            if self.anneal_steps < 1:
                 raise GlassboxError(
-                    f"anneal_steps must be in [1, steps] with anneal_from, got {self.anneal_steps}"
+                    f"anneal_steps must be at least 1 with anneal_from, got {self.anneal_steps}"
                 )
+        if self.kernel not in KERNELS:
+            raise GlassboxError(
+                f"unknown kernel {self.kernel!r}; choose one of {', '.join(KERNELS)}"
+            )
         if not self.device.startswith(("cpu", "cuda")):
             raise GlassboxError(f"unknown device {self.device!r}; use cpu or cuda")
 
@@ -126,6 +150,12 @@ class ToyConfig:
         ]
         return feature_probability(np.stack(rows), self.n_features)
 
+    def lr_vector(self) -> NDArray[np.float64]:
+        """Peak learning rate per kept instance, ``(configs,)``."""
+        if self.lr_per_config is None:
+            return np.full(self.n_configs, self.lr)
+        return np.asarray(self.lr_per_config, dtype=np.float64)
+
     def importance_vector(self) -> NDArray[np.float64]:
         """Importance per feature, ``(n,)``."""
         return importance_vector(self.importance, self.n_features)
@@ -146,6 +176,44 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "importance": 0.75,
     },
 }
+
+
+#: The paper recipe for the abs sweep (docs/toy_models.md): a learning rate set by the
+#: density 1 - S, and the density curriculum from 1 - S = 0.3 over the first half.
+RECIPE_DENSE_LR = 1e-2  # at 1 - S >= RECIPE_DENSE: reaches clean +/- pairs when dense
+RECIPE_SPARSE_LR = 1e-3  # at 1 - S <= RECIPE_SPARSE: every neuron polysemantic
+RECIPE_DENSE, RECIPE_SPARSE = 0.3, 0.001
+RECIPE_ANNEAL_FROM = 0.3
+RECIPES = ("none", "paper")
+
+
+def recipe_lr(density: float) -> float:
+    """The paper recipe's peak learning rate at feature probability ``density = 1 - S``.
+
+    1e-2 down to 1 - S = 0.3, 1e-3 from 0.001 on, geometric in between (log lr linear in
+    log density): 6.4e-3 at 0.1, 3.9e-3 at 0.03, 2.5e-3 at 0.01, 1.6e-3 at 0.003.
+    """
+    t = math.log(RECIPE_DENSE / density) / math.log(RECIPE_DENSE / RECIPE_SPARSE)
+    if t <= 1e-9 or t >= 1.0 - 1e-9:  # the end points exactly, whatever 1 - S rounds to
+        return RECIPE_DENSE_LR if t <= 1e-9 else RECIPE_SPARSE_LR
+    return math.exp((1 - t) * math.log(RECIPE_DENSE_LR) + t * math.log(RECIPE_SPARSE_LR))
+
+
+def paper_recipe(config: ToyConfig) -> ToyConfig:
+    """``config`` with the paper recipe: a learning rate per sparsity and the density curriculum.
+
+    Each instance gets :func:`recipe_lr` of its mean density, and every instance starts at
+    ``1 - S = 0.3`` and moves geometrically to its own density over the first half of
+    ``config.steps``. The result states every value, so ``config.json`` repeats the run.
+    """
+    density = config.probability().mean(axis=1)
+    return replace(
+        config,
+        lr=RECIPE_DENSE_LR,
+        lr_per_config=tuple(recipe_lr(float(p)) for p in density),
+        anneal_from=RECIPE_ANNEAL_FROM,
+        anneal_steps=max(1, config.steps // 2),
+    )
 
 
 def default_config(model: str, **changes: Any) -> ToyConfig:

@@ -116,8 +116,7 @@ def sparse_features(
     if out is None:
         out = torch.empty((n_instances, batch, n_features), dtype=keep.dtype, device=keep.device)
     x = out.view(shape4)
-    # Writing the comparison straight into a float buffer gives the 0/1 mask without a
-    # temporary bool tensor; the multiply then puts the value where the mask is 1.
-    torch.lt(keep, probability.view(shape4[0], n_restarts, 1, n_features), out=x)
-    x.mul_(value.mul(2.0).sub_(1.0) if signed else value)
+    # The 0/1 mask times the value (no dtype-changing out= write, so CUDA runs it too).
+    present = torch.lt(keep, probability.view(shape4[0], n_restarts, 1, n_features))
+    torch.mul(present, value.mul(2.0).sub_(1.0) if signed else value, out=x)
     return out

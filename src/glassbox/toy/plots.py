@@ -31,8 +31,10 @@ if TYPE_CHECKING:
 
 POS, NEG = "#2166ac", "#b2182b"  # blue for positive weights, red for negative
 FEATURE_CMAP = "viridis"
+SUPERPOSITION_CMAP = "plasma"
 DPI = 100
-# Past this many features the graph view is a hairball (and a multi-megabyte file).
+# Past this many features the graph view of every feature is a hairball (and a
+# multi-megabyte file); bigger models are drawn for the features they compute.
 GRAPH_MAX_FEATURES = 24
 
 
@@ -83,6 +85,14 @@ def plot_weights(
     return axes
 
 
+def superposition_colors(values: ArrayLike) -> np.ndarray:
+    """RGBA per feature from its superposition, as the paper's bars: ``sqrt`` clipped to [0, 1] on plasma."""
+    from matplotlib import colormaps
+
+    sup = np.sqrt(np.clip(np.asarray(values, dtype=np.float64), 0.0, None))
+    return np.asarray(colormaps[SUPERPOSITION_CMAP](Normalize(0, 1)(np.clip(sup, 0, 1))))
+
+
 def plot_neuron_stack(
     W1: ArrayLike,
     W2: ArrayLike | None = None,
@@ -92,38 +102,61 @@ def plot_neuron_stack(
     threshold: float = analysis.READ_THRESHOLD,
     title: str = "",
     colors: ArrayLike | None = None,
+    init: tuple[ArrayLike, ArrayLike] | None = None,
+    color_by: str = "superposition",
 ) -> Axes:
     """The paper's neuron stack plot: per neuron, its normalised ``|W1|`` weights stacked.
 
-    One column per neuron, one rectangle per feature weight; height is ``|w|``, colour is
-    the feature (by importance rank, or ``colors``: one RGBA row per feature), negative
-    weights hang below the axis. Columns of polysemantic neurons (two or more weights of
-    at least ``threshold``) are shaded.
+    One column per neuron, one rectangle per feature weight; height is ``|w|``, negative
+    weights hang below the axis. Colour is each feature's superposition (the paper's
+    colouring, :func:`glassbox.toy.analysis.feature_superposition`: dark when no other
+    feature shares its neurons, yellow when others drive them as hard), its importance
+    rank with ``color_by="importance"``, or ``colors`` (one RGBA row per feature) when
+    given. Columns of polysemantic neurons (two or more learned weights of at least
+    ``threshold``) are shaded. With ``init`` (the initial ``W1, W2``), weights still at
+    their initial value are drawn hatched in grey: leftovers of the initialisation, not
+    learned superposition.
     """
     w1_in = np.asarray(W1, dtype=np.float64)
-    w2_in = w1_in.T if W2 is None else W2
+    w2_in = w1_in.T if W2 is None else np.asarray(W2, dtype=np.float64)
     w1, _, idx = _ordered(w1_in, w2_in, order, importance)
+    learned = analysis.learned_mask(w1_in, w2_in, init)[idx]
     ax = _axes(ax, (max(4.0, 0.16 * len(w1) + 1.5), 3.0))
-    colors = feature_colors(w1.shape[1]) if colors is None else np.asarray(colors)
-    polys, faces = [], []
+    if colors is not None:
+        colors = np.asarray(colors)
+    elif color_by == "importance":
+        colors = feature_colors(w1.shape[1])
+    else:
+        colors = superposition_colors(analysis.feature_superposition(w1_in, w2_in, init))
+    polys, faces, hatched = [], [], []
     for col, row in enumerate(w1):
-        if np.count_nonzero(np.abs(row) >= threshold) >= 2:
+        if np.count_nonzero((np.abs(row) >= threshold) & learned[col]) >= 2:
             ax.axvspan(col - 0.5, col + 0.5, color="0.9", zorder=0, lw=0)
         for sign in (1, -1):
             feats = np.flatnonzero(sign * row > 1e-3)  # smaller than that is invisible
-            feats = feats[np.argsort(-np.abs(row[feats]), kind="stable")]
+            # Learned weights first (largest at the base), leftovers stacked on top.
+            feats = feats[np.lexsort((-np.abs(row[feats]), ~learned[col, feats]))]
             base = 0.0
             for f in feats:
                 top = base + sign * abs(row[f])
-                polys.append(
-                    [(col - 0.4, base), (col + 0.4, base), (col + 0.4, top), (col - 0.4, top)]
-                )
-                faces.append(colors[f])
+                box = [(col - 0.4, base), (col + 0.4, base), (col + 0.4, top), (col - 0.4, top)]
+                if learned[col, f]:
+                    polys.append(box)
+                    faces.append(colors[f])
+                else:
+                    hatched.append(box)
                 base = top
     ax.add_collection(PolyCollection(polys, facecolors=faces, edgecolors="white", linewidths=0.2))
+    if hatched:
+        ax.add_collection(
+            PolyCollection(
+                hatched, facecolors="0.85", edgecolors="0.55", linewidths=0.2, hatch="////"
+            )
+        )
     ax.axhline(0.0, color="black", lw=0.5)
-    low = min(-0.2, min((p[2][1] for p in polys), default=0.0))
-    high = max(1.05, max((p[2][1] for p in polys), default=1.0))
+    tops = [p[2][1] for p in polys + hatched]
+    low = min(-0.2, min(tops, default=0.0))
+    high = max(1.05, max(tops, default=1.0))
     ax.set_xlim(-0.6, len(w1) - 0.4)
     ax.set_ylim(low * 1.05, high * 1.05)
     ax.set_xticks(range(len(idx)), [str(i) for i in idx], fontsize=5 if len(idx) > 12 else 8)
@@ -140,20 +173,37 @@ def plot_graph(
     importance: ArrayLike | None = None,
     threshold: float = analysis.READ_THRESHOLD,
     title: str = "",
+    features: ArrayLike | None = None,
 ) -> Axes:
     """The graph view: features -> neurons -> outputs, edges coloured by sign and sized by ``|w|``.
 
     Edges below ``threshold`` of the layer's largest weight are left out; output nodes
-    are shaded by their bias.
+    are shaded by their bias. ``features`` restricts the drawing to those features (inputs
+    and outputs) and the neurons with an edge to them, so a 100-feature model can be drawn
+    for the features it computes.
     """
-    w1, w2, idx = _ordered(W1, W2, order, importance)
+    w1_all, w2_all, idx_all = _ordered(W1, W2, order, importance)
+    bias_all = np.zeros(w1_all.shape[1]) if b is None else np.asarray(b, dtype=np.float64)
+    feats = np.arange(w1_all.shape[1]) if features is None else np.asarray(features, dtype=int)
+    top1 = max(float(np.abs(w1_all).max()), 1e-12)
+    top2 = max(float(np.abs(w2_all).max()), 1e-12)
+    if features is None:
+        keep = np.arange(w1_all.shape[0])
+    else:
+        touches = (np.abs(w1_all[:, feats]) >= threshold * top1).any(axis=1) | (
+            np.abs(w2_all[feats, :]) >= threshold * top2
+        ).any(axis=0)
+        keep = np.flatnonzero(touches)
+    w1, w2, idx = w1_all[np.ix_(keep, feats)], w2_all[np.ix_(feats, keep)], idx_all[keep]
     m, n = w1.shape
     ax = _axes(ax, (4.5, max(3.0, 0.08 * max(n, m) + 1.5)))
     y_feat = np.linspace(1.0, 0.0, n) if n > 1 else np.array([0.5])
     y_neur = np.linspace(1.0, 0.0, m) if m > 1 else np.array([0.5])
     segs, colors, widths = [], [], []
-    for weights, x0, x1, y0, y1 in ((w1, 0.0, 1.0, y_feat, y_neur), (w2, 1.0, 2.0, y_neur, y_feat)):
-        top = max(float(np.abs(weights).max()), 1e-12)
+    for weights, top, x0, x1, y0, y1 in (
+        (w1, top1, 0.0, 1.0, y_feat, y_neur),
+        (w2, top2, 1.0, 2.0, y_neur, y_feat),
+    ):
         rows, cols = np.nonzero(np.abs(weights) >= threshold * top)
         for r, c in zip(rows, cols, strict=True):  # weights[r, c]: from node c to node r
             w = weights[r, c]
@@ -161,10 +211,10 @@ def plot_graph(
             colors.append(POS if w > 0 else NEG)
             widths.append(0.3 + 2.5 * abs(w) / top)
     ax.add_collection(LineCollection(segs, colors=colors, linewidths=widths, alpha=0.7))
-    bias = np.zeros(n) if b is None else np.asarray(b, dtype=np.float64)
-    bmax = max(float(np.abs(bias).max()), 1e-12)
+    bias = bias_all[feats]
+    bmax = max(float(np.abs(bias).max(initial=0.0)), 1e-12)
     size = 12 if max(n, m) > 30 else 30
-    ax.scatter(np.zeros(n), y_feat, c=feature_colors(n), s=size, zorder=3)
+    ax.scatter(np.zeros(n), y_feat, c=feature_colors(w1_all.shape[1])[feats], s=size, zorder=3)
     ax.scatter(np.ones(m), y_neur, c="0.3", s=size, zorder=3)
     ax.scatter(
         np.full(n, 2.0), y_feat, c=bias, cmap="RdBu", norm=TwoSlopeNorm(0, -bmax, bmax),
@@ -177,11 +227,22 @@ def plot_graph(
     ax.set_title(title)
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
-    if n <= 12 and m <= 12:
-        for i, y in enumerate(y_feat):
-            ax.annotate(str(i), (0, y), xytext=(-10, 0), textcoords="offset points", va="center")
-        for j, y in enumerate(y_neur):
-            ax.annotate(str(idx[j]), (1, y), xytext=(0, 6), textcoords="offset points", ha="center")
+    if n <= 40 and m <= 40:
+        font = 8 if max(n, m) <= 12 else 5
+        for i, y in zip(feats, y_feat, strict=True):
+            ax.annotate(
+                str(i), (0, y), xytext=(-4, 0), textcoords="offset points", va="center",
+                ha="right", fontsize=font,
+            )  # fmt: skip
+            ax.annotate(
+                str(i), (2, y), xytext=(4, 0), textcoords="offset points", va="center",
+                fontsize=font,
+            )  # fmt: skip
+        for j, y in zip(idx, y_neur, strict=True):
+            ax.annotate(
+                str(j), (1, y), xytext=(0, 3), textcoords="offset points", ha="center",
+                fontsize=font,
+            )  # fmt: skip
     return ax
 
 
@@ -262,8 +323,14 @@ def plot_sweep(
         axes[2].plot(density, [s["features_represented"] for s in summaries], "o-")
         axes[2].set(xscale="log", xlabel="1 - S", title="features with ||W_i|| > 0.5")
     else:
-        for key, color in (("monosemantic", POS), ("polysemantic", NEG), ("dead", "0.5")):
-            axes[1].plot(density, [s[key] for s in summaries], "o-", color=color, label=key)
+        roles = (
+            ("monosemantic", POS),
+            ("polysemantic", NEG),
+            ("untrained", "#e6ab02"),
+            ("dead", "0.5"),
+        )
+        for key, color in roles:
+            axes[1].plot(density, [s.get(key, 0) for s in summaries], "o-", color=color, label=key)
         axes[1].set(xscale="log", xlabel="1 - S", ylabel="neurons", title="neurons")
         axes[1].legend(fontsize=7)
         bottom = np.zeros(len(density))
@@ -332,6 +399,35 @@ def _figure_of(ax: Axes) -> Figure:
     return fig
 
 
+def stack_title(label: str, summary: dict[str, Any]) -> str:
+    """A neuron stack panel's title: the sparsity and its neuron counts."""
+    title = f"{label}: {summary['monosemantic']} mono / {summary['polysemantic']} poly"
+    if summary.get("untrained"):
+        title += f" / {summary['untrained']} untrained"
+    return title
+
+
+def add_superposition_colorbar(fig: Figure, axes: Sequence[Axes]) -> None:
+    """The colour key of :func:`plot_neuron_stack`'s superposition colouring."""
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+
+    bar = fig.colorbar(
+        ScalarMappable(Normalize(0, 1), colormaps[SUPERPOSITION_CMAP]), ax=list(axes), shrink=0.6
+    )
+    bar.set_label("superposition (sqrt, clipped at 1)", fontsize=7)
+
+
+def computed_features(run: TrainedRun, i: int) -> list[int]:
+    """The features instance ``i`` computes on both signs (pair, redundant or superposition)."""
+    w1, w2, b = run.instance_weights(i)
+    kind = run.config.kind
+    found = analysis.feature_computation(
+        w1, w2, b, kind.signed_inputs, kind.target, init=run.instance_init(i)
+    )
+    return [f.index for f in found if f.how in ("pair", "redundant", "superposition")]
+
+
 def write_run_figures(run: TrainedRun, folder: str | os.PathLike[str]) -> list[Path]:
     """Draw every figure of a run into ``folder`` (PNG and SVG); returns the files written."""
     folder = Path(folder)
@@ -354,22 +450,30 @@ def write_run_figures(run: TrainedRun, folder: str | os.PathLike[str]) -> list[P
 
     if kind.hidden_relu:
         m = run.config.n_hidden
+        inits = [run.instance_init(i) for i in range(count)]
         fig, grid = _grid(count, max(4.0, 0.16 * m + 1.5), 2.8, min(count, 2 if m > 12 else 4))
         for i, (w1, w2, _) in enumerate(weights):
-            s = summaries[i]
-            title = f"{labels[i]}: {s['monosemantic']} mono / {s['polysemantic']} poly"
-            plot_neuron_stack(w1, w2, ax=grid[i], importance=importance, title=title)
+            plot_neuron_stack(
+                w1, w2, ax=grid[i], importance=importance, title=stack_title(labels[i], summaries[i]),
+                init=inits[i],
+            )  # fmt: skip
+        add_superposition_colorbar(fig, list(grid[:count]))
         written += save_figure(fig, folder / "neuron_stack")
         fig, grid = _grid(2 * count, 4.0, 3.0, 4 if count > 1 else 2)
         for i, (w1, w2, _) in enumerate(weights):
             pair = list(grid[2 * i : 2 * i + 2])
             plot_weights(w1, w2, axes=pair, importance=importance, title=labels[i])
         written += save_figure(fig, folder / "weights")
-        if run.config.n_features <= GRAPH_MAX_FEATURES:
-            fig, grid = _grid(count, 4.0, 4.0, min(count, 4))
-            for i, (w1, w2, b) in enumerate(weights):
-                plot_graph(w1, w2, b, ax=grid[i], importance=importance, title=labels[i])
-            written += save_figure(fig, folder / "graph")
+        small = run.config.n_features <= GRAPH_MAX_FEATURES
+        fig, grid = _grid(count, 4.0, 4.0 if small else 7.0, min(count, 4))
+        for i, (w1, w2, b) in enumerate(weights):
+            shown = None if small else computed_features(run, i)
+            what = "" if small else f" ({len(shown or [])} computed features)"
+            plot_graph(
+                w1, w2, b, ax=grid[i], importance=importance, title=labels[i] + what,
+                features=shown,
+            )  # fmt: skip
+        written += save_figure(fig, folder / "graph")
     else:
         fig, grid = _grid(3 * count, 2.6, 2.6, 3)
         for i, (w1, _, b) in enumerate(weights):

@@ -72,6 +72,21 @@ class TrainedRun:
             return ReLUNet([w1, w2], [None, b], output_relu=kind.output_relu)
         return ReLUNet([w2 @ w1], [b], output_relu=kind.output_relu)
 
+    def instance_init(self, i: int) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
+        """``(W1, W2)`` that instance ``i`` started from (regenerated from the seed), float64.
+
+        None when the metrics do not say which restart was kept.
+        """
+        kept = self.metrics.get("kept_restart")
+        if kept is None or not 0 <= i < len(kept):
+            return None
+        from glassbox.toy.train import initial_params
+
+        start = initial_params(self.config, int(kept[i]))
+        w1 = start["W1"][0].numpy().astype(np.float64)
+        w2 = w1.T.copy() if self.config.kind.tied else start["W2"][0].numpy().astype(np.float64)
+        return w1, w2
+
     def sparsity(self, i: int) -> float:
         """The mean sparsity ``S`` of instance ``i`` (its scalar S unless given per feature)."""
         return float(1.0 - self.config.probability()[i].mean())
@@ -88,7 +103,14 @@ class TrainedRun:
         w1, w2, b = self.instance_weights(i)
         if not kind.hidden_relu:
             return analysis.summarize_tied(w1, b)
-        return analysis.summarize(w1, w2, b, signed_inputs=kind.signed_inputs, target=kind.target)
+        return analysis.summarize(
+            w1,
+            w2,
+            b,
+            signed_inputs=kind.signed_inputs,
+            target=kind.target,
+            init=self.instance_init(i),
+        )
 
 
 def save_run(

@@ -1,0 +1,67 @@
+"""Figures: superposition colouring, leftovers drawn apart, graph view of chosen features."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.collections import LineCollection, PathCollection, PolyCollection
+
+from glassbox.toy import plots
+from glassbox.toy.config import default_config
+from glassbox.toy.train import train
+
+
+def polys(ax) -> list[PolyCollection]:
+    return [c for c in ax.collections if isinstance(c, PolyCollection)]
+
+
+def test_stack_colours_features_by_superposition() -> None:
+    eye = np.eye(3)
+    W1, W2 = np.vstack([eye, -eye]), np.hstack([eye, eye])
+    ax = plots.plot_neuron_stack(W1, W2)
+    faces = polys(ax)[0].get_facecolors()
+    assert len(faces) == 6 and np.allclose(faces, plots.superposition_colors([0.0])[0])
+    # A neuron shared by features 0 and 1 gives both the same non-zero superposition colour.
+    W1s = np.vstack([W1, [[1.0, 1.0, 0.0]]])
+    W2s = np.hstack([W2, np.zeros((3, 1))])
+    faces = polys(plots.plot_neuron_stack(W1s, W2s))[0].get_facecolors()
+    distinct = {tuple(np.round(f, 6)) for f in faces}
+    assert len(distinct) == 2  # feature 2 (alone) against features 0 and 1 (shared)
+    by_importance = polys(plots.plot_neuron_stack(W1, W2, color_by="importance"))[0]
+    assert len({tuple(np.round(f, 6)) for f in by_importance.get_facecolors()}) == 3
+
+
+def test_stack_draws_leftovers_hatched_and_apart() -> None:
+    rng = np.random.default_rng(0)
+    W1_0, W2_0 = rng.normal(0, 0.12, (4, 10)), rng.normal(0, 0.12, (10, 4))
+    W1, W2 = W1_0.copy(), W2_0.copy()
+    W1[0, 0], W2[0, 0] = 2.0, 1.5  # neuron 0 learned x0; everything else is initial
+    plain = polys(plots.plot_neuron_stack(W1, W2))
+    told = polys(plots.plot_neuron_stack(W1, W2, init=(W1_0, W2_0)))
+    assert len(plain) == 1  # without the initial weights every weight is drawn as learned
+    assert len(told) == 2 and len(told[0].get_paths()) == 1  # only x0's weight is learned
+    assert len(told[1].get_paths()) == len(plain[0].get_paths()) - 1
+    assert told[1].get_hatch() == "////"
+
+
+def test_graph_view_draws_only_the_chosen_features() -> None:
+    eye = np.eye(30)
+    W1, W2 = np.vstack([eye[:10], -eye[:10]]), np.hstack([eye[:, :10], eye[:, :10]])
+    ax = plots.plot_graph(W1, W2, np.zeros(30), features=[0, 3, 7])
+    lines = [c for c in ax.collections if isinstance(c, LineCollection)][0]
+    assert len(lines.get_segments()) == 3 * 4  # each feature: 2 neurons in, 2 neurons out
+    nodes = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert [len(c.get_offsets()) for c in nodes] == [3, 6, 3]
+
+
+def test_run_figures_include_the_graph_of_computed_features(tmp_path: Path) -> None:
+    config = default_config(
+        "abs", n_features=30, n_hidden=8, sparsity=(0.0,), steps=300, batch=128, lr=1e-2,
+        eval_samples=1024,
+    )  # fmt: skip
+    run = train(config, progress=False)
+    computed = plots.computed_features(run, 0)
+    assert 0 < len(computed) < 30
+    written = plots.write_run_figures(run, tmp_path)
+    assert tmp_path / "graph.png" in written and tmp_path / "neuron_stack.svg" in written

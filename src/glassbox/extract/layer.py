@@ -146,7 +146,11 @@ def _directions(prefix: Prefix, n: int, rng: np.random.Generator) -> Array:
     if prefix.depth:
         W1 = prefix.weights[0]
         aimed = rng.permutation(n)[: n // 2 + n % 2]
-        sigma = rng.choice([-1.0, 1.0], size=(aimed.size, W1.shape[0]))
+        # As many neurons on as off on average, but every count equally likely: patterns
+        # with one or two neurons on are where a neuron on almost everywhere turns off.
+        on = rng.integers(1, W1.shape[0] + 1, size=aimed.size)
+        ranks = np.argsort(rng.random((aimed.size, W1.shape[0])), axis=1)
+        sigma = np.where(ranks < on[:, None], 1.0, -1.0)
         d[aimed] = np.linalg.lstsq(W1, sigma.T, rcond=None)[0].T
     return d / np.linalg.norm(d, axis=1, keepdims=True)
 

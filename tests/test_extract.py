@@ -88,10 +88,15 @@ def test_cli_writes_what_it_says(tmp_path) -> None:  # type: ignore[no-untyped-d
         "extraction.json",
         "line.png",
         "line.svg",
+        "line.json",
     }
     record = json.loads((out / "extraction.json").read_text())
     for key in ("queries", "queries_by_phase", "seconds", "peak_rss_mb", "success"):
         assert key in record
+    assert record["architecture"] == "10-8-3"
+    (layer,) = record["layers"]
+    assert layer["neurons"] == 8 and layer["sign_method"].startswith("last hidden layer")
+    assert {"queries", "seconds", "lowest_sign_confidence"} <= set(layer)
     assert record["success"] is True
     assert sum(record["queries_by_phase"].values()) == record["queries"]
     v = record["verification"]

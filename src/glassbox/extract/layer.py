@@ -98,12 +98,17 @@ def search_layer(
     half = reach * settings.line_length * s * math.sqrt(d0)
     quiet = 0
     limit = out.lines + settings.max_lines
+    # A second look first sends one line into each cone where a single first-layer neuron
+    # is on: a deeper neuron on almost everywhere turns off there, far out, if anywhere.
+    singles = _single_patterns(prefix) if resume is not None else np.zeros((0, d0))
     while out.lines < limit and quiet < settings.patience:
         if settings.width_hint is not None and _settled(out) >= settings.width_hint:
             break
         n = min(settings.lines_per_batch, limit - out.lines)
         x0 = rng.normal(0.0, s, size=(n, d0))
         d = _directions(prefix, n, rng)
+        take = min(n, singles.shape[0])
+        d[:take], singles = singles[:take], singles[take:]
         with oracle.phase("lines"):
             lines = find_kinks(oracle, x0, d, -half, half, eps=settings.eps)
         for line in lines:
@@ -152,6 +157,16 @@ def _directions(prefix: Prefix, n: int, rng: np.random.Generator) -> Array:
         ranks = np.argsort(rng.random((aimed.size, W1.shape[0])), axis=1)
         sigma = np.where(ranks < on[:, None], 1.0, -1.0)
         d[aimed] = np.linalg.lstsq(W1, sigma.T, rcond=None)[0].T
+    return d / np.linalg.norm(d, axis=1, keepdims=True)
+
+
+def _single_patterns(prefix: Prefix) -> Array:
+    """Unit directions along which exactly one first-layer neuron is on, far out (one each)."""
+    if not prefix.depth:
+        return np.zeros((0, prefix.input_dim))
+    W1 = prefix.weights[0]
+    sigma = 2.0 * np.eye(W1.shape[0]) - 1.0
+    d = np.linalg.lstsq(W1, sigma.T, rcond=None)[0].T
     return d / np.linalg.norm(d, axis=1, keepdims=True)
 
 

@@ -40,6 +40,8 @@ FLOAT64_EPS = 2.0**-52
 FLOAT32_EPS = 2.0**-23
 # A bias this small relative to its row is absent (bias-free layers stay bias-free).
 NO_BIAS = 1e-9
+# A first-layer fit this close (relative residual, log2) with rough rows: a lone hidden layer.
+NEARLY_EXACT = -12.0
 # Lines of the second look at a layer are this many times longer.
 EXTRA_REACH = 16.0
 
@@ -215,7 +217,7 @@ class _Run:
             info: dict[str, Any] = _layer_info(depth, search)
             fit = self._last_layer_fit(theta, np.array(info["_points"]))
             rough = [i for i, n in enumerate(search.neurons) if not n.refined]
-            if fit.exact and self.prefix.depth == 0 and rough:
+            if fit.residual_log2 < NEARLY_EXACT and self.prefix.depth == 0 and rough:
                 # One hidden layer, rows too wide for the kink refinement: large safe steps.
                 with self.oracle.phase("refine"):
                     polished, _ = polish_single_layer(

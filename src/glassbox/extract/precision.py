@@ -21,6 +21,8 @@ from glassbox.extract.prefix import Prefix
 
 Array = NDArray[np.float64]
 
+# Points of a plane tried for the polish's measurement (no queries: the planes are known).
+POLISH_CANDIDATES = 64
 # Kinks per unknown of the row.
 OVERSAMPLE = 2
 # Rows with more unknowns keep their gradient estimate: two kinks per unknown would cost
@@ -184,12 +186,19 @@ def polish_single_layer(
     errors = np.full(n, np.inf)
     W, b = theta[:, :-1], theta[:, -1]
     norms = np.linalg.norm(W, axis=1)
+    rng = np.random.default_rng(0)
     for j in range(n):
-        p = points[j]
         normal = W[j] / norms[j]
-        gap = np.abs(W @ p + b) / norms
-        gap[j] = np.inf
-        rho = 0.5 * min(float(np.min(gap)), scale)
+        # Measure where the other planes are far (longer steps, finer slopes): the best of
+        # a few points of plane j near its kink. The offset still comes from the kink.
+        cand = points[j] + scale * rng.normal(size=(POLISH_CANDIDATES, d0))
+        cand -= ((cand @ W[j] + b[j]) / norms[j])[:, None] * normal
+        cand = np.vstack([points[j], cand])
+        gaps = np.abs(cand @ W.T + b) / norms
+        gaps[:, j] = np.inf
+        best = int(np.argmax(np.min(gaps, axis=1)))
+        p = cand[best]
+        rho = 0.5 * min(float(np.min(gaps[best])), scale)
         bases = np.stack([p - rho * normal, p + rho * normal])
         X = np.repeat(bases[:, None, :], d0 + 1, axis=1)
         steps = np.empty((2, d0))
@@ -209,7 +218,11 @@ def polish_single_layer(
         M = (G[1] - G[0]).T  # (k, d0)
         _, sv, Vt = np.linalg.svd(M, full_matrices=False)
         v = Vt[0] if Vt[0] @ W[j] >= 0 else -Vt[0]
-        row = np.append(v, -float(v @ p))
+        # The offset from the kink placed again on a short line across the plane at p.
+        (line,) = find_kinks(oracle, p[None], normal[None], -0.5 * rho, 0.5 * rho)
+        near = line.t[line.hidden]
+        anchor = line.point(float(near[np.argmin(np.abs(near))])) if near.size else points[j]
+        row = np.append(v, -float(v @ anchor))
         # Keep the plane through the precisely placed point, scaled like the old row.
         out[j] = row * (np.linalg.norm(theta[j]) / np.linalg.norm(row))
         errors[j] = float(sv[1] / sv[0]) if sv.size > 1 and sv[0] > 0 else 0.0

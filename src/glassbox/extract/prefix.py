@@ -8,6 +8,7 @@ affine map ``h = J x + c`` of the linear region the input lies in.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,12 +39,7 @@ class Prefix:
         return self.weights[-1].shape[0] if self.weights else self.input_dim
 
     def _identity(self) -> Array:
-        eye = getattr(self, "_eye", None)
-        if eye is None or eye.shape[0] != self.input_dim:
-            eye = np.eye(self.input_dim)
-            eye.flags.writeable = False
-            self._eye = eye
-        return eye
+        return _identity(self.input_dim)
 
     def push(self, W: Array, b: Array) -> None:
         """Append a recovered layer (rows signed so that ``W h + b > 0`` means active)."""
@@ -132,6 +128,13 @@ class Prefix:
             J = on[:, None] * G
             c = on * (W @ c + b)
         return best
+
+
+@functools.lru_cache(maxsize=4)
+def _identity(n: int) -> Array:
+    eye = np.eye(n)
+    eye.flags.writeable = False
+    return eye
 
 
 def row_space(J: Array) -> tuple[Array, int]:

@@ -231,6 +231,9 @@ class _Run:
                 # out, before deciding. (Deeper layers spoil it too; the look is short.)
                 before = [id(n) for n in search.neurons]
                 search = self._search(depth, hint, resume=search)
+                if not search.neurons:
+                    self.message = f"failed: no neuron of layer {depth} held up on a second look"
+                    return
                 if [id(n) for n in search.neurons] != before:
                     theta = np.array([n.theta for n in search.neurons])
                     info = _layer_info(depth, search)

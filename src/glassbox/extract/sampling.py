@@ -31,7 +31,7 @@ def fit_sample(
     n = theta.shape[0]
     need = n + prefix.width + 1
     rows = max(3 * need, 256)
-    near = np.repeat(anchors, 8, axis=0)
+    near = np.repeat(anchors.reshape(-1, prefix.input_dim), 8, axis=0)
     near = near + scale * 4.0 ** rng.uniform(-3, 0, size=(near.shape[0], 1)) * rng.normal(
         size=near.shape
     )

@@ -86,6 +86,7 @@ def test_cli_writes_what_it_says(tmp_path) -> None:  # type: ignore[no-untyped-d
         "recovered.safetensors",
         "config.json",
         "extraction.json",
+        "line.json",
         "line.png",
         "line.svg",
         "line.json",

@@ -179,8 +179,21 @@ def test_a_failed_extraction_still_gets_an_honest_report(tmp_path: Path) -> None
 
 def test_without_a_truth_the_page_says_so(deep) -> None:
     _, record, _ = deep
-    bare = {k: v for k, v in record.items() if k != "verification"}
+    bare = {k: v for k, v in record.items() if k not in ("verification", "line")}
     page = build_extract_report(bare, None)
     assert "The truth is not known for this target" in page
     assert 'alt="verification figures"' not in page
     assert "The attack kept no line for this run." in page
+
+
+def test_a_folder_without_line_json_says_why_there_is_no_plot(deep, tmp_path: Path) -> None:
+    folder, _, _ = deep
+    copy = tmp_path / "old"
+    copy.mkdir()
+    for f in folder.iterdir():
+        if f.name not in ("report.html", "line.json"):
+            (copy / f.name).write_bytes(f.read_bytes())
+    assert run("report", str(copy))[0] == 0
+    page = (copy / "report.html").read_text()
+    assert "(line.json) are not in this folder" in page
+    assert "href='line.json'" not in page and "href='line.png'" in page

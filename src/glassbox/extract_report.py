@@ -123,8 +123,14 @@ def _layers_section(record: dict[str, Any]) -> list[str]:
     return parts
 
 
-def _line_section(line: LineKinks | None) -> list[str]:
+def _line_section(line: LineKinks | None, record: dict[str, Any]) -> list[str]:
     head = section("line", "How the attack sees the model: the line plot")
+    if line is None and record.get("line"):
+        return [
+            head,
+            f"<p>The line's queried points ({LINE}) are not in this folder, so the plot cannot "
+            "be drawn; its kinks are in extraction.json, and line.png shows it.</p>",
+        ]
     if line is None:
         return [head, "<p>The attack kept no line for this run.</p>"]
     per, n_out = kinks_by_layer(line)
@@ -261,7 +267,7 @@ def build_extract_report(
         *_headline(record),
         toc(contents),
         *_layers_section(record),
-        *_line_section(line),
+        *_line_section(line, record),
         *queries_section(record),
         *_layer_queries_section(record),
         *_check_section(record),

@@ -6,6 +6,13 @@ into one self-contained HTML page. Every figure is a matplotlib figure of the ru
 arrays, inlined as a base64 PNG, and every number and sentence about the run is computed
 here from those inputs. The report covers the toy model's shape, ``ReLU(W2 ReLU(W1 x) + b)``
 with one hidden layer.
+
+This module is the page builder. Its parts live beside it, one concept each:
+:mod:`glassbox.report_numbers` (the inputs and the numbers), :mod:`glassbox.report_reading`
+(the sentences), :mod:`glassbox.report_sections` (the sections that stand alone),
+:mod:`glassbox.report_html` (HTML building blocks) and :mod:`glassbox.report_figures`.
+Every name importable from here before that split still is. The report of a plain
+``glassbox extract`` run, for nets of any depth, is :mod:`glassbox.extract_report`.
 """
 
 from __future__ import annotations

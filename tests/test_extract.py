@@ -89,7 +89,6 @@ def test_cli_writes_what_it_says(tmp_path) -> None:  # type: ignore[no-untyped-d
         "line.json",
         "line.png",
         "line.svg",
-        "line.json",
     }
     record = json.loads((out / "extraction.json").read_text())
     for key in ("queries", "queries_by_phase", "seconds", "peak_rss_mb", "success"):

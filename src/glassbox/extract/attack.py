@@ -12,15 +12,12 @@ self-check (``check.py``) and nothing else.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from glassbox.config import config_to_dict
 from glassbox.errors import GlassboxError
 from glassbox.extract.check import kink_layers, self_check
 from glassbox.extract.kinks import HIDDEN, LineKinks
@@ -30,9 +27,10 @@ from glassbox.extract.oracle import Oracle, QueryBudgetExceeded, row_capped
 from glassbox.extract.precision import polish_single_layer
 from glassbox.extract.prefix import Prefix
 from glassbox.extract.progress import Progress, peak_rss_mb
+from glassbox.extract.records import ExtractConfig, ExtractionResult
 from glassbox.extract.sampling import fit_sample, straddle
 from glassbox.extract.wiggle import wiggle_signs
-from glassbox.mlp import ReLUNet, parse_spec
+from glassbox.mlp import ReLUNet
 
 Array = NDArray[np.float64]
 
@@ -44,94 +42,6 @@ NO_BIAS = 1e-9
 NEARLY_EXACT = -12.0
 # Lines of the second look at a layer are this many times longer.
 EXTRA_REACH = 16.0
-
-
-@dataclass(frozen=True)
-class ExtractConfig:
-    """How to attack; saved beside every result so that a run can be repeated exactly.
-
-    ``architecture`` (e.g. ``"40-20-10-10-1"``) is an optional hint: widths let the search
-    of a layer stop as soon as all its neurons are found and name the ones never seen.
-    ``None`` for ``output_relu`` and ``output_precision`` means "find out from the answers".
-    """
-
-    seed: int = 0
-    input_scale: float = 1.0
-    line_length: float = 4.0
-    lines_per_batch: int = 2
-    max_lines: int = 96
-    patience: int = 8
-    max_depth: int = 8
-    architecture: str | None = None
-    hidden_width: int | None = None
-    output_relu: bool | None = None
-    output_precision: float | None = None
-    check_samples: int = 1024
-    check_tolerance_log2: float | None = None
-    max_batch_rows: int = 8192
-
-    def __post_init__(self) -> None:
-        if not (self.input_scale > 0 and self.line_length > 0):
-            raise GlassboxError("input_scale and line_length must be positive")
-        if min(self.lines_per_batch, self.max_lines, self.patience, self.max_depth) < 1:
-            raise GlassboxError("lines_per_batch, max_lines, patience, max_depth must be >= 1")
-        if self.check_samples < 1 or self.max_batch_rows < 16:
-            raise GlassboxError("check_samples must be >= 1 and max_batch_rows >= 16")
-        if self.architecture is not None:
-            dims, _ = parse_spec(self.architecture)
-            if len(dims) < 3:
-                raise GlassboxError(
-                    f"architecture {self.architecture!r} needs at least one hidden layer, "
-                    "e.g. 10-20-1"
-                )
-
-    def widths(self) -> list[int] | None:
-        """Hidden widths from the hint, if any."""
-        if self.architecture is not None:
-            return parse_spec(self.architecture)[0][1:-1]
-        return [self.hidden_width] if self.hidden_width is not None else None
-
-
-@dataclass(frozen=True, eq=False)
-class ExtractionResult:
-    """What the attack recovered, what it cost, and the evidence for every neuron."""
-
-    net: ReLUNet | None
-    success: bool
-    message: str
-    queries: int
-    queries_by_phase: dict[str, int]
-    seconds: float
-    peak_rss_mb: float
-    config: ExtractConfig
-    architecture: str | None = None
-    layers: tuple[dict[str, Any], ...] = ()
-    lines: int = 0
-    invisible: tuple[str, ...] = ()
-    notes: tuple[str, ...] = ()
-    check: dict[str, float] = field(default_factory=dict)
-    line: LineKinks | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The figures as a JSON object (the net itself is saved separately)."""
-        return {
-            "success": self.success,
-            "message": self.message,
-            "architecture": self.architecture,
-            "queries": self.queries,
-            "queries_log2": math.log2(self.queries) if self.queries else None,
-            "queries_by_phase": self.queries_by_phase,
-            "seconds": self.seconds,
-            "peak_rss_mb": self.peak_rss_mb,
-            "net": self.net.describe() if self.net is not None else None,
-            "layers": list(self.layers),
-            "lines": self.lines,
-            "invisible": list(self.invisible),
-            "notes": list(self.notes),
-            "check": self.check,
-            "line": self.line.to_json() if self.line is not None else None,
-            "config": config_to_dict(self.config),
-        }
 
 
 def extract(

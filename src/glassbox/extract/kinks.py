@@ -20,13 +20,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from glassbox.extract.kink_kinds import HIDDEN, OUTPUT_RELU, classify
 from glassbox.extract.oracle import Oracle
+
+__all__ = ["HIDDEN", "OUTPUT_RELU", "LineKinks", "classify", "find_kinks"]
 
 Array = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 
-HIDDEN = "hidden"
-OUTPUT_RELU = "output-relu"
 
 # Side points sit this fraction of the distance to the nearer segment end away from t*:
 # far enough that slopes from them are precise, near enough to stay beside one kink.
@@ -380,26 +381,3 @@ def _line_result(
         unresolved,
         slope_err,
     )
-
-
-def classify(
-    slope_left: Array, slope_right: Array, value: Array, slope_err: Array, tol: float
-) -> tuple[BoolArray, tuple[str, ...]]:
-    """Which outputs bend at each kink, and whether it is a hidden or an output-ReLU kink.
-
-    An output ReLU bends exactly one coordinate, which is zero (value and slope) on one
-    side; a hidden neuron bends every active output that depends on it.
-    """
-    # A slope change is real when it is well above what rounding does to the two slopes.
-    changed = np.abs(slope_right - slope_left) > 4 * slope_err[:, None]
-    kinds = []
-    for k in range(value.shape[0]):
-        idx = np.flatnonzero(changed[k])
-        is_output = False
-        if idx.size == 1:
-            j = idx[0]
-            flat_left = slope_left[k, j] == 0.0
-            flat_right = slope_right[k, j] == 0.0
-            is_output = abs(value[k, j]) <= 8 * tol and (flat_left or flat_right)
-        kinds.append(OUTPUT_RELU if is_output else HIDDEN)
-    return changed, tuple(kinds)

@@ -327,8 +327,14 @@ class _Run:
                 tolerance_log2=self.config.check_tolerance_log2,
             )
         self.check = verdict.figures
-        self.success = verdict.success
+        self.check["unmeasured_weights"] = float(fit.unmeasured)
+        self.success = verdict.success and fit.unmeasured == 0
         self.message = verdict.message
+        if fit.unmeasured:
+            self.message = self.message.replace("success:", "failed:", 1) + (
+                f"; {fit.unmeasured} outgoing weight(s) never measured (an output on only where "
+                "its neuron is off, in every sample): the net may differ where they matter"
+            )
 
 
 def _clean(fit: LastLayerFit) -> bool:

@@ -43,6 +43,9 @@ class LastLayerFit:
     notes: list[str] = field(default_factory=list)
     # seen[o, j]: output o's on-rows straddle neuron j's hyperplane (its weight is measured).
     seen: NDArray[np.bool_] | None = None
+    # Outgoing weights (output, neuron) never measured: the output was on only where the
+    # neuron was off, in every sample.
+    unmeasured: int = 0
 
 
 def fit_last_layer(
@@ -127,6 +130,7 @@ def _signs(
     signs: list[float] = []
     notes: list[str] = []
     worst = 0.0
+    unmeasured = 0
     for j in range(n):
         o = seen[:, j]
         if o.any():
@@ -150,6 +154,9 @@ def _signs(
         col, neg_col = C[:, j].copy(), D[:, j].copy()
         # Outputs that saw the neuron from one side only: complete them from its sign.
         one = ~seen[:, j]
+        # Where the output saw the neuron only from its off side, its weight was never
+        # measured: it is left at zero and counted (the self-check cannot vouch for it).
+        unmeasured += int(np.sum(one & (side[:, j] * sign < 0) & (side[:, j] != 0)))
         if sign > 0:
             col[one] = np.where(side[one, j] > 0, -D[one, j], 0.0)
             neg_col[one] = 0.0
@@ -177,4 +184,5 @@ def _signs(
         out_bias=out_bias,
         sigma_error=worst,
         notes=notes,
+        unmeasured=unmeasured,
     )

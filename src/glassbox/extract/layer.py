@@ -229,9 +229,7 @@ def _flat(
 ) -> bool:
     """Walk along the neuron's predicted hyperplane and find its kink again where predicted."""
     x0 = neuron.witnesses[0].x
-    J, _ = prefix.local_map(x0)
-    g = J.T @ neuron.theta[:-1]
-    g /= np.linalg.norm(g)
+    g = prefix.normal(neuron.theta, x0)
     s = settings.input_scale
     cap = s * math.sqrt(prefix.input_dim)
     failures = 0
@@ -243,9 +241,7 @@ def _flat(
             # borrowed row no longer predicts its kinks; a neuron of this layer's does.
             p = onto_plane(prefix, neuron.theta, q)
             if p is not None and neuron.valid_at(prefix, p[None])[0]:
-                Jp, _ = prefix.local_map(p)
-                gp = Jp.T @ neuron.theta[:-1]
-                gp /= np.linalg.norm(gp)
+                gp = prefix.normal(neuron.theta, p)
                 walk = float(np.linalg.norm(p - x0))
             else:
                 p = None
@@ -299,9 +295,7 @@ def _holds_across(
             continue
         if tuple(prefix.state(p[None])[0] > 0) in seen:
             continue  # only a region no witness was in tells the layers apart
-        J, _ = prefix.local_map(p)
-        g = J.T @ neuron.theta[:-1]
-        found = locate(oracle, prefix, neuron, p, g / np.linalg.norm(g), settings)
+        found = locate(oracle, prefix, neuron, p, prefix.normal(neuron.theta, p), settings)
         tol = (FLAT_TOLERANCE + 64 * neuron.error) * (1 + np.linalg.norm(p))
         if found is not None and abs(float(found[0].t[found[1]])) <= tol:
             hits += 1
@@ -385,9 +379,8 @@ def _witness_near(
     oracle: Oracle, prefix: Prefix, neuron: Neuron, j: int, x: Array, settings: SearchSettings
 ) -> Witness | None:
     """The neuron's kink near ``x``, searched along its normal with coordinate ``j`` held on."""
-    J, _ = prefix.local_map(x)
     G, _ = prefix.last_preact_map(x)
-    g = J.T @ neuron.theta[:-1]
+    g = prefix.normal(neuron.theta, x)
     nj = G[j] / np.linalg.norm(G[j])
     g = g - (g @ nj) * nj
     norm = np.linalg.norm(g)

@@ -109,10 +109,8 @@ def refine_neuron(
         for p in candidates:
             if p is None or not neuron.valid_at(prefix, p[None])[0]:
                 continue
-            J, _ = prefix.local_map(p)
-            g = J.T @ neuron.theta[:-1]
             pts.append(p)
-            dirs.append(g / np.linalg.norm(g))
+            dirs.append(prefix.normal(neuron.theta, p))
         if not pts:
             continue
         r = 1e-3 * scale

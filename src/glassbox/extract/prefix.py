@@ -86,6 +86,12 @@ class Prefix:
             c = on * (W @ c + b)
         return self.weights[-1] @ J, self.weights[-1] @ c + self.biases[-1]
 
+    def normal(self, theta: Array, x: Array) -> Array:
+        """Unit input-space normal at ``x`` of the (bent) hyperplane ``theta . (h, 1) = 0``."""
+        J, _ = self.local_map(x)
+        g = J.T @ theta[:-1]
+        return np.asarray(g / np.linalg.norm(g), dtype=np.float64)
+
     def scaled_margins(self, X: Array) -> Array:
         """Each prefix neuron's distance to its own bent hyperplane, to first order, per input.
 

@@ -82,9 +82,7 @@ def straddle(
             p = onto_plane(prefix, theta[j], X[i])
             if p is None:
                 continue
-            J, _ = prefix.local_map(p)
-            g = J.T @ theta[j, :-1]
-            g /= np.linalg.norm(g)
+            g = prefix.normal(theta[j], p)
             out += [p + 1e-3 * scale * g, p - 1e-3 * scale * g]
     if not out:
         return X, Y

@@ -87,9 +87,7 @@ def wiggle_signs(
 
 def _nearby(prefix: Prefix, row: Array, x: Array, rng: np.random.Generator) -> Array:
     """Another point on the same hyperplane, a short random walk inside the prefix region."""
-    J, _ = prefix.local_map(x)
-    g = J.T @ row[:-1]
-    g /= np.linalg.norm(g)
+    g = prefix.normal(row, x)
     v = rng.normal(size=x.size)
     v -= (v @ g) * g
     v /= np.linalg.norm(v)

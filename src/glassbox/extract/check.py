@@ -1,6 +1,6 @@
 """The self-check: the recovered net against the oracle on fresh queries. Its verdict is success.
 
-1. Fresh Gaussian inputs, and inputs a hair either side of every recovered hyperplane of
+1. Fresh Gaussian inputs, sparse ones (one to three coordinates on), and inputs a hair either side of every recovered hyperplane of
    every layer (where a wrong sign or a wrong row shows first): the largest output error,
    relative to the largest output, must be under the tolerance.
 2. Every hidden kink the lines saw must lie on a recovered neuron's (bent) hyperplane; a
@@ -46,6 +46,15 @@ def hidden_prefix(net: ReLUNet) -> Prefix:
     for W, b in zip(net.weights[:-1], net.biases[:-1], strict=True):
         p.push(W, b if b is not None else np.zeros(W.shape[0]))
     return p
+
+
+def sparse_inputs(d0: int, n: int, rng: np.random.Generator, scale: float) -> Array:
+    """Inputs with one to three nonzero coordinates: data often lives near such subspaces
+    (a toy model's sparse features), where Gaussian inputs never go."""
+    X = np.zeros((n, d0))
+    for i, k in enumerate(rng.integers(1, min(3, d0) + 1, size=n)):
+        X[i, rng.choice(d0, size=k, replace=False)] = rng.normal(0.0, scale, size=k)
+    return X
 
 
 def beside_planes(net: ReLUNet, plane_points: list[list[Array]], scale: float) -> Array:
@@ -135,6 +144,7 @@ def self_check(
     X = np.vstack(
         [
             rng.normal(0.0, input_scale, size=(samples, net.input_dim)),
+            sparse_inputs(net.input_dim, max(samples // 4, 1), rng, input_scale),
             beside_planes(net, plane_points, input_scale),
         ]
     )

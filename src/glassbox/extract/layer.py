@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from glassbox.extract.kinks import LineKinks, find_kinks
-from glassbox.extract.neurons import Neuron, agrees, assign, explained, merge_duplicates, new_neuron
+from glassbox.extract.neurons import Neuron, assign, explained, merge_duplicates, new_neuron
 from glassbox.extract.oracle import Oracle
 from glassbox.extract.precision import onto_plane, point_with, refine_neuron
 from glassbox.extract.prefix import Prefix
@@ -349,7 +349,7 @@ def _fill(
                 if x is None:
                     continue
                 w = _witness_near(oracle, prefix, neuron, int(j), x, settings)
-                if w is not None and w.active[j] and _join(neuron, w):
+                if w is not None and w.active[j] and neuron.join(w):
                     progress = True
                     break
         if not progress:
@@ -363,16 +363,6 @@ def _starts(neuron: Neuron, prefix: Prefix, rng: np.random.Generator, s: float) 
         x = neuron.witnesses[int(rng.integers(len(neuron.witnesses)))].x
         out.append(x + s * rng.normal(size=x.size))
     return out
-
-
-def _join(neuron: Neuron, w: Witness) -> bool:
-    if not agrees(neuron, w):
-        return False
-    neuron.witnesses.append(w)
-    if neuron.solve():
-        return True
-    neuron.witnesses.pop()
-    return False
 
 
 def _witness_near(

@@ -71,6 +71,16 @@ class Neuron:
         self.error = max(gap, float(np.median(resid)))
         return True
 
+    def join(self, witness: Witness) -> bool:
+        """Take ``witness`` if it agrees and the row still solves with it; else leave all as was."""
+        if not agrees(self, witness):
+            return False
+        self.witnesses.append(witness)
+        if self.solve():
+            return True
+        self.witnesses.pop()
+        return False
+
     def _average(self) -> bool:
         """Witnesses that all see the same coordinates: their rows, weighted by precision."""
         ref = self.witnesses[0].row
@@ -94,11 +104,6 @@ class Neuron:
         self.known = self.witnesses[0].active.copy()
         self.error = min(w.error for w in self.witnesses)
         return True
-
-    def z(self, prefix: Prefix, X: Array) -> Array:
-        """The row's pre-activation at ``X`` (exact where every unknown coordinate is off)."""
-        h = prefix.state(X)
-        return h @ self.theta[:-1] + self.theta[-1]
 
     def valid_at(self, prefix: Prefix, X: Array) -> NDArray[np.bool_]:
         """Where :meth:`z` is exact: every coordinate it does not know is off."""
@@ -154,11 +159,8 @@ def agrees(neuron: Neuron, witness: Witness) -> bool:
 def assign(neurons: list[Neuron], witness: Witness) -> int:
     """Index of the neuron ``witness`` joins (-1: none; a full witness then starts a new one)."""
     for i, n in enumerate(neurons):
-        if agrees(n, witness):
-            n.witnesses.append(witness)
-            if n.solve():
-                return i
-            n.witnesses.pop()
+        if n.join(witness):
+            return i
     return -1
 
 

@@ -45,16 +45,14 @@ class Witness:
     ``active`` marks the prefix state's coordinates that were on at ``x``; ``equations``
     has one row per constraint over all ``width + 1`` unknowns; ``row`` is the partial row
     (zeros off ``active``, unit norm, sign arbitrary) when the equations pin it down, else
-    None; ``error`` is the row's estimated relative error; ``jump`` the output factor ``c``.
+    None; ``error`` is the row's estimated relative error.
     """
 
     x: Array
-    direction: Array
     active: BoolArray
     equations: Array
     row: Array | None
     error: float
-    jump: Array
     rank_deficient: bool
 
 
@@ -120,7 +118,6 @@ def measure(
     if s.size > 1 and s[1] > RANK_ONE * s[0] + 16 * floor:
         return None  # two neurons at once, or a step crossed another hyperplane
     m = Vt[0]
-    c = M @ m
     # The slope jump the line saw must be the one these gradients predict.
     along = M @ (Q[:, ok].T @ u)
     seen = line.slope_right[k] - line.slope_left[k]
@@ -149,12 +146,10 @@ def measure(
     deficient = row is None
     return Witness(
         x=x,
-        direction=u,
         active=active,
         equations=E,
         row=row,
         error=max(err, rel_noise),
-        jump=c,
         rank_deficient=deficient,
     )
 

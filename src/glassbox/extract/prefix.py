@@ -9,6 +9,7 @@ affine map ``h = J x + c`` of the linear region the input lies in.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -60,31 +61,34 @@ class Prefix:
         pre = self.preactivations(X)
         return np.maximum(pre[-1], 0.0) if pre else np.atleast_2d(X).copy()
 
+    def _layers_at(self, x: Array) -> Iterator[tuple[Array, Array, Array]]:
+        """Per prefix layer, ``(G, k, z)``: its pre-activations are ``G y + k`` in ``x``'s
+        linear region and ``z`` at ``x`` (the one walk every local quantity uses)."""
+        J: Array = self._identity()
+        c = np.zeros(self.input_dim)
+        for W, b in zip(self.weights, self.biases, strict=True):
+            G = W @ J
+            k = W @ c + b
+            z = G @ x + k
+            yield G, k, z
+            on = (z > 0).astype(np.float64)
+            J = on[:, None] * G
+            c = on * k
+
     def local_map(self, x: Array) -> tuple[Array, Array]:
         """``(J, c)`` with ``state(y) = J y + c`` for every ``y`` in ``x``'s linear region."""
         if not self.weights:
             return self._identity(), np.zeros(self.input_dim)
-        J = np.eye(self.input_dim)
-        c = np.zeros(self.input_dim)
-        for W, b in zip(self.weights, self.biases, strict=True):
-            z = W @ (J @ x + c) + b
-            on = (z > 0).astype(np.float64)
-            J = on[:, None] * (W @ J)
-            c = on * (W @ c + b)
-        return J, c
+        *_, (G, k, z) = self._layers_at(x)
+        on = (z > 0).astype(np.float64)
+        return on[:, None] * G, on * k
 
     def last_preact_map(self, x: Array) -> tuple[Array, Array]:
         """``(G, z0)`` with the last prefix layer's pre-activations ``G y + z0`` near ``x``."""
         if not self.weights:
             raise ValueError("the empty prefix has no pre-activations")
-        J = np.eye(self.input_dim)
-        c = np.zeros(self.input_dim)
-        for W, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
-            z = W @ (J @ x + c) + b
-            on = (z > 0).astype(np.float64)
-            J = on[:, None] * (W @ J)
-            c = on * (W @ c + b)
-        return self.weights[-1] @ J, self.weights[-1] @ c + self.biases[-1]
+        *_, (G, k, _) = self._layers_at(x)
+        return G, k
 
     def normal(self, theta: Array, x: Array) -> Array:
         """Unit input-space normal at ``x`` of the (bent) hyperplane ``theta . (h, 1) = 0``."""
@@ -101,38 +105,25 @@ class Prefix:
         X = np.atleast_2d(X)
         if not self.weights:
             return np.full((X.shape[0], 0), np.inf)
-        out = np.empty((X.shape[0], sum(W.shape[0] for W in self.weights)))
-        for r, x in enumerate(X):
-            J = np.eye(self.input_dim)
-            c = np.zeros(self.input_dim)
-            cols = []
-            for W, b in zip(self.weights, self.biases, strict=True):
-                G = W @ J
-                z = G @ x + W @ c + b
-                norm = np.linalg.norm(G, axis=1)
-                cols.append(np.abs(z) / np.maximum(norm, np.finfo(np.float64).tiny))
-                on = (z > 0).astype(np.float64)
-                J = on[:, None] * G
-                c = on * (W @ c + b)
-            out[r] = np.concatenate(cols)
-        return out
+        tiny = np.finfo(np.float64).tiny
+        return np.array(
+            [
+                np.concatenate(
+                    [
+                        np.abs(z) / np.maximum(np.linalg.norm(G, axis=1), tiny)
+                        for G, _, z in self._layers_at(x)
+                    ]
+                )
+                for x in X
+            ]
+        )
 
     def room(self, x: Array, u: Array) -> float:
         """How far from ``x`` along ``+-u`` (unit) no prefix neuron changes state (to first order)."""
-        if not self.weights:
-            return np.inf
         best = np.inf
-        J = np.eye(self.input_dim)
-        c = np.zeros(self.input_dim)
-        for W, b in zip(self.weights, self.biases, strict=True):
-            G = W @ J
-            z = G @ x + W @ c + b
-            rate = np.abs(G @ u)
-            with np.errstate(divide="ignore"):
-                best = min(best, float(np.min(np.abs(z) / rate)))
-            on = (z > 0).astype(np.float64)
-            J = on[:, None] * G
-            c = on * (W @ c + b)
+        with np.errstate(divide="ignore"):
+            for G, _, z in self._layers_at(x):
+                best = min(best, float(np.min(np.abs(z) / np.abs(G @ u))))
         return best
 
 

@@ -255,13 +255,8 @@ def _flat(
             v /= dist
             walk = min(0.9 * prefix.room(x0, v), dist + cap)
             p, gp = x0 + walk * v, g
-        found = locate(oracle, prefix, neuron, p, gp, settings)
         neuron.flat_checks += 1
-        if found is not None:
-            line, k = found
-            tol = (FLAT_TOLERANCE + 64 * walk * neuron.error) * (1 + np.linalg.norm(p))
-            found = found if abs(float(line.t[k])) <= tol else None
-        if found is None:
+        if not _kink_where_predicted(oracle, prefix, neuron, p, gp, settings, walk):
             neuron.flat_failures += 1
             failures += 1
             if failures >= 2:
@@ -295,15 +290,33 @@ def _holds_across(
             continue
         if tuple(prefix.state(p[None])[0] > 0) in seen:
             continue  # only a region no witness was in tells the layers apart
-        found = locate(oracle, prefix, neuron, p, prefix.normal(neuron.theta, p), settings)
-        tol = (FLAT_TOLERANCE + 64 * neuron.error) * (1 + np.linalg.norm(p))
-        if found is not None and abs(float(found[0].t[found[1]])) <= tol:
+        g = prefix.normal(neuron.theta, p)
+        if _kink_where_predicted(oracle, prefix, neuron, p, g, settings, 1.0):
             hits += 1
             if hits >= 2:
                 return True
         else:
             misses += 1
     return hits > 0
+
+
+def _kink_where_predicted(
+    oracle: Oracle,
+    prefix: Prefix,
+    neuron: Neuron,
+    p: Array,
+    g: Array,
+    settings: SearchSettings,
+    walk: float,
+) -> bool:
+    """Whether the kink nearest ``p`` (searched along ``g``) sits at ``p``, within what the
+    row's error allows after ``walk`` input units from where it was measured."""
+    found = locate(oracle, prefix, neuron, p, g, settings)
+    if found is None:
+        return False
+    line, k = found
+    tol = (FLAT_TOLERANCE + 64 * walk * neuron.error) * (1 + np.linalg.norm(p))
+    return bool(abs(float(line.t[k])) <= tol)
 
 
 def locate(

@@ -35,7 +35,7 @@ from glassbox.mlp import ReLUNet
 Array = NDArray[np.float64]
 
 FLOAT64_EPS = 2.0**-52
-FLOAT32_EPS = 2.0**-23
+FLOAT32_EPS = 2.0**-24
 # A bias this small relative to its row is absent (bias-free layers stay bias-free).
 NO_BIAS = 1e-9
 # A first-layer fit this close (relative residual, log2) with rough rows: a lone hidden layer.
@@ -251,14 +251,14 @@ class _Run:
             )
         if relu is not None:
             self.output_relu = relu
-            return fit_last_layer(self.prefix, theta, X, Y, output_relu=relu)
+            return fit_last_layer(self.prefix, theta, X, Y, output_relu=relu, eps=self.eps)
         # Exact zeros alone do not mean an output ReLU (a bias-free net is 0 wherever all
         # its last neurons are off): the plain fit is tried first, the ReLU one if it fails.
         self.output_relu = False
-        fit = fit_last_layer(self.prefix, theta, X, Y, output_relu=False)
+        fit = fit_last_layer(self.prefix, theta, X, Y, output_relu=False, eps=self.eps)
         if fit.exact or not (self.saw_zero or bool(np.any(Y == 0.0))):
             return fit
-        with_relu = fit_last_layer(self.prefix, theta, X, Y, output_relu=True)
+        with_relu = fit_last_layer(self.prefix, theta, X, Y, output_relu=True, eps=self.eps)
         for _ in range(2):
             if not with_relu.exact or with_relu.seen is None:
                 return fit
@@ -271,7 +271,7 @@ class _Run:
                 X, Y = straddle(
                     self.oracle, self.prefix, theta, X, Y, unseen, self.rng, self.config.input_scale
                 )
-            with_relu = fit_last_layer(self.prefix, theta, X, Y, output_relu=True)
+            with_relu = fit_last_layer(self.prefix, theta, X, Y, output_relu=True, eps=self.eps)
         return with_relu
 
     def _finish(

@@ -28,6 +28,7 @@ from glassbox.extract.neurons import Neuron, assign, explained, merge_duplicates
 from glassbox.extract.oracle import Oracle
 from glassbox.extract.precision import onto_plane, point_with, refine_neuron
 from glassbox.extract.prefix import Prefix
+from glassbox.extract.tolerance import loosen
 from glassbox.extract.witness import ON_PREFIX, Witness, measure
 
 Array = NDArray[np.float64]
@@ -71,11 +72,12 @@ class SearchSettings:
     width_hint: int | None = None
 
 
-def on_prefix(prefix: Prefix, x: Array) -> bool:
+def on_prefix(prefix: Prefix, x: Array, eps: float) -> bool:
     """Whether ``x`` lies on a hyperplane of a recovered earlier layer."""
     if not prefix.depth:
         return False
-    return bool(np.min(prefix.scaled_margins(x)) <= ON_PREFIX * (1 + np.linalg.norm(x)))
+    reach = 1 + np.linalg.norm(x)
+    return bool(np.min(prefix.scaled_margins(x)) <= loosen(ON_PREFIX, eps) * reach)
 
 
 def search_layer(
@@ -198,7 +200,7 @@ def _absorb(
     for k in line.hidden:
         out.kinks += 1
         x = line.point(float(line.t[k]))
-        if on_prefix(prefix, x) or explained(out.neurons, prefix, x) >= 0:
+        if on_prefix(prefix, x, settings.eps) or explained(out.neurons, prefix, x) >= 0:
             continue
         with oracle.phase("signatures"):
             w = measure(oracle, prefix, line, int(k), settings.eps)
@@ -315,7 +317,7 @@ def _kink_where_predicted(
     if found is None:
         return False
     line, k = found
-    tol = (FLAT_TOLERANCE + 64 * walk * neuron.error) * (1 + np.linalg.norm(p))
+    tol = (loosen(FLAT_TOLERANCE, settings.eps) + 64 * walk * neuron.error) * (1 + np.linalg.norm(p))
     return bool(abs(float(line.t[k])) <= tol)
 
 
@@ -334,7 +336,11 @@ def locate(
     if not r > 0:
         return None
     (line,) = find_kinks(oracle, p[None], g[None], -r, r, eps=settings.eps)
-    ks = [int(k) for k in line.hidden if not on_prefix(prefix, line.point(float(line.t[k])))]
+    ks = [
+        int(k)
+        for k in line.hidden
+        if not on_prefix(prefix, line.point(float(line.t[k])), settings.eps)
+    ]
     if not ks:
         return None
     k = min(ks, key=lambda k: abs(float(line.t[k])))

@@ -18,6 +18,7 @@ from glassbox.extract.kinks import find_kinks
 from glassbox.extract.neurons import Neuron
 from glassbox.extract.oracle import Oracle
 from glassbox.extract.prefix import Prefix
+from glassbox.extract.tolerance import loosen, step_fraction
 
 Array = NDArray[np.float64]
 
@@ -113,14 +114,14 @@ def refine_neuron(
             dirs.append(prefix.normal(neuron.theta, p))
         if not pts:
             continue
-        r = 1e-3 * scale
+        r = step_fraction(1e-3, eps, 0.05) * scale
         lines = find_kinks(oracle, np.array(pts), np.array(dirs), -r, r, eps=eps)
         for line in lines:
             if line.hidden.size == 0:
                 continue
             k = int(line.hidden[np.argmin(np.abs(line.t[line.hidden]))])
             t = float(line.t[k])
-            if abs(t) > NEAR * (1 + np.linalg.norm(line.x0)):
+            if abs(t) > loosen(NEAR, eps) * (1 + np.linalg.norm(line.x0)):
                 continue
             x = line.point(t)
             h = prefix.state(x[None])[0]

@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from glassbox.extract.oracle import Oracle
 from glassbox.extract.prefix import Prefix
+from glassbox.extract.tolerance import step_fraction
 
 Array = NDArray[np.float64]
 
@@ -110,7 +111,7 @@ def _vote(
         return None
     unit: Array = e / np.linalg.norm(e)
     room = prefix.room(x, unit)
-    size = WIGGLE_FRACTION * (room if np.isfinite(room) else 1.0 + np.linalg.norm(x))
+    size = step_fraction(WIGGLE_FRACTION, eps, 0.1) * (room if np.isfinite(room) else 1.0 + np.linalg.norm(x))
     X = np.stack([x, x + size * unit, x - size * unit])
     F = oracle.query(X)
     up = float(np.linalg.norm(F[1] - F[0]))

@@ -28,7 +28,7 @@ from glassbox.extract.neurons import Neuron, assign, explained, merge_duplicates
 from glassbox.extract.oracle import Oracle
 from glassbox.extract.precision import onto_plane, point_with, refine_neuron
 from glassbox.extract.prefix import Prefix
-from glassbox.extract.tolerance import loosen
+from glassbox.extract.tolerance import loosen, step_fraction
 from glassbox.extract.witness import ON_PREFIX, Witness, measure
 
 Array = NDArray[np.float64]
@@ -364,7 +364,8 @@ def _fill(
             if neuron.known[j]:
                 continue
             for start in _starts(neuron, prefix, rng, settings.input_scale):
-                x = point_with(prefix, neuron.theta, int(j), start, 1e-3 * settings.input_scale)
+                on = step_fraction(1e-3, settings.eps, 0.1) * settings.input_scale
+                x = point_with(prefix, neuron.theta, int(j), start, on)
                 if x is None:
                     continue
                 w = _witness_near(oracle, prefix, neuron, int(j), x, settings)

@@ -141,7 +141,12 @@ def refine_neuron(
     if np.all(covered[neuron.known]):
         grads = grads[:0]  # the kinks pin every coordinate: the rougher gradients stay out
     cols = np.append(neuron.known, True)
-    keep = np.ones(rows.shape[0], dtype=bool)
+    # Start from the kinks the current row explains: a kink misplaced (two merged into
+    # one, or a neighbour's) can pull a least-squares fit too far for trimming to see it.
+    prior = np.abs(rows @ neuron.theta)
+    keep = prior <= max(16 * float(np.median(prior)), 1e-14)
+    if keep.sum() < unknowns:
+        keep[:] = True
     theta = neuron.theta.copy()
     s = np.zeros(0)
     # Trimmed least squares: a neighbour's kink re-found by mistake fits far worse than

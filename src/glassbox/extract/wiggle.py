@@ -19,7 +19,6 @@ from numpy.typing import NDArray
 
 from glassbox.extract.oracle import Oracle
 from glassbox.extract.prefix import Prefix
-from glassbox.extract.tolerance import step_fraction
 
 Array = NDArray[np.float64]
 
@@ -30,6 +29,7 @@ CLEAN = 1e-3
 EASY = 3
 # Step size, relative to the room inside the prefix region.
 WIGGLE_FRACTION = 1e-3
+LONGEST = 0.3
 
 
 @dataclass(frozen=True)
@@ -111,14 +111,21 @@ def _vote(
         return None
     unit: Array = e / np.linalg.norm(e)
     room = prefix.room(x, unit)
-    size = step_fraction(WIGGLE_FRACTION, eps, 0.1) * (room if np.isfinite(room) else 1.0 + np.linalg.norm(x))
-    X = np.stack([x, x + size * unit, x - size * unit])
-    F = oracle.query(X)
-    up = float(np.linalg.norm(F[1] - F[0]))
-    down = float(np.linalg.norm(F[2] - F[0]))
-    noise = 16 * eps * max(float(np.max(np.abs(F))), 1e-300)
-    if max(up, down) <= 64 * noise:
-        return None
+    reach = room if np.isfinite(room) else 1.0 + np.linalg.norm(x)
+    # The flat side stays flat at any step inside the region (nothing of the layer moves
+    # but this neuron): a step too small to show above the rounding grows, up to LONGEST.
+    fraction = WIGGLE_FRACTION
+    while True:
+        size = fraction * reach
+        F = oracle.query(np.stack([x, x + size * unit, x - size * unit]))
+        up = float(np.linalg.norm(F[1] - F[0]))
+        down = float(np.linalg.norm(F[2] - F[0]))
+        noise = 16 * eps * max(float(np.max(np.abs(F))), 1e-300)
+        if max(up, down) > 4 * noise:
+            break
+        fraction *= 16
+        if fraction > LONGEST:
+            return None
     side = 1.0 if up > down else -1.0
     conf = abs(up - down) / (up + down)
     return side, conf

@@ -126,7 +126,8 @@ def measure(
     # The slope jump the line saw must be the one these gradients predict.
     along = M @ (Q[:, ok].T @ u)
     seen = line.slope_right[k] - line.slope_left[k]
-    if np.max(np.abs(along - seen)) > loosen(1e-4, eps) * np.max(np.abs(seen)) + 64 * floor:
+    slack = loosen(1e-4, eps) * np.max(np.abs(seen)) + 64 * floor + 4 * line.slope_error[k]
+    if np.max(np.abs(along - seen)) > slack:
         return None
     width = prefix.width
     B = J[active] @ Q[:, ok]  # (a, r')

@@ -28,7 +28,7 @@ from glassbox.extract.neurons import Neuron, assign, explained, merge_duplicates
 from glassbox.extract.oracle import Oracle
 from glassbox.extract.precision import onto_plane, point_with, refine_neuron
 from glassbox.extract.prefix import Prefix
-from glassbox.extract.tolerance import loosen, step_fraction
+from glassbox.extract.tolerance import coarseness, loosen, step_fraction
 from glassbox.extract.witness import ON_PREFIX, Witness, measure
 
 Array = NDArray[np.float64]
@@ -39,6 +39,9 @@ FLAT_TRIES = 5
 FLAT_HITS = 3
 # Predicted and found kink positions after a walk agree to this (relative to 1 + |x|).
 FLAT_TOLERANCE = 1e-6
+# With answers this much coarser than float64, a new neuron's row is refined at once,
+# not at the end of the layer's search.
+COARSE = 16.0
 # At most this many kinks are kept per layer for the self-check.
 MAX_SEEN = 4096
 
@@ -218,6 +221,10 @@ def _absorb(
             flat = _flat(oracle, prefix, neuron, settings, rng)
         if flat:
             out.neurons.append(neuron)
+            if coarseness(settings.eps) > COARSE:
+                # A rough row "explains" every kink near its plane: refine it before it does.
+                with oracle.phase("refine"):
+                    refine_neuron(oracle, prefix, neuron, rng, settings.input_scale, settings.eps)
         else:
             out.deeper += 1
 

@@ -326,6 +326,81 @@ def row_capped(oracle: Oracle, max_rows: int) -> Oracle:
     return _RowCapped(oracle, max_rows)
 
 
+class NonFiniteAnswer(RuntimeError):
+    """Raised when the black box answers NaN or infinity; the attack stops with the reason."""
+
+
+def _finite(y: Array) -> Array:
+    if not np.all(np.isfinite(y)):
+        rows = np.flatnonzero(~np.all(np.isfinite(y), axis=1))
+        what = "NaN" if np.any(np.isnan(y)) else "infinity"
+        raise NonFiniteAnswer(
+            f"answers contain {what} ({rows.size} of {y.shape[0]} rows of one batch): "
+            "not a ReLU network's output, or an overflow inside the black box"
+        )
+    return y
+
+
+def finite_answers(oracle: Oracle) -> Oracle:
+    """The same oracle, raising :class:`NonFiniteAnswer` at the first batch with NaN or inf."""
+    return _Weakened(oracle, _finite)
+
+
+class _Averaged(_Weakened):
+    """Each row asked ``repeats`` times and the answers averaged (every repeat is counted)."""
+
+    def __init__(self, inner: Oracle, repeats: int, max_rows: int) -> None:
+        super().__init__(inner, lambda y: y)
+        self.__repeats = repeats
+        self.__chunk = max(1, max_rows // repeats)
+
+    def _answer(self, X: Array) -> Array:
+        r, m = self.__repeats, self.__chunk
+        self._ledger.charge((r - 1) * X.shape[0])
+        parts = []
+        for i in range(0, max(X.shape[0], 1), m):
+            Y = super()._answer(np.repeat(X[i : i + m], r, axis=0))
+            parts.append(Y.reshape(-1, r, Y.shape[1]).mean(axis=1))
+        return np.vstack(parts)
+
+
+def averaged(oracle: Oracle, repeats: int, max_rows: int = 8192) -> Oracle:
+    """Answers averaged over ``repeats`` queries of each row (noise shrinks as sqrt(repeats)).
+
+    The black box is asked at most ``max(max_rows, repeats)`` rows at a time.
+    """
+    if repeats < 1:
+        raise GlassboxError(f"repeats must be at least 1, got {repeats}")
+    return oracle if repeats == 1 else _Averaged(oracle, repeats, max_rows)
+
+
+class _Limited(_Weakened):
+    """Refuses, before answering, a batch that would take it past ``limit`` rows of its own."""
+
+    def __init__(self, inner: Oracle, limit: int, per_row: int) -> None:
+        super().__init__(inner, lambda y: y)
+        self.__limit = limit
+        self.__per_row = per_row
+        self.__start = inner.queries
+
+    def query(self, X: ArrayLike) -> Array:
+        k = self.__per_row * int(np.shape(np.atleast_2d(np.asarray(X)))[0])
+        spent = self.queries - self.__start
+        if spent + k > self.__limit:
+            raise QueryBudgetExceeded(self.__limit, spent, k)
+        return super().query(X)
+
+
+def limited(oracle: Oracle, limit: int, per_row: int = 1) -> Oracle:
+    """The same oracle (same count) that refuses to answer more than ``limit`` further rows.
+
+    ``per_row``: rows the black box answers per row asked (an :func:`averaged` oracle's repeats).
+    """
+    if limit < 1 or per_row < 1:
+        raise GlassboxError(f"query limit and per_row must be at least 1, got {limit}, {per_row}")
+    return _Limited(oracle, limit, per_row)
+
+
 def float32_outputs(oracle: Oracle) -> Oracle:
     """Answers rounded to float32 (returned as float64 arrays holding float32 values)."""
     return _Weakened(oracle, lambda y: y.astype(np.float32).astype(np.float64))

@@ -59,9 +59,9 @@ def extract(
     start = time.perf_counter()
     box = row_capped(oracle, config.max_batch_rows)
     q0 = box.queries
-    rng = np.random.default_rng(config.seed)
     with box.phase("probe"):
-        profile = profile_oracle(box, rng, config.input_scale)
+        # Its own stream: the attack's draws stay the same whatever the probe asks.
+        profile = profile_oracle(box, np.random.default_rng([config.seed, 1]), config.input_scale)
     budget = config.max_queries or default_budget(box.input_dim, box.output_dim, profile.repeats)
     work = limited(
         averaged(finite_answers(box), profile.repeats, config.max_batch_rows),
@@ -69,7 +69,7 @@ def extract(
         per_row=profile.repeats,
     )
     bar = Progress(progress, work)
-    run = _Run(work, config, bar, rng, profile)
+    run = _Run(work, config, bar, np.random.default_rng(config.seed), profile)
     try:
         if profile.stop is not None:
             run.message = f"stopped after {box.queries - q0} queries: {profile.stop}"

@@ -260,6 +260,7 @@ class OnnxOracle(Oracle):
         self.__run = session.run
         self.__input_name = inputs[0].name
         self.__dtype = np.float64 if kind == "tensor(double)" else np.float32
+        self._float32 = kind == "tensor(float)"
         batch = shape[0] if len(shape) == 2 else None
         self._fixed_batch: int | None = batch if isinstance(batch, int) and batch > 0 else None
         if out_dim is None:
@@ -280,6 +281,11 @@ class OnnxOracle(Oracle):
 
     def _answer(self, X: Array) -> Array:
         return self.__raw(X).reshape(X.shape[0], self.output_dim)
+
+
+def computes_in_float32(oracle: Oracle) -> bool:
+    """Whether an ONNX oracle's graph takes float32 input (it then computes in float32)."""
+    return isinstance(oracle, OnnxOracle) and oracle._float32
 
 
 def fixed_batch_size(oracle: Oracle) -> int | None:

@@ -42,6 +42,8 @@ FLAT_TOLERANCE = 1e-6
 # With answers this much coarser than float64, a new neuron's row is refined at once,
 # not at the end of the layer's search.
 COARSE = 16.0
+# Refinement passes per neuron at the end of a layer's search, with coarse answers.
+REFINE_PASSES = 3
 # At most this many kinks are kept per layer for the self-check.
 MAX_SEEN = 4096
 
@@ -137,10 +139,15 @@ def search_layer(
     merged = merge_duplicates(out.neurons)
     if merged:
         out.notes.append(f"merged {merged} neuron(s) met twice")
+    coarse = coarseness(settings.eps) > COARSE
     with oracle.phase("refine"):
         for neuron in out.neurons:
-            if not neuron.refined:
+            # Coarse answers: a second pass, from the better row the first one gave.
+            for _ in range(REFINE_PASSES if coarse else 1 - min(neuron.refined, 1)):
+                before = neuron.error
                 refine_neuron(oracle, prefix, neuron, rng, settings.input_scale, settings.eps)
+                if neuron.error >= 0.5 * before:
+                    break
     return out
 
 

@@ -283,6 +283,7 @@ class _Run:
                 self.on_points,
                 self.rng,
                 self.config.input_scale,
+                per_anchor=8,
             )
         if relu is not None:
             self.output_relu = relu

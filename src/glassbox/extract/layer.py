@@ -16,6 +16,7 @@ Lines continue until ``patience`` lines in a row bring no new neuron.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -148,6 +149,8 @@ def search_layer(
                 refine_neuron(oracle, prefix, neuron, rng, settings.input_scale, settings.eps)
                 if neuron.error >= 0.5 * before:
                     break
+    if coarse and merge_duplicates(out.neurons):
+        out.notes.append("merged neuron(s) that refinement showed to be one")
     return out
 
 
@@ -386,8 +389,64 @@ def _fill(
                 if w is not None and w.active[j] and neuron.join(w):
                     progress = True
                     break
+            else:
+                if coarseness(settings.eps) > COARSE:
+                    progress |= _fill_from_kinks(oracle, prefix, neuron, int(j), settings, rng)
         if not progress:
             return
+
+
+def _fill_from_kinks(
+    oracle: Oracle,
+    prefix: Prefix,
+    neuron: Neuron,
+    j: int,
+    settings: SearchSettings,
+    rng: np.random.Generator,
+) -> bool:
+    """Coordinate ``j`` of the row from where its kink sits with ``j`` on (coarse answers).
+
+    Coarse gradients may not pin ``j`` down, but a kink's place does: where the known part
+    of the row is ``z`` and coordinate ``j`` is ``h_j``, the kink says ``theta_j = -z / h_j``.
+    A second kink, elsewhere, must then sit where the completed row predicts.
+    """
+    s = settings.input_scale
+    on = step_fraction(1e-3, settings.eps, 0.1) * s
+    others = ~neuron.known
+    others[j] = False
+    trial: Neuron | None = None
+    for start in _starts(neuron, prefix, rng, s):
+        guess = trial if trial is not None else neuron
+        x = point_with(prefix, guess.theta, j, start, on)
+        if x is None or np.any(prefix.state(x[None])[0][others] > 0):
+            continue
+        if trial is not None:
+            if _kink_where_predicted(
+                oracle, prefix, trial, x, prefix.normal(trial.theta, x), settings, 1.0
+            ):
+                neuron.theta, neuron.known = trial.theta, trial.known
+                return True
+            trial = None
+            continue
+        G, _ = prefix.last_preact_map(x)
+        g = prefix.normal(neuron.theta, x)
+        nj = G[j] / np.linalg.norm(G[j])
+        g = g - (g @ nj) * nj
+        if np.linalg.norm(g) == 0:
+            continue
+        found = locate(oracle, prefix, neuron, x, g / np.linalg.norm(g), settings, reach=0.1 * s)
+        if found is None:
+            continue
+        line, k = found
+        h = prefix.state(line.point(float(line.t[k]))[None])[0]
+        if h[j] <= 0 or np.any(h[others] > 0):
+            continue
+        theta = neuron.theta.copy()
+        theta[j] = -float(theta[:-1] @ h + theta[-1]) / h[j]
+        known = neuron.known.copy()
+        known[j] = True
+        trial = dataclasses.replace(neuron, theta=theta / np.linalg.norm(theta), known=known)
+    return False
 
 
 def _starts(neuron: Neuron, prefix: Prefix, rng: np.random.Generator, s: float) -> list[Array]:

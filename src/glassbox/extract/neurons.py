@@ -204,11 +204,14 @@ def merge_duplicates(neurons: list[Neuron]) -> int:
             if sine > loosen(SAME_ROW, na.eps) + 64 * (na.error + nb.error):
                 continue
             keep = Neuron(na.width, na.witnesses + nb.witnesses)
-            if keep.solve():
-                keep.flat_checks = na.flat_checks + nb.flat_checks
-                keep.flat_failures = na.flat_failures + nb.flat_failures
-                neurons[a] = keep
-                gone.add(b)
+            if not keep.solve():
+                # Witnesses from coarse answers may not solve together: the same plane
+                # all the same; the one that knows more (refined, if either is) stays.
+                keep = max((na, nb), key=lambda n: (int(n.known.sum()), n.refined, -n.error))
+            keep.flat_checks = na.flat_checks + nb.flat_checks
+            keep.flat_failures = na.flat_failures + nb.flat_failures
+            neurons[a] = keep
+            gone.add(b)
     for i in sorted(gone, reverse=True):
         del neurons[i]
     return len(gone)

@@ -22,6 +22,7 @@ from glassbox.extract.check import kink_layers, self_check
 from glassbox.extract.kinks import HIDDEN, LineKinks
 from glassbox.extract.lastlayer import LastLayerFit, fit_last_layer
 from glassbox.extract.layer import COARSE, LayerSearch, SearchSettings, search_layer
+from glassbox.extract.neurons import ON_PLANE, Neuron
 from glassbox.extract.oracle import (
     NonFiniteAnswer,
     Oracle,
@@ -31,7 +32,6 @@ from glassbox.extract.oracle import (
     limited,
     row_capped,
 )
-from glassbox.extract.neurons import ON_PLANE, Neuron
 from glassbox.extract.precision import onto_plane, polish_single_layer
 from glassbox.extract.prefix import Prefix
 from glassbox.extract.probe import AnswerProfile, profile_oracle

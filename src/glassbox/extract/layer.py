@@ -334,7 +334,9 @@ def _kink_where_predicted(
     if found is None:
         return False
     line, k = found
-    tol = (loosen(FLAT_TOLERANCE, settings.eps) + 64 * walk * neuron.error) * (1 + np.linalg.norm(p))
+    tol = (loosen(FLAT_TOLERANCE, settings.eps) + 64 * walk * neuron.error) * (
+        1 + np.linalg.norm(p)
+    )
     return bool(abs(float(line.t[k])) <= tol)
 
 

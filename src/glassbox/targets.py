@@ -11,11 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from glassbox.errors import GlassboxError
+from glassbox.extract.onnx_oracle import OnnxOracle, computes_in_float32, fixed_batch_size
 from glassbox.extract.oracle import (
-    OnnxOracle,
     Oracle,
-    computes_in_float32,
-    fixed_batch_size,
     float32_outputs,
     net_oracle,
 )

@@ -21,8 +21,7 @@ from numpy.typing import NDArray
 from glassbox.extract.check import kink_layers, self_check
 from glassbox.extract.kinks import HIDDEN, LineKinks
 from glassbox.extract.lastlayer import LastLayerFit, fit_last_layer
-from glassbox.extract.layer import COARSE, LayerSearch, SearchSettings, search_layer
-from glassbox.extract.neurons import ON_PLANE, Neuron
+from glassbox.extract.layer import LayerSearch, search_layer
 from glassbox.extract.oracle import (
     NonFiniteAnswer,
     Oracle,
@@ -32,14 +31,15 @@ from glassbox.extract.oracle import (
     limited,
     row_capped,
 )
-from glassbox.extract.precision import onto_plane, polish_single_layer
+from glassbox.extract.precision import polish_single_layer
+from glassbox.extract.predicted import SearchSettings
 from glassbox.extract.prefix import Prefix
 from glassbox.extract.probe import AnswerProfile, profile_oracle
 from glassbox.extract.progress import Progress, peak_rss_mb
 from glassbox.extract.records import ExtractConfig, ExtractionResult
 from glassbox.extract.sampling import fit_sample, straddle
-from glassbox.extract.tolerance import FLOAT64_EPS, coarseness
-from glassbox.extract.wiggle import wiggle_signs
+from glassbox.extract.tolerance import FLOAT64_EPS, is_coarse
+from glassbox.extract.wiggle import points_on_plane, wiggle_signs
 from glassbox.mlp import ReLUNet
 
 Array = NDArray[np.float64]
@@ -192,7 +192,7 @@ class _Run:
                 self._finish(fit, info, t0, q0, hint)
                 return
             with self.oracle.phase("signs"):
-                points = [_on_plane(self.prefix, n) for n in search.neurons]
+                points = [points_on_plane(self.prefix, n) for n in search.neurons]
                 votes = wiggle_signs(self.oracle, self.prefix, theta, points, self.rng, self.eps)
             for n_info, v in zip(info["neuron_evidence"], votes, strict=True):
                 n_info.update(
@@ -234,7 +234,7 @@ class _Run:
     ) -> LayerSearch:
         cfg = self.config
         # Coarse answers hide kinks with small slope jumps: lines find fewer per neuron.
-        patience = cfg.patience * (2 if coarseness(self.eps) > COARSE else 1)
+        patience = cfg.patience * (2 if is_coarse(self.eps) else 1)
         settings = SearchSettings(
             cfg.input_scale,
             cfg.line_length,
@@ -371,22 +371,6 @@ class _Run:
                 f"; {fit.unmeasured} outgoing weight(s) never measured (an output on only where "
                 "its neuron is off, in every sample): the net may differ where they matter"
             )
-
-
-def _on_plane(prefix: Prefix, neuron: Neuron) -> list[Array]:
-    """The neuron's witness points, each moved onto its (refined) plane where it strayed.
-
-    A witness measured from coarse answers can sit off the plane the refined row gives,
-    or even belong to a neighbour; the wiggle needs points on the plane itself.
-    """
-    out = []
-    for w in neuron.witnesses:
-        x = w.x
-        if neuron.distance(prefix, x) > ON_PLANE * (1 + float(np.linalg.norm(x))):
-            moved = onto_plane(prefix, neuron.theta, x)
-            x = moved if moved is not None else x
-        out.append(x)
-    return out
 
 
 def _clean(fit: LastLayerFit) -> bool:

@@ -14,6 +14,16 @@ FLOAT64_EPS = 2.0**-52
 FLOAT32_EPS = 2.0**-24
 
 
+# Answers this many times coarser than float64 take the coarse paths (refine each neuron at
+# once, longer patience, rows completed from kink positions).
+COARSE = 16.0
+
+
+def is_coarse(eps: float) -> bool:
+    """Whether answers of relative precision ``eps`` take the attack's coarse paths."""
+    return coarseness(eps) > COARSE
+
+
 def coarseness(eps: float) -> float:
     """How many times coarser than float64 the answers are (at least 1)."""
     return max(1.0, eps / FLOAT64_EPS)

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from glassbox.extract.neurons import ON_PLANE, Neuron
 from glassbox.extract.oracle import Oracle
+from glassbox.extract.precision import onto_plane
 from glassbox.extract.prefix import Prefix
 
 Array = NDArray[np.float64]
@@ -129,3 +131,19 @@ def _vote(
     side = 1.0 if up > down else -1.0
     conf = abs(up - down) / (up + down)
     return side, conf
+
+
+def points_on_plane(prefix: Prefix, neuron: Neuron) -> list[Array]:
+    """The neuron's witness points, each moved onto its (refined) plane where it strayed.
+
+    A witness measured from coarse answers can sit off the plane the refined row gives,
+    or even belong to a neighbour; the wiggle needs points on the plane itself.
+    """
+    out = []
+    for w in neuron.witnesses:
+        x = w.x
+        if neuron.distance(prefix, x) > ON_PLANE * (1 + float(np.linalg.norm(x))):
+            moved = onto_plane(prefix, neuron.theta, x)
+            x = moved if moved is not None else x
+        out.append(x)
+    return out

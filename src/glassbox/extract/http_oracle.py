@@ -91,6 +91,9 @@ class HttpOracle(Oracle):
             left = self.__send("GET", f"{PREFIX}/usage").json().get("remaining")
             d, m = int(info["input_dim"]), int(info["output_dim"])
             self.__max_rows = max(int(info.get("defences", {}).get("max_rows") or 8192), 1)
+        except GlassboxError:
+            self.__client.close()
+            raise
         except (ValueError, KeyError, TypeError):
             self.__client.close()
             raise GlassboxError(
@@ -106,6 +109,12 @@ class HttpOracle(Oracle):
     def close(self) -> None:
         """Close the connection to the service."""
         self.__client.close()
+
+    def __enter__(self) -> HttpOracle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def __send(self, method: str, path: str, body: bytes | None = None) -> Any:
         """One request, retried on connection errors, timeouts and 5xx; a refusal is raised."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import signal
 import socket
 import sys
 from collections.abc import Callable
@@ -103,6 +104,10 @@ def serve(service: Service, sock: socket.socket, ready: Callable[[str], None]) -
     config = uvicorn.Config(
         create_app(service), log_level="warning", access_log=False, lifespan="off"
     )
+    # uvicorn re-raises the signal that stopped it once it is done; let that be a no-op, so
+    # the usage summary below is written and the command ends normally.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)
     ready(url_of(sock))
     uvicorn.Server(config).run(sockets=[sock])
     for acct in service.accounts.all():

@@ -103,7 +103,10 @@ class CheckpointOracle(Oracle):
         try:
             manifest = read_json(self.__folder / MANIFEST)
             if manifest.get("format") != FORMAT:
-                raise GlassboxError(f"{self.__folder}: checkpoint format {manifest.get('format')}")
+                raise GlassboxError(
+                    f"{self.__folder}: unreadable checkpoint (format {manifest.get('format')}, "
+                    f"expected {FORMAT}); pass --overwrite to start again"
+                )
             if manifest.get("key") != self.__key:
                 raise GlassboxError(
                     f"{self.__folder} was made by another extraction ({manifest.get('key')}); "

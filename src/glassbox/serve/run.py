@@ -104,11 +104,16 @@ def serve(service: Service, sock: socket.socket, ready: Callable[[str], None]) -
     config = uvicorn.Config(
         create_app(service), log_level="warning", access_log=False, lifespan="off"
     )
-    # uvicorn re-raises the signal that stopped it once it is done; let that be a no-op, so
-    # the usage summary below is written and the command ends normally.
+    server = uvicorn.Server(config)
+
+    def stop(*_: object) -> None:
+        server.should_exit = True
+
+    # A signal before uvicorn takes over its handlers (or the one it re-raises when done)
+    # asks the server to stop, so the usage summary below is written and the command ends.
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: None)
+        signal.signal(sig, stop)
     ready(url_of(sock))
-    uvicorn.Server(config).run(sockets=[sock])
+    server.run(sockets=[sock])
     for acct in service.accounts.all():
         LOG.info("usage %s: %d queries in %d requests", acct.label, acct.queries, acct.requests)

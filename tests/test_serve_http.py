@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from glassbox.errors import GlassboxError
 from glassbox.extract.attack import extract
@@ -17,6 +20,7 @@ from glassbox.extract.verify import verify
 from glassbox.mlp import ReLUNet
 from glassbox.serve.faults import FAULTS, FaultyProxy
 from glassbox.serve.process import running_service
+from glassbox.wire import BINARY
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 DEEP = "10-8-6-3"  # two hidden layers; seed 0 extracts in a fraction of a second in-process
@@ -120,3 +124,53 @@ def test_glassbox_extract_attacks_a_url_with_the_key_from_the_environment(tmp_pa
         f"glassbox: error: the service at {url} refused GET /v1/info "
         "(HTTP 403 bad_key: the API key is not valid for this service)"
     )
+
+
+def test_the_cli_run_stops_at_the_service_budget_with_equal_counts(tmp_path: Path) -> None:
+    out = tmp_path / "x"
+    with running_service(f"random:{DEEP}", "--budget", "2500") as url:
+        env = {**os.environ, "PYTHONPATH": SRC}
+        run = subprocess.run(
+            [sys.executable, "-m", "glassbox.cli", "extract", url, "--out", str(out)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        served = usage(url)
+    assert run.returncode == 1, run.stderr
+    assert "query budget exhausted" in run.stdout
+    record = json.loads((out / "extraction.json").read_text())
+    assert record["queries"] == served["queries"] <= 2500 and not record["success"]
+
+
+PRINTABLE = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=30)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    headers=st.dictionaries(
+        st.sampled_from(["Content-Type", "Accept", "X-API-Key", "X-Request-Id", "Authorization"]),
+        st.one_of(st.sampled_from(["application/json", BINARY, "k", "Bearer k"]), PRINTABLE),
+        max_size=4,
+    ),
+    body=st.one_of(
+        st.binary(max_size=300),
+        st.lists(st.lists(st.floats(), max_size=6), max_size=4).map(
+            lambda v: json.dumps({"inputs": v}).encode()
+        ),
+    ),
+)
+def test_the_real_service_never_answers_500_to_random_requests(live_service, headers, body) -> None:
+    r = httpx.post(f"{live_service}/v1/predict", content=body, headers=headers, timeout=30)
+    assert r.status_code < 500, r.text
+    assert (
+        httpx.get(f"{live_service}/v1/info", headers={"X-API-Key": "k"}, timeout=30).status_code
+        == 200
+    )
+
+
+@pytest.fixture(scope="module")
+def live_service():
+    with running_service("random:4-5-3", "--api-key", "k", "--max-rows", "3") as url:
+        yield url

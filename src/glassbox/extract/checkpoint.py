@@ -61,15 +61,16 @@ def prepare(out: Path, resume: bool, overwrite: bool, marker: str) -> bool:
     return False
 
 
-def _read_segments(folder: Path, manifest: dict[str, Any]) -> list[Batch]:
+def _read_segments(folder: Path, segments: list[dict[str, Any]]) -> list[Batch]:
+    """The recorded batches, in order: the first ``batches`` of each listed segment file."""
     batches: list[Batch] = []
-    for seg in manifest["segments"]:
+    for seg in segments:
         with np.load(folder / seg["file"], allow_pickle=False) as data:
             digests, rows, outputs = data["digests"], data["rows"], data["outputs"]
         ends = np.cumsum(rows)
-        for d, end, k in zip(digests, ends, rows, strict=True):
+        for d, end, k in list(zip(digests, ends, rows, strict=True))[: seg["batches"]]:
             batches.append((d.tobytes(), outputs[end - k : end]))
-    return batches[: manifest["batches"]]
+    return batches
 
 
 class CheckpointOracle(Oracle):
@@ -89,10 +90,10 @@ class CheckpointOracle(Oracle):
         self.__inner, self.__folder, self.__every = inner, Path(folder), every
         self.__key = json.loads(dumps_json(key))  # as it reads back from checkpoint.json
         self.__start = inner.queries
-        self.__log: list[Batch] = []  # every batch of this run, replayed or asked
+        self.__pending: list[Batch] = []  # batches asked since the last write
         self.__replay: deque[Batch] = deque()
-        self.__segments: list[dict[str, Any]] = []
-        self.__saved = 0  # batches of the log already in segment files
+        self.__segments: list[dict[str, Any]] = []  # files, each with how many batches count
+        self.__consumed = 0  # batches answered from the checkpoint so far
         self.__next = 0  # the number of the next segment file
         self.__replayed = 0  # rows answered from the log
         self.__last = time.monotonic()
@@ -112,14 +113,15 @@ class CheckpointOracle(Oracle):
                     f"{self.__folder} was made by another extraction ({manifest.get('key')}); "
                     "pass the same target and options, or --overwrite to start again"
                 )
-            batches = _read_segments(self.__folder, manifest)
+            segments = list(manifest["segments"])
+            batches = _read_segments(self.__folder, segments)
+            self.__next = int(manifest["next_segment"])
         except (OSError, KeyError, ValueError, TypeError) as exc:
             if isinstance(exc, GlassboxError):
                 raise
             raise GlassboxError(f"{self.__folder}: unreadable checkpoint ({exc})") from None
         self.__replay.extend(batches)
-        self.__segments = list(manifest["segments"])
-        self.__saved, self.__next = len(batches), len(self.__segments)
+        self.__segments = segments
 
     @property
     def replayed(self) -> int:
@@ -131,7 +133,8 @@ class CheckpointOracle(Oracle):
         if self.__replay:
             seen, Y = self.__replay[0]
             if seen == d and Y.shape[0] == X.shape[0]:
-                self.__log.append(self.__replay.popleft())
+                self.__replay.popleft()
+                self.__consumed += 1
                 self.__replayed += X.shape[0]
                 return Y.copy()
             self.__diverged()
@@ -140,7 +143,7 @@ class CheckpointOracle(Oracle):
         except QueryBudgetExceeded:
             settle(self._ledger, self.__replayed + self.__inner.queries - self.__start)
             raise
-        self.__log.append((d, Y))
+        self.__pending.append((d, Y))
         if time.monotonic() - self.__last >= self.__every:
             self.flush()
         return Y
@@ -148,15 +151,19 @@ class CheckpointOracle(Oracle):
     def __diverged(self) -> None:
         """The run asked something else than the recorded one: keep only the part that matched."""
         self.__replay.clear()
-        if len(self.__log) < self.__saved:
-            self.__segments, self.__saved = [], 0  # the next flush rewrites the log from scratch
+        kept, total = [], 0
+        for seg in self.__segments:
+            n = min(seg["batches"], self.__consumed - total)
+            if n <= 0:
+                break
+            kept.append({**seg, "batches": n})
+            total += n
+        self.__segments = kept
 
     def flush(self) -> None:
-        """Write the batches answered since the last write, then the manifest (both atomically)."""
+        """Write the batches asked since the last write, then the manifest (both atomically)."""
         self.__last = time.monotonic()
-        new = self.__log[self.__saved :]
-        if not new and self.__segments:
-            return
+        new, self.__pending = self.__pending, []
         self.__folder.mkdir(parents=True, exist_ok=True)
         if new:
             name = f"answers-{self.__next:05d}.npz"
@@ -169,7 +176,6 @@ class CheckpointOracle(Oracle):
                     outputs=np.concatenate([y for _, y in new]),
                 )
             self.__segments.append({"file": name, "batches": len(new)})
-            self.__saved = len(self.__log)
         write_json(self.__folder / MANIFEST, self.summary())
 
     def summary(self) -> dict[str, Any]:
@@ -178,7 +184,8 @@ class CheckpointOracle(Oracle):
             "format": FORMAT,
             "key": self.__key,
             "segments": self.__segments,
-            "batches": self.__saved,
+            "next_segment": self.__next,
+            "batches": sum(seg["batches"] for seg in self.__segments),
             "queries": self.queries,
             "queries_by_phase": self.queries_by_phase,
             "replayed_queries": self.__replayed,

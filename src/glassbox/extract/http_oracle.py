@@ -142,7 +142,8 @@ class HttpOracle(Oracle):
             return response
         raise GlassboxError(
             f"the service at {self.__url} did not answer {method} {path} after "
-            f"{self.__retries + 1} tries (last: {last}); rerun with --resume to go on"
+            f"{self.__retries + 1} tries (last: {last}); "
+            + ("rerun with --resume to go on" if body is not None else "is it running?")
         )
 
     def _answer(self, X: Array) -> Array:

@@ -188,3 +188,16 @@ def test_random_malformed_requests_never_get_a_500(headers, body, path, method) 
 
 
 FUZZ = client(max_rows=50, budget=10**6)
+
+
+def test_remembered_answers_are_bounded_in_count_and_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    import glassbox.serve.accounts as accounts
+
+    monkeypatch.setattr(accounts, "REMEMBER_BYTES", 3 * 8 * 10)
+    acct = accounts.Account("a", None)
+    for i in range(5):
+        acct.remember(str(i), "d", np.zeros((10, 1)))
+    assert list(acct.answered) == ["2", "3", "4"] and acct.answered_bytes == 240
+    monkeypatch.setattr(accounts, "REMEMBER", 2)
+    acct.remember("5", "d", np.zeros((1, 1)))
+    assert list(acct.answered) == ["4", "5"] and acct.answered_bytes == 88

@@ -75,7 +75,7 @@ def test_extraction_survives_drops_500s_and_stalls_and_counts_each_row_once() ->
         running_service(f"random:{DEEP}", "--seed", "0") as url,
         FaultyProxy(url, rate=0.08, stall=0.6, seed=1) as proxy,
     ):
-        with HttpOracle(proxy.url, timeout=0.3, backoff=0.01) as oracle:
+        with HttpOracle(proxy.url, timeout=0.3, retries=12, backoff=0.01) as oracle:
             result = extract(oracle)
         served = usage(url)
     assert all(proxy.injected[f] > 0 for f in FAULTS), proxy.injected

@@ -14,8 +14,10 @@ from glassbox.wire import BUDGET_SPENT
 
 Array = NDArray[np.float64]
 
-#: How many answered request ids each key remembers (a retry comes within seconds).
-REMEMBER = 4096
+#: How many answered request ids each key remembers, and how many bytes of answers at most
+#: (a retry comes within seconds, so the last few suffice).
+REMEMBER = 1024
+REMEMBER_BYTES = 64 * 2**20
 ANONYMOUS = "anonymous"
 
 
@@ -38,6 +40,7 @@ class Account:
     queries: int = 0
     requests: int = 0
     answered: OrderedDict[str, tuple[str, Array]] = field(default_factory=OrderedDict)
+    answered_bytes: int = 0
 
     @property
     def remaining(self) -> int | None:
@@ -83,8 +86,11 @@ class Account:
     def remember(self, request_id: str, digest: str, outputs: Array) -> None:
         """Keep the answer to ``request_id`` so that a retry of it is answered free."""
         self.answered[request_id] = (digest, outputs)
-        while len(self.answered) > REMEMBER:
-            self.answered.popitem(last=False)
+        self.answered_bytes += outputs.nbytes
+        while len(self.answered) > 1 and (
+            len(self.answered) > REMEMBER or self.answered_bytes > REMEMBER_BYTES
+        ):
+            self.answered_bytes -= self.answered.popitem(last=False)[1][1].nbytes
 
 
 class Accounts:

@@ -91,11 +91,10 @@ class HttpOracle(Oracle):
             left = self.__send("GET", f"{PREFIX}/usage").json().get("remaining")
             d, m = int(info["input_dim"]), int(info["output_dim"])
             self.__max_rows = max(int(info.get("defences", {}).get("max_rows") or 8192), 1)
-        except GlassboxError:
+        except (ValueError, KeyError, TypeError, httpx.InvalidURL) as exc:
             self.__client.close()
-            raise
-        except (ValueError, KeyError, TypeError):
-            self.__client.close()
+            if isinstance(exc, GlassboxError):
+                raise
             raise GlassboxError(
                 f"{url} does not answer like a glassbox prediction service"
             ) from None

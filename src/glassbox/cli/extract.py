@@ -102,6 +102,8 @@ def extract_command(
     Writes recovered.safetensors, config.json, extraction.json (with a verification
     object when the truth is known here; the attack never sees it), line.json and
     line.png/.svg; with --report also report.html (`glassbox report DIR` rebuilds it).
+    TARGET may also be http://HOST:PORT, a running `glassbox serve` (API key from
+    GLASSBOX_API_KEY). A checkpoint in --out/checkpoint lets --resume go on after a kill.
     Exit status 0 when the attack's self-check passes, 1 when it reports failure,
     2 on a usage error.
     """

@@ -22,7 +22,7 @@ from glassbox.extract.oracle import (
     noisy,
     rounded,
 )
-from glassbox.extract.probe import COARSEST, MAX_REPEATS, profile_oracle
+from glassbox.extract.probe import COARSEST, MAX_REPEATS, NOISE_BOUND, profile_oracle
 from glassbox.extract.tolerance import FLOAT32_EPS, FLOAT64_EPS
 from glassbox.extract.verify import verify
 from glassbox.mlp import ReLUNet
@@ -77,7 +77,7 @@ def test_noise_is_measured_and_averaging_sized_to_it(sigma):
     p = _profile(noisy(net_oracle(NET), sigma, seed=1))
     assert p.kind == "noisy" and p.stop is None
     assert sigma / 1.5 < p.sigma < sigma * 1.5
-    rel = p.sigma / p.scale
+    rel = NOISE_BOUND * p.sigma / p.scale
     assert p.repeats == max(1, math.ceil((rel / COARSEST) ** 2))
     assert p.eps == pytest.approx(rel / math.sqrt(p.repeats))
     assert p.eps <= COARSEST

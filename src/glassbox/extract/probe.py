@@ -43,6 +43,8 @@ WINDOW_POINTS = 5
 COARSEST = 2.0**-20
 # The most repeats an averaged answer may take (noise shrinks as their square root).
 MAX_REPEATS = 256
+# An answer's error bound, in standard deviations of its noise.
+NOISE_BOUND = 8.0
 # Share of curved windows above which the target is not piecewise linear.
 CURVED_SHARE = 0.5
 
@@ -147,15 +149,16 @@ def _noisy(
     if bad is not None:
         return _stopped("not-finite", oracle, q0, f"answers contain {bad} at Gaussian inputs")
     sigma = float(np.sqrt(np.mean(np.var(Y, axis=1, ddof=1))))
-    rel = sigma / max(scale, 1e-300)
+    # Tolerances need a bound on an answer's error, not its spread: NOISE_BOUND sigmas.
+    rel = NOISE_BOUND * sigma / max(scale, 1e-300)
     repeats = max(1, math.ceil((rel / COARSEST) ** 2))
     if repeats > MAX_REPEATS:
         return _stopped(
             "noisy",
             oracle,
             q0,
-            f"answers carry noise of sigma {sigma:.2g} (2^{math.log2(rel):.1f} of their "
-            f"scale {scale:.3g}): averaging would need {repeats} repeats per query, more than "
+            f"answers carry noise of sigma {sigma:.2g} ({NOISE_BOUND:g} sigma is "
+            f"2^{math.log2(rel):.1f} of their scale {scale:.3g}): averaging would need {repeats} repeats per query, more than "
             f"{MAX_REPEATS}; too noisy for the kink search",
             eps=rel,
             scale=scale,

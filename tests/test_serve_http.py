@@ -96,26 +96,19 @@ def test_an_unreachable_service_is_one_line_after_the_retries() -> None:
     assert oracle.queries == 1  # the ledger charged the row; the run ends here (resume goes on)
 
 
+def cli_extract(url: str, out: Path, key: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``glassbox extract URL --out OUT`` in a child process, the key in GLASSBOX_API_KEY."""
+    env = {**os.environ, "PYTHONPATH": SRC, "GLASSBOX_API_KEY": key or ""}
+    cmd = [sys.executable, "-m", "glassbox.cli", "extract", url, "--out", str(out)]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+
+
 def test_glassbox_extract_attacks_a_url_with_the_key_from_the_environment(tmp_path: Path) -> None:
     out = tmp_path / "x"
     with running_service(f"random:{DEEP}", "--api-key", "s3cret") as url:
-        env = {**os.environ, "PYTHONPATH": SRC, "GLASSBOX_API_KEY": "s3cret"}
-        run = subprocess.run(
-            [sys.executable, "-m", "glassbox.cli", "extract", url, "--out", str(out)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        run = cli_extract(url, out, "s3cret")
         served = usage(url, "s3cret")
-        env["GLASSBOX_API_KEY"] = "nope"
-        refused = subprocess.run(
-            [sys.executable, "-m", "glassbox.cli", "extract", url, "--out", str(tmp_path / "y")],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        refused = cli_extract(url, tmp_path / "y", "nope")
     assert run.returncode == 0, run.stderr
     assert f"({served['queries']})" in run.stdout  # the printed count is the service's
     assert (out / "recovered.safetensors").is_file()
@@ -129,14 +122,7 @@ def test_glassbox_extract_attacks_a_url_with_the_key_from_the_environment(tmp_pa
 def test_the_cli_run_stops_at_the_service_budget_with_equal_counts(tmp_path: Path) -> None:
     out = tmp_path / "x"
     with running_service(f"random:{DEEP}", "--budget", "2500") as url:
-        env = {**os.environ, "PYTHONPATH": SRC}
-        run = subprocess.run(
-            [sys.executable, "-m", "glassbox.cli", "extract", url, "--out", str(out)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        run = cli_extract(url, out)
         served = usage(url)
     assert run.returncode == 1, run.stderr
     assert "query budget exhausted" in run.stdout

@@ -130,7 +130,8 @@ def test_the_cli_run_stops_at_the_service_budget_with_equal_counts(tmp_path: Pat
     assert record["queries"] == served["queries"] <= 2500 and not record["success"]
 
 
-PRINTABLE = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=30)
+# The client itself refuses header values with surrounding spaces; the service sees the rest.
+PRINTABLE = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=30).map(str.strip)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))

@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,33 +139,45 @@ def _reply(Y: Array, binary: bool) -> Response:
     return Response(json.dumps({"outputs": Y.tolist()}), media_type=JSON)
 
 
+class LogRequests:
+    """ASGI middleware: one log line per request (method, path, status, rows, key), never the body."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0, status = time.perf_counter(), [500]
+
+        async def sending(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            state = scope.get("state", {})  # what the route put in request.state
+            LOG.info(
+                "%s %s %d rows=%s key=%s%s %.1f ms",
+                scope["method"],
+                scope["path"],
+                status[0],
+                state.get("rows", "-"),
+                state.get("key", "-"),
+                " replay" if state.get("replay") else "",
+                1e3 * (time.perf_counter() - t0),
+            )
+
+
 def create_app(service: Service) -> FastAPI:
     """The FastAPI application serving ``service`` (one process, one model)."""
     app = FastAPI(title="glassbox prediction service", docs_url=None, redoc_url=None)
+    app.add_middleware(LogRequests)
     app.openapi_url = None  # the schema would only describe what /v1/info says
     accounts, oracle = service.accounts, service.oracle
-
-    @app.middleware("http")
-    async def log_each(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        t0 = time.perf_counter()
-        try:
-            response = await call_next(request)
-        except Refusal as exc:  # raised outside a route (kept for safety)
-            response = _refuse(exc.status, exc.code, exc.detail)
-        state = request.state
-        LOG.info(
-            "%s %s %d rows=%s key=%s%s %.1f ms",
-            request.method,
-            request.url.path,
-            response.status_code,
-            getattr(state, "rows", "-"),
-            getattr(state, "key", "-"),
-            " replay" if getattr(state, "replay", False) else "",
-            1e3 * (time.perf_counter() - t0),
-        )
-        return response
 
     @app.exception_handler(Refusal)
     async def refused(request: Request, exc: Refusal) -> JSONResponse:

@@ -188,6 +188,7 @@ class CheckpointOracle(Oracle):
             "batches": sum(seg["batches"] for seg in self.__segments),
             "queries": self.queries,
             "queries_by_phase": self.queries_by_phase,
+            "phase": list(self._ledger.phases),  # where the attack was when this was written
             "replayed_queries": self.__replayed,
             "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }

@@ -35,12 +35,14 @@ from glassbox.extras import require
 @click.option(
     "--round",
     "round_digits",
+    metavar="K",
     type=click.IntRange(1, 17),
     default=None,
     help="Defence: round answers to K significant digits.",
 )
 @click.option(
     "--noise",
+    metavar="SIGMA",
     type=click.FloatRange(min=0.0),
     default=None,
     help="Defence: add N(0, SIGMA^2) noise to every answer.",
@@ -52,17 +54,20 @@ from glassbox.extras import require
 @click.option(
     "--api-key",
     "api_keys",
+    metavar="KEY",
     multiple=True,
     help="Accept only this key (repeat for several); each key has its own budget.",
 )
 @click.option(
     "--budget",
+    metavar="N",
     type=click.IntRange(min=0),
     default=None,
     help="Defence: most queries (rows) each key may ask [default: unlimited].",
 )
 @click.option(
     "--max-rows",
+    metavar="N",
     type=click.IntRange(min=1),
     default=8192,
     show_default=True,

@@ -145,3 +145,31 @@ def test_sigkill_at_a_random_moment_then_resume_over_http(tmp_path: Path) -> Non
         f"killed at {mark:.0f}: spent {spent} for {reference.queries} ({spent / reference.queries:.3f}x)"
     )
     assert reference.queries <= spent <= 1.10 * reference.queries, (spent, reference.queries)
+
+
+def test_a_service_that_dies_mid_run_is_resumed_against_its_restart(tmp_path: Path) -> None:
+    net = ReLUNet.random(DEEP, seed=0)
+    reference = extract(net_oracle(net))
+    out = tmp_path / "x"
+    with running_service(f"random:{DEEP}") as url:
+        run = _extract(url, out, "--checkpoint-every", "0.05")
+        deadline = time.monotonic() + 240
+        while _checkpointed_queries(out) < 0.3 * reference.queries and run.poll() is None:
+            assert time.monotonic() < deadline, "the run never got a third of the way"
+            time.sleep(0.01)
+    # The service is gone (stopped as the block ended); the run gives up after its retries.
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 2, stderr
+    assert f"the service at {url} did not answer POST /v1/predict after 9 tries" in stderr
+    assert "rerun with --resume to go on" in stderr
+    with running_service(f"random:{DEEP}") as restarted:  # another port: the URL may change
+        resumed = _extract(restarted, out, "--resume")
+        stdout, stderr = resumed.communicate(timeout=300)
+        spent = httpx.get(f"{restarted}/v1/usage", timeout=10).json()["queries"]
+    assert resumed.returncode == 0, stderr
+    record = json.loads((out / "extraction.json").read_text())
+    replayed = record["resumed"]["replayed_queries"]
+    # Every answer of the first run was kept (it flushed as it failed): none is asked again.
+    assert record["queries"] == reference.queries == replayed + spent and replayed > 0
+    recovered = ReLUNet.load(out / "recovered.safetensors")
+    assert verify(recovered, reference.net, n_samples=2048, seed=0).max_weight_error_log2 < -40

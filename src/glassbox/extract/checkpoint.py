@@ -143,7 +143,7 @@ class CheckpointOracle(Oracle):
         except QueryBudgetExceeded:
             settle(self._ledger, self.__replayed + self.__inner.queries - self.__start)
             raise
-        self.__pending.append((d, Y))
+        self.__pending.append((d, Y.copy()))  # the caller may change Y in place
         if time.monotonic() - self.__last >= self.__every:
             self.flush()
         return Y

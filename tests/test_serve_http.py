@@ -161,3 +161,14 @@ def test_the_real_service_never_answers_500_to_random_requests(live_service, hea
 def live_service():
     with running_service("random:4-5-3", "--api-key", "k", "--max-rows", "3") as url:
         yield url
+
+
+def test_the_http_oracle_holds_nothing_of_the_net() -> None:
+    import numpy as np
+
+    public = {"input_dim", "output_dim", "budget", "queries", "queries_by_phase", "phase", "query"}
+    with running_service("random:4-5-3") as url, HttpOracle(url) as oracle:
+        assert {n for n in dir(oracle) if not n.startswith("_")} == public | {"close"}
+        for value in vars(oracle).values():
+            assert not isinstance(value, ReLUNet | np.ndarray)
+        assert oracle.query([[0.0] * 4]).shape == (1, 3)

@@ -5,7 +5,7 @@ Two encodings, negotiated by content type:
 - JSON: ``{"inputs": [[...], ...]}`` in, ``{"outputs": [[...], ...]}`` out. Python writes a
   float as its shortest repr, which reads back as the same double, so JSON loses nothing.
 - Binary (:data:`BINARY`): the batch as raw little-endian float64, row after row, no header;
-  the width is the service's input (or output) dimension from ``GET /v1/info``. About ten
+  the width is the service's input (or output) dimension from ``GET /v1/info``. About three
   times smaller than JSON and parsed without a loop.
 
 A request carries a request id (:data:`REQUEST_ID`): the service answers a repeated id with

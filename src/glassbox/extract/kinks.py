@@ -40,8 +40,6 @@ MAX_SIDE_FRACTION = 0.1
 # without resolving, e.g. on noisy answers, must not grow the batches without bound).
 MAX_ROWS = 8192
 MAX_SEGMENTS = 256
-# A segment whose slope change times width is within this many tolerances is unresolvable.
-LOST = 4.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -212,10 +210,7 @@ def find_kinks(
         slope_same = np.abs(seg.sb - seg.sa) <= (seg.ea + seg.eb)[:, None]
         chord = np.abs(seg.fb - seg.fa - seg.sa * width) <= tl + seg.ea[:, None] * width
         affine = np.all(slope_same & chord, axis=1)
-        # Too narrow to split, or so narrow that the slope change across it is lost in the
-        # answers' rounding (noisy answers would otherwise split such a segment for ever).
-        lost = np.max(np.abs(seg.sb - seg.sa), axis=1) * width[:, 0] <= LOST * tl[:, 0]
-        narrow = ((seg.b - seg.a) < min_width) | lost
+        narrow = (seg.b - seg.a) < min_width
         np.add.at(unresolved, seg.line[narrow & ~affine], 1)
         seg = seg.take(~affine & ~narrow)
         if len(seg) == 0:

@@ -38,9 +38,12 @@ NOISE_COPIES = 16
 LINES = 8
 WINDOWS = 4
 WINDOW_POINTS = 5
-# Answers coarser than this (relative, after averaging) cannot place kinks well enough
-# for the witnesses' slopes: the attack stops with the reason instead of flailing.
-COARSEST = 2.0**-20
+# Answers coarser than this (relative) cannot place kinks well enough for the witnesses'
+# slopes: the attack stops with the reason instead of flailing. (Measured: float32 and 8
+# digits, 2^-24, extract shallow nets; 6 digits, 2^-17.6, never did.)
+COARSEST = 2.0**-22
+# Noisy answers are averaged down to this relative precision (float32's).
+AVERAGE_TO = 2.0**-24
 # The most repeats an averaged answer may take (noise shrinks as their square root).
 MAX_REPEATS = 256
 # An answer's error bound, in standard deviations of its noise.
@@ -151,7 +154,7 @@ def _noisy(
     sigma = float(np.sqrt(np.mean(np.var(Y, axis=1, ddof=1))))
     # Tolerances need a bound on an answer's error, not its spread: NOISE_BOUND sigmas.
     rel = NOISE_BOUND * sigma / max(scale, 1e-300)
-    repeats = max(1, math.ceil((rel / COARSEST) ** 2))
+    repeats = max(1, math.ceil((rel / AVERAGE_TO) ** 2))
     if repeats > MAX_REPEATS:
         return _stopped(
             "noisy",

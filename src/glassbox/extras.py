@@ -11,6 +11,7 @@ INSTALL = {
     "torch": "pip install torch==2.13.0 && pip install 'glassbox[toy]'",
     "onnx": "pip install 'glassbox[onnx]'",
     "onnxruntime": "pip install 'glassbox[onnx]'",
+    "distributed": "pip install 'glassbox[dask]' (in a checkout: pip install -e '.[dask]')",
 }
 
 

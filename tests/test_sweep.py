@@ -11,14 +11,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
-from sweep_helpers import TINY_EXTRACT, results, train_grid, write_grid
 
+from conftest import run_cli
 from glassbox.errors import GlassboxError
 from glassbox.sweep import load_grid
 from glassbox.sweep.executors import InlineExecutor, open_executor, process_pool
 from glassbox.sweep.grid import parse_value
 from glassbox.sweep.jobs import ExtractJob, defend, phase_counts
+from sweep_helpers import TINY_EXTRACT, results, train_grid, write_grid
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -50,7 +50,9 @@ def test_extract_grid_pools_its_axes_blocks_and_set_overrides_axes(tmp_path: Pat
 def test_paper_recipe_in_a_grid_is_the_cli_recipe(tmp_path: Path) -> None:
     from glassbox.toy.config import default_config, paper_recipe
 
-    text = 'job = "train"\n[fixed]\nrecipe = "paper"\nsteps = 1000\n[axes]\nsparsity = [0.0, 0.99]\n'
+    text = (
+        'job = "train"\n[fixed]\nrecipe = "paper"\nsteps = 1000\n[axes]\nsparsity = [0.0, 0.99]\n'
+    )
     (point,) = load_grid(write_grid(tmp_path, "p.toml", text)).points()
     assert point.config == paper_recipe(default_config("abs", sparsity=(0.0, 0.99), steps=1000))
     assert point.config.lr_per_config == (1e-2, pytest.approx(2.5e-3, rel=0.05))
@@ -192,8 +194,14 @@ def test_a_killed_sweep_resumes_without_redoing_finished_points(tmp_path: Path) 
     ("text", "message"),
     [
         ('job = "fit"\n', "unknown job kind 'fit'; set job"),
-        ('job = "train"\n[axes]\nwidth = [1, 2]\n', "unknown setting or axis 'width' for a train grid"),
-        ('job = "extract"\n[fixed]\nsteps = 3\n', "unknown setting or axis 'steps' for a extract grid"),
+        (
+            'job = "train"\n[axes]\nwidth = [1, 2]\n',
+            "unknown setting or axis 'width' for a train grid",
+        ),
+        (
+            'job = "extract"\n[fixed]\nsteps = 3\n',
+            "unknown setting or axis 'steps' for a extract grid",
+        ),
         ('job = "train"\n[axes\n', "not valid TOML"),
         ('job = "train"\nextra = 1\n', "unknown top-level key(s) extra"),
         ('job = "train"\n[axes]\nseed = 3\n', "axis seed must be a non-empty list"),
@@ -241,7 +249,9 @@ def test_bad_command_lines_are_one_line_errors(tmp_path: Path, monkeypatch) -> N
 def test_a_failing_point_is_listed_and_the_others_finish(tmp_path: Path) -> None:
     text = 'job = "extract"\n[axes]\ntarget = ["random:4-3-1", "missing.onnx"]\n'
     out = tmp_path / "out"
-    code, stdout, err = run_cli("sweep", str(write_grid(tmp_path, "g.toml", text)), "--out", str(out))
+    code, stdout, err = run_cli(
+        "sweep", str(write_grid(tmp_path, "g.toml", text)), "--out", str(out)
+    )
     assert code == 1
     assert "2 points, 1 run, 0 already finished, 1 failed" in stdout
     assert "failed: point target=missing.onnx-" in err and "missing.onnx: no such file" in err
@@ -253,3 +263,51 @@ def test_opening_executors_checks_its_arguments() -> None:
         pass
     with open_executor() as pool:
         assert pool.window == 1 and pool.executor.submit(sum, [1, 2]).result() == 3
+
+
+def test_without_dask_the_flag_names_the_extra(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed
+    grid = train_grid(tmp_path, seeds=[0])
+    code, _, err = run_cli("sweep", str(grid), "--out", str(tmp_path / "o"), "--dask", "tcp://h:1")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "--dask needs distributed, which is not installed: pip install 'glassbox[dask]'" in err
+    assert "pip install -e '.[dask]'" in err
+
+
+def test_the_sweep_commands_register_and_answer_help_without_torch_or_dask(tmp_path: Path) -> None:
+    probe = subprocess.run(
+        [sys.executable, "-c",
+         "import sys, contextlib, io\n"
+         "sys.modules['torch'] = None\n"
+         "from glassbox.cli import main\n"
+         "import glassbox.sweep\n"
+         "for argv in (['sweep'], ['sweep-plot']):\n"
+         "    with contextlib.redirect_stdout(io.StringIO()):\n"
+         "        assert main([*argv, '--help']) == 0, argv\n"
+         "print(sorted(m for m in ('dask', 'distributed', 'matplotlib') if m in sys.modules))"],
+        env={**os.environ, "PYTHONPATH": SRC}, capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("name", "points", "first"),
+    [
+        ("abs_sparsity.toml", 4, {"seed": 0}),
+        ("abs_phase.toml", 12, {"n_hidden": 5, "seed": 0}),
+        ("extract_suite1.toml", 20 + 10 + 12, {"target": "random:784-32-1", "seed": 0}),
+        ("extract_suite2.toml", 70 + 5 + 6, {"target": "random:10-10-10-1", "seed": 0}),
+        (
+            "weak_oracles.toml",
+            2 * 9 * 3,
+            {"target": "random:100-32-1", "defence": "float64", "seed": 0},
+        ),
+    ],
+)
+def test_the_example_grids_expand(name: str, points: int, first: dict[str, object]) -> None:
+    grid = load_grid(Path(__file__).resolve().parents[1] / "examples" / name)
+    expanded = grid.points()
+    assert len(expanded) == points and dict(expanded[0].axes) == first
+    if grid.job == "train":  # the paper recipe: one learning rate per batched sparsity
+        assert all(len(p.config.lr_per_config) == p.config.n_configs for p in expanded)

@@ -78,7 +78,10 @@ def sweep_command(
     check_folder(out, spec)  # before starting workers or reaching a cluster
     with open_executor(workers, dask) as pool:
         plural = "s" if n_points != 1 else ""
-        click.echo(f"sweep {spec.name}: {n_points} {spec.job} point{plural} on {pool.description}", err=True)
+        click.echo(
+            f"sweep {spec.name}: {n_points} {spec.job} point{plural} on {pool.description}",
+            err=True,
+        )
         outcome = run_sweep(spec, out, pool, progress=show_progress(progress))
     for line in outcome.failed:
         click.echo(f"failed: {line}", err=True)

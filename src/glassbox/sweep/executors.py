@@ -146,7 +146,9 @@ def open_executor(workers: int | None = None, dask: str | None = None) -> Iterat
         finally:
             client.close()
         return
-    pool = process_pool(workers) if workers is not None else Pool(InlineExecutor(), 1, "this process")
+    pool = (
+        process_pool(workers) if workers is not None else Pool(InlineExecutor(), 1, "this process")
+    )
     try:
         yield pool
     finally:

@@ -133,7 +133,7 @@ def parse_grid(data: dict[str, Any], default_name: str, overrides: dict[str, Any
         )
     job = data.get("job")
     if job not in JOBS:
-        raise GlassboxError(f"grid: unknown job kind {job!r}; set job = \"train\" or \"extract\"")
+        raise GlassboxError(f'grid: unknown job kind {job!r}; set job = "train" or "extract"')
     from glassbox.sweep.jobs import job_keys
 
     keys = job_keys(job)

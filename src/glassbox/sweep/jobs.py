@@ -165,7 +165,9 @@ def run_point(point: Point) -> PointResult:
         else:
             result, timing = _extract(point.config, folder)
         files = {
-            str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+            str(p.relative_to(folder)): p.read_bytes()
+            for p in sorted(folder.rglob("*"))
+            if p.is_file()
         }
     record = {
         "format": FORMAT,
@@ -232,10 +234,12 @@ def _train(config: Any, folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         for row, base in zip(rows, run.metrics["baseline_loss"], strict=True)
     ]
     metrics = run.metrics
-    timing = {
-        k: metrics[k] for k in ("train_seconds", "steps_per_second", "threads", "kernel")
-    }
-    return {"n_features": config.n_features, "n_hidden": config.n_hidden, "instances": instances}, timing
+    timing = {k: metrics[k] for k in ("train_seconds", "steps_per_second", "threads", "kernel")}
+    return {
+        "n_features": config.n_features,
+        "n_hidden": config.n_hidden,
+        "instances": instances,
+    }, timing
 
 
 def _target(job: ExtractJob) -> tuple[Oracle, Any, float | None, str]:

@@ -37,7 +37,11 @@ def plot_sweep_dir(folder: str | Path) -> tuple[str, list[Path]]:
     if not records:
         raise GlassboxError(f"{root}: no finished points yet; run `glassbox sweep` first")
     missing = len(sweep["points"]) - len(records)
-    note = f"\n{missing} of {len(sweep['points'])} points not finished (left out).\n" if missing else ""
+    note = (
+        f"\n{missing} of {len(sweep['points'])} points not finished (left out).\n"
+        if missing
+        else ""
+    )
     if sweep["job"] == "train":
         header, rows = train_rows(records)
         files = _phase_figure(rows, root / "phase") + _loss_figure(rows, root / "loss")
@@ -47,7 +51,10 @@ def plot_sweep_dir(folder: str | Path) -> tuple[str, list[Path]]:
         files = _extract_figure(rows, root / "extract")
         name = "table"
     table = markdown(header, rows) + note
-    files += [_write_text(root / f"{name}.md", table), _write_text(root / f"{name}.csv", _csv(header, rows))]
+    files += [
+        _write_text(root / f"{name}.md", table),
+        _write_text(root / f"{name}.csv", _csv(header, rows)),
+    ]
     return table, files
 
 
@@ -64,7 +71,7 @@ def train_rows(records: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]
         for inst in rec["result"]["instances"]:
             cells.setdefault((label, round(inst["density"], 12)), []).append(inst)
     header = ["group", "1-S", "runs", *PHASES, "final_loss", "loss_ratio"]
-    rows = []
+    rows: list[list[Any]] = []
     for (label, density), insts in cells.items():
         shares = [
             statistics.fmean(i["phase"][p] / max(sum(i["phase"].values()), 1) for i in insts)
@@ -87,7 +94,7 @@ def extract_rows(records: list[dict[str, Any]]) -> tuple[list[str], list[list[An
         groups.setdefault(key, []).append(rec)
     header = ["target", "defence", "ok", "runs", "success_rate", "queries_log2_median",
               "seconds_median", "max_weight_err_log2_worst", "functional_err_log2_worst"]  # fmt: skip
-    rows = []
+    rows: list[list[Any]] = []
     for (target, defence), recs in groups.items():
         res = [r["result"] for r in recs]
         good = [r for r in res if r["success"]]
@@ -132,7 +139,9 @@ def _write_text(path: Path, text: str) -> Path:
     return path
 
 
-def _layout(rows: list[list[Any]], key: int, col: int) -> tuple[list[Any], list[Any], dict[tuple[Any, Any], list[Any]]]:
+def _layout(
+    rows: list[list[Any]], key: int, col: int
+) -> tuple[list[Any], list[Any], dict[tuple[Any, Any], list[Any]]]:
     """Row labels, column labels (in first-seen order) and the table rows by (row, column)."""
     ys = list(dict.fromkeys(r[key] for r in rows))
     xs = list(dict.fromkeys(r[col] for r in rows))
@@ -169,7 +178,9 @@ def _phase_figure(rows: list[list[Any]], stem: Path) -> list[Path]:
     ax.set_xticks(range(len(densities)), [f"{d:g}" for d in densities], fontsize=7)
     ax.set_yticks(range(len(groups)), groups, fontsize=7)
     ax.set(xlabel="feature density 1 - S", title="features by representation")
-    handles = [Patch(color=PHASE_RGB[p], label=f"{PHASE_MARK[p]} {p.replace('_', ' ')}") for p in PHASES]
+    handles = [
+        Patch(color=PHASE_RGB[p], label=f"{PHASE_MARK[p]} {p.replace('_', ' ')}") for p in PHASES
+    ]
     fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=7)
     return _save(fig, stem)
 
@@ -198,14 +209,18 @@ def _extract_figure(rows: list[list[Any]], stem: Path) -> list[Path]:
     targets, defences, cells = _layout(rows, 0, 1)
     panels = (("success rate", 4, "RdYlGn", "{:.0%}"), ("median queries (log2)", 5, "viridis", "2^{:.1f}"),
               ("worst weight error of successes (log2)", 7, "magma_r", "2^{:.0f}"))  # fmt: skip
-    fig = Figure(figsize=(3.0 + 2.2 * len(defences) * 3 / 2, 1.4 + 0.4 * len(targets)), layout="constrained")
+    fig = Figure(
+        figsize=(3.0 + 2.2 * len(defences) * 3 / 2, 1.4 + 0.4 * len(targets)), layout="constrained"
+    )
     for ax, (title, col, cmap, fmt) in zip(fig.subplots(1, 3), panels, strict=True):
         grid = np.full((len(targets), len(defences)), np.nan)
         for (t, d), row in cells.items():
             if row[col] is not None:
                 grid[targets.index(t), defences.index(d)] = row[col]
         limits = (0.0, 1.0) if col == 4 else (None, None)
-        ax.imshow(np.ma.masked_invalid(grid), aspect="auto", cmap=cmap, vmin=limits[0], vmax=limits[1])
+        ax.imshow(
+            np.ma.masked_invalid(grid), aspect="auto", cmap=cmap, vmin=limits[0], vmax=limits[1]
+        )
         for (ti, di), v in np.ndenumerate(grid):
             text = "-" if math.isnan(v) else fmt.format(v)
             ax.text(di, ti, text, ha="center", va="center", fontsize=6, bbox=LABEL_BOX)

@@ -172,7 +172,9 @@ def load_sweep(folder: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]
     """A sweep folder's sweep.json and the records of its finished points, in grid order."""
     root = Path(folder)
     if not (root / SWEEP).is_file():
-        raise GlassboxError(f"{root} is not a sweep folder (no {SWEEP}); make one with `glassbox sweep`")
+        raise GlassboxError(
+            f"{root} is not a sweep folder (no {SWEEP}); make one with `glassbox sweep`"
+        )
     sweep = read_json(root / SWEEP)
     records = []
     for entry in sweep.get("points", []):

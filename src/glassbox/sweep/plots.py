@@ -82,7 +82,8 @@ def train_rows(records: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]
             + [statistics.median(i["final_loss"] for i in insts)]
             + [statistics.median(i["loss_ratio"] for i in insts)]
         )
-    rows.sort(key=lambda r: (r[0], -r[1]))
+    order = {label: k for k, label in enumerate(dict.fromkeys(label for label, _ in cells))}
+    rows.sort(key=lambda r: (order[r[0]], -r[1]))  # groups in grid order, dense first
     return header, rows
 
 

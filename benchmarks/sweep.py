@@ -68,10 +68,12 @@ def main() -> None:
         default="1,2",
         help="worker counts to time, comma separated; a count given twice keeps its faster run",
     )
+    ap.add_argument("--threads", type=int, default=None, help="threads per worker [cores // N]")
     args = ap.parse_args()
     grid = load_grid(args.grid, parse_sets(tuple(args.sets)))
     counts = [int(w) for w in args.workers.split(",")]
     sets = "".join(f" --set '{s}'" for s in args.sets)
+    threads = f" --threads {args.threads}" if args.threads else ""
     print(
         f"# sweep benchmark: {grid.name} ({grid.job}), {len(grid.points())} points; "
         f"{usable_cores()} cores ({_cpu()}), Python {platform.python_version()}, "
@@ -84,12 +86,12 @@ def main() -> None:
             out = Path(tmp) / f"run{k}-w{n}"
             load = os.getloadavg()[0]
             start = time.perf_counter()
-            with open_executor(workers=n) as pool:
+            with open_executor(workers=n, threads=args.threads) as pool:
                 outcome = run_sweep(grid, out, pool)
             times[n] = min(time.perf_counter() - start, times.get(n, float("inf")))
             found[n] = _results(out)
             print(
-                f"glassbox sweep {args.grid} --out DIR --workers {n}{sets}: "
+                f"glassbox sweep {args.grid} --out DIR --workers {n}{threads}{sets}: "
                 f"{times[n]:.1f} s wall ({outcome.ran} points run, {len(outcome.failed)} failed); "
                 f"load average {load:.2f} before, {os.getloadavg()[0]:.2f} after",
                 flush=True,

@@ -113,6 +113,8 @@ def test_pool_workers_get_their_share_of_the_cores() -> None:
     finally:
         pool.executor.shutdown()
     assert os.environ.get("OMP_NUM_THREADS") == before  # this process's setting is restored
+    with open_executor(workers=1, threads=3) as pool:
+        assert pool.executor.submit(os.getenv, "MKL_NUM_THREADS").result() == "3"
     assert isinstance(InlineExecutor().submit(int, "3").result(), int)
 
 
@@ -231,6 +233,8 @@ def test_bad_command_lines_are_one_line_errors(tmp_path: Path, monkeypatch) -> N
         (["sweep", str(grid), "--out", str(notes)], "holds no sweep.json"),
         (["sweep", str(grid), "--out", "x", "--workers", "2", "--dask", "tcp://a:1"], "exclude"),
         (["sweep", str(grid), "--out", "x", "--workers", "0"], "--workers must be at least 1"),
+        (["sweep", str(grid), "--out", "x", "--threads", "2"], "give --workers"),
+        (["sweep", str(grid), "--out", "x", "--workers", "1", "--threads", "0"], "--threads must"),
         (["sweep", str(grid), "--out", "x", "--set", "steps"], "expected KEY=VALUE"),
         (["sweep", str(grid), "--out", "x", "--set", "depth=3"], "unknown setting or axis 'depth'"),
         (["sweep-plot", str(notes)], "not a sweep folder"),
@@ -311,3 +315,11 @@ def test_the_example_grids_expand(name: str, points: int, first: dict[str, objec
     assert len(expanded) == points and dict(expanded[0].axes) == first
     if grid.job == "train":  # the paper recipe: one learning rate per batched sparsity
         assert all(len(p.config.lr_per_config) == p.config.n_configs for p in expanded)
+
+
+def test_the_progress_bar_counts_points_only_when_asked_or_on_a_terminal(tmp_path: Path) -> None:
+    grid = train_grid(tmp_path, seeds=[0, 1])
+    _, _, quiet = run_cli("sweep", str(grid), "--out", str(tmp_path / "a"))
+    assert "point/s" not in quiet and "2/2" not in quiet  # stderr is not a terminal here
+    _, _, drawn = run_cli("sweep", str(grid), "--out", str(tmp_path / "b"), "--progress")
+    assert "sweep tiny-train" in drawn and "2/2" in drawn

@@ -38,6 +38,12 @@ def parse_sets(items: tuple[str, ...]) -> dict[str, object]:
     help="Run points in N local processes (cores // N threads each) [default: in this process].",
 )
 @click.option(
+    "--threads",
+    type=int,
+    default=None,
+    help="Threads of each --workers process [default: cores // N]; 1 on a busy shared machine.",
+)
+@click.option(
     "--dask",
     "dask",
     metavar="ADDRESS",
@@ -60,6 +66,7 @@ def sweep_command(
     grid: Path,
     out: Path,
     workers: int | None,
+    threads: int | None,
     dask: str | None,
     sets: tuple[str, ...],
     progress: bool | None,
@@ -76,7 +83,7 @@ def sweep_command(
     spec = load_grid(grid, parse_sets(sets))
     n_points = len(spec.points())
     check_folder(out, spec)  # before starting workers or reaching a cluster
-    with open_executor(workers, dask) as pool:
+    with open_executor(workers, dask, threads) as pool:
         plural = "s" if n_points != 1 else ""
         click.echo(
             f"sweep {spec.name}: {n_points} {spec.job} point{plural} on {pool.description}",

@@ -80,15 +80,17 @@ def _ready() -> int:
     return os.getpid()
 
 
-def process_pool(workers: int) -> Pool:
-    """``workers`` fresh (spawned) processes with ``cores // workers`` threads each.
+def process_pool(workers: int, threads: int | None = None) -> Pool:
+    """``workers`` fresh (spawned) processes with ``threads`` each (default ``cores // workers``).
 
     The thread variables are set while the processes start, so that they hold from the
     first import (NumPy's BLAS reads them once, when it loads), and again by the initializer.
     """
     if workers < 1:
         raise GlassboxError(f"--workers must be at least 1, got {workers}")
-    threads = max(1, usable_cores() // workers)
+    if threads is not None and threads < 1:
+        raise GlassboxError(f"--threads must be at least 1, got {threads}")
+    threads = threads or max(1, usable_cores() // workers)
     pool = ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("spawn"),
@@ -135,10 +137,14 @@ def dask_executor(address: str) -> tuple[Pool, Any]:
 
 
 @contextmanager
-def open_executor(workers: int | None = None, dask: str | None = None) -> Iterator[Pool]:
+def open_executor(
+    workers: int | None = None, dask: str | None = None, threads: int | None = None
+) -> Iterator[Pool]:
     """The executor a sweep asks for: in-process, a process pool or a Dask cluster; closed after."""
     if workers is not None and dask is not None:
         raise GlassboxError("--workers and --dask exclude each other; give one")
+    if threads is not None and workers is None:
+        raise GlassboxError("--threads sets the threads of each --workers process; give --workers")
     if dask is not None:
         pool, client = dask_executor(dask)
         try:
@@ -147,7 +153,9 @@ def open_executor(workers: int | None = None, dask: str | None = None) -> Iterat
             client.close()
         return
     pool = (
-        process_pool(workers) if workers is not None else Pool(InlineExecutor(), 1, "this process")
+        process_pool(workers, threads)
+        if workers is not None
+        else Pool(InlineExecutor(), 1, "this process")
     )
     try:
         yield pool

@@ -69,6 +69,9 @@ def main() -> None:
         help="worker counts to time, comma separated; a count given twice keeps its faster run",
     )
     ap.add_argument("--threads", type=int, default=None, help="threads per worker [cores // N]")
+    ap.add_argument(
+        "--keep", default=None, help="write the sweep folders here (kept), not to a temp dir"
+    )
     args = ap.parse_args()
     grid = load_grid(args.grid, parse_sets(tuple(args.sets)))
     counts = [int(w) for w in args.workers.split(",")]
@@ -81,7 +84,8 @@ def main() -> None:
     )
     times: dict[int, float] = {}
     found: dict[int, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(prefix="sweep-bench.") as tmp:
+    with tempfile.TemporaryDirectory(prefix="sweep-bench.") as scratch:
+        tmp = args.keep or scratch
         for k, n in enumerate(counts):
             out = Path(tmp) / f"run{k}-w{n}"
             load = os.getloadavg()[0]

@@ -323,3 +323,17 @@ def test_the_progress_bar_counts_points_only_when_asked_or_on_a_terminal(tmp_pat
     assert "point/s" not in quiet and "2/2" not in quiet  # stderr is not a terminal here
     _, _, drawn = run_cli("sweep", str(grid), "--out", str(tmp_path / "b"), "--progress")
     assert "sweep tiny-train" in drawn and "2/2" in drawn
+
+
+def test_a_tied_model_grid_reads_its_phases_from_feature_norms(tmp_path: Path) -> None:
+    text = (
+        'job = "train"\n[fixed]\nmodel = "relu-output"\nsteps = 300\nbatch = 128\n'
+        "eval_samples = 1024\n[axes]\nsparsity = [0.0, 0.9]\nn_hidden = [1, 2]\n"
+    )
+    out = tmp_path / "tied"
+    assert run_cli("sweep", str(write_grid(tmp_path, "t.toml", text)), "--out", str(out))[0] == 0
+    for path in (out / "points").glob("*/result.json"):
+        for inst in json.loads(path.read_text())["result"]["instances"]:
+            assert sum(inst["phase"].values()) == 5  # every feature in exactly one phase
+    code, table, _ = run_cli("sweep-plot", str(out))
+    assert code == 0 and "| n_hidden=1 | 1 |" in table and "| n_hidden=2 | 0.1 |" in table

@@ -182,6 +182,9 @@ def run_point(point: Point) -> PointResult:
         "timing": {
             **timing,
             "wall_seconds": time.perf_counter() - start,
+            # BLAS threads set by the pool or Dask (None: the library's default). NumPy's BLAS
+            # can round differently with another count (BENCHMARKS.md, Sweeps).
+            "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
             "host": platform.node(),
             "pid": os.getpid(),
         },

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from glassbox.errors import GlassboxError
+from glassbox.extract.onnx_oracle import OnnxOracle
 from glassbox.extract.oracle import (
     FunctionOracle,
-    OnnxOracle,
     QueryBudgetExceeded,
     float32_outputs,
     label_only,

@@ -29,7 +29,10 @@ from glassbox.targets import resolve_target
     "--overwrite", is_flag=True, help="Replace an existing --out written by glassbox extract."
 )
 @click.option(
-    "--budget", type=click.IntRange(min=1), default=None, help="Most queries the attack may ask."
+    "--budget",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Most queries the attack may ask [default: grows with the input and output widths].",
 )
 @click.option(
     "--seed",
@@ -47,7 +50,7 @@ from glassbox.targets import resolve_target
 @click.option(
     "--float32",
     is_flag=True,
-    help="Round the oracle's answers to float32; also accepts a float32 ONNX file.",
+    help="Round a float64 target's answers to float32 (a float32 ONNX file needs no flag).",
 )
 @click.option(
     "--progress/--no-progress",
@@ -132,6 +135,11 @@ def extract_command(
             (tmp / REPORT).write_text(page, encoding="utf-8")
 
     click.echo(result.message)
+    if result.answers:
+        from glassbox.extract.probe import AnswerProfile
+
+        fields = {k: v for k, v in result.answers.items() if k != "eps_log2"}
+        click.echo(f"answers: {AnswerProfile(**fields).describe()}")
     click.echo(f"architecture: {result.architecture or 'not recovered'}")
     for layer in result.layers:
         click.echo(

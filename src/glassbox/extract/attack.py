@@ -18,24 +18,32 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from glassbox.errors import GlassboxError
 from glassbox.extract.check import kink_layers, self_check
 from glassbox.extract.kinks import HIDDEN, LineKinks
 from glassbox.extract.lastlayer import LastLayerFit, fit_last_layer
-from glassbox.extract.layer import LayerSearch, SearchSettings, search_layer
-from glassbox.extract.oracle import Oracle, QueryBudgetExceeded, row_capped
+from glassbox.extract.layer import LayerSearch, search_layer
+from glassbox.extract.oracle import (
+    NonFiniteAnswer,
+    Oracle,
+    QueryBudgetExceeded,
+    averaged,
+    finite_answers,
+    limited,
+    row_capped,
+)
 from glassbox.extract.precision import polish_single_layer
+from glassbox.extract.predicted import SearchSettings
 from glassbox.extract.prefix import Prefix
+from glassbox.extract.probe import AnswerProfile, profile_oracle
 from glassbox.extract.progress import Progress, peak_rss_mb
 from glassbox.extract.records import ExtractConfig, ExtractionResult
 from glassbox.extract.sampling import fit_sample, straddle
-from glassbox.extract.wiggle import wiggle_signs
+from glassbox.extract.tolerance import FLOAT64_EPS, is_coarse
+from glassbox.extract.wiggle import points_on_plane, wiggle_signs
 from glassbox.mlp import ReLUNet
 
 Array = NDArray[np.float64]
 
-FLOAT64_EPS = 2.0**-52
-FLOAT32_EPS = 2.0**-23
 # A bias this small relative to its row is absent (bias-free layers stay bias-free).
 NO_BIAS = 1e-9
 # A first-layer fit this close (relative residual, log2) with rough rows: a lone hidden layer.
@@ -49,15 +57,31 @@ def extract(
 ) -> ExtractionResult:
     """Recover a ReLU net of any depth from ``oracle``'s answers alone."""
     config = config or ExtractConfig()
-    oracle = row_capped(oracle, config.max_batch_rows)
     start = time.perf_counter()
-    bar = Progress(progress, oracle)
-    run = _Run(oracle, config, bar)
+    box = row_capped(oracle, config.max_batch_rows)
+    q0 = box.queries
+    with box.phase("probe"):
+        # Its own stream: the attack's draws stay the same whatever the probe asks.
+        profile = profile_oracle(box, np.random.default_rng([config.seed, 1]), config.input_scale)
+    budget = config.max_queries or default_budget(box.input_dim, box.output_dim, profile.repeats)
+    work = limited(
+        averaged(finite_answers(box), profile.repeats, config.max_batch_rows),
+        max(1, budget - (box.queries - q0)),
+        per_row=profile.repeats,
+    )
+    bar = Progress(progress, work)
+    run = _Run(work, config, bar, np.random.default_rng(config.seed), profile)
     try:
-        run.go()
+        if profile.stop is not None:
+            run.message = f"stopped after {box.queries - q0} queries: {profile.stop}"
+        else:
+            run.go()
     except QueryBudgetExceeded as exc:
         run.success = False
         run.message = f"failed: {exc}"
+    except NonFiniteAnswer as exc:
+        run.success = False
+        run.message = f"stopped: {exc}"
     finally:
         bar.close()
     arch = None
@@ -67,8 +91,8 @@ def extract(
         net=run.net,
         success=run.success,
         message=run.message,
-        queries=oracle.queries,
-        queries_by_phase=oracle.queries_by_phase,
+        queries=box.queries - q0,
+        queries_by_phase=box.queries_by_phase,
         seconds=time.perf_counter() - start,
         peak_rss_mb=peak_rss_mb(),
         config=config,
@@ -79,17 +103,31 @@ def extract(
         notes=tuple(run.notes),
         check=run.check,
         line=run.first_line,
+        answers=profile.to_json(),
     )
+
+
+def default_budget(input_dim: int, output_dim: int, repeats: int = 1) -> int:
+    """The query budget when none is given: it grows with the black box's widths (and with
+    the repeats averaging takes), so that no target can make the attack ask forever."""
+    return min(2**31, repeats * 2**15 * (input_dim + output_dim + 16))
 
 
 class _Run:
     """The attack's working state, one layer after another."""
 
-    def __init__(self, oracle: Oracle, config: ExtractConfig, bar: Progress) -> None:
+    def __init__(
+        self,
+        oracle: Oracle,
+        config: ExtractConfig,
+        bar: Progress,
+        rng: np.random.Generator,
+        profile: AnswerProfile,
+    ) -> None:
         self.oracle = oracle
         self.config = config
         self.bar = bar
-        self.rng = np.random.default_rng(config.seed)
+        self.rng = rng
         self.prefix = Prefix(oracle.input_dim)
         self.net: ReLUNet | None = None
         self.success = False
@@ -100,7 +138,9 @@ class _Run:
         self.check: dict[str, float] = {}
         self.first_line: LineKinks | None = None
         self.n_lines = 0
-        self.eps = config.output_precision or FLOAT64_EPS
+        self.eps = config.output_precision or max(profile.eps, FLOAT64_EPS)
+        if profile.kind != "float64":
+            self.notes.append(profile.describe())
         self.saw_zero = False
         # Hidden kinks seen on the lines, as (point, line direction): each must be explained.
         self.seen: list[tuple[Array, Array]] = []
@@ -109,7 +149,7 @@ class _Run:
         self.plane_points: list[list[Array]] = []
 
     def go(self) -> None:
-        self._probe()
+        self._probe_zeros()
         widths = self.config.widths()
         for depth in range(1, self.config.max_depth + 1):
             hint = widths[depth - 1] if widths and depth <= len(widths) else None
@@ -152,7 +192,7 @@ class _Run:
                 self._finish(fit, info, t0, q0, hint)
                 return
             with self.oracle.phase("signs"):
-                points = [[w.x for w in n.witnesses] for n in search.neurons]
+                points = [points_on_plane(self.prefix, n) for n in search.neurons]
                 votes = wiggle_signs(self.oracle, self.prefix, theta, points, self.rng, self.eps)
             for n_info, v in zip(info["neuron_evidence"], votes, strict=True):
                 n_info.update(
@@ -182,30 +222,25 @@ class _Run:
             self.plane_points.append([p[0] for p in points])
         self.message = f"failed: no exact output fit after {self.config.max_depth} hidden layers"
 
-    def _probe(self) -> None:
-        """A few Gaussian queries: output precision (float32 or float64) and output zeros."""
+    def _probe_zeros(self) -> None:
+        """A few Gaussian queries: do exact zeros appear (an output ReLU, maybe)?"""
         with self.oracle.phase("probe"):
             X = self.rng.normal(0.0, self.config.input_scale, size=(8, self.oracle.input_dim))
             Y = self.oracle.query(X)
-        if not np.all(np.isfinite(Y)):
-            raise GlassboxError("the black box answered NaN or infinity on ordinary inputs")
-        nonzero = Y[Y != 0.0]
         self.saw_zero = bool(np.any(Y == 0.0))
-        is32 = bool(np.all(nonzero.astype(np.float32).astype(np.float64) == nonzero))
-        if self.config.output_precision is None and nonzero.size and is32:
-            self.eps = FLOAT32_EPS
-            self.notes.append("answers are float32 (relative precision 2^-23)")
 
     def _search(
         self, depth: int, hint: int | None, resume: LayerSearch | None = None
     ) -> LayerSearch:
         cfg = self.config
+        # Coarse answers hide kinks with small slope jumps: lines find fewer per neuron.
+        patience = cfg.patience * (2 if is_coarse(self.eps) else 1)
         settings = SearchSettings(
             cfg.input_scale,
             cfg.line_length,
             cfg.lines_per_batch,
             cfg.max_lines,
-            cfg.patience if resume is None else max(1, cfg.patience // 2),
+            patience if resume is None else max(1, patience // 2),
             self.eps,
             hint,
         )
@@ -248,17 +283,18 @@ class _Run:
                 self.on_points,
                 self.rng,
                 self.config.input_scale,
+                per_anchor=8,
             )
         if relu is not None:
             self.output_relu = relu
-            return fit_last_layer(self.prefix, theta, X, Y, output_relu=relu)
+            return fit_last_layer(self.prefix, theta, X, Y, output_relu=relu, eps=self.eps)
         # Exact zeros alone do not mean an output ReLU (a bias-free net is 0 wherever all
         # its last neurons are off): the plain fit is tried first, the ReLU one if it fails.
         self.output_relu = False
-        fit = fit_last_layer(self.prefix, theta, X, Y, output_relu=False)
+        fit = fit_last_layer(self.prefix, theta, X, Y, output_relu=False, eps=self.eps)
         if fit.exact or not (self.saw_zero or bool(np.any(Y == 0.0))):
             return fit
-        with_relu = fit_last_layer(self.prefix, theta, X, Y, output_relu=True)
+        with_relu = fit_last_layer(self.prefix, theta, X, Y, output_relu=True, eps=self.eps)
         for _ in range(2):
             if not with_relu.exact or with_relu.seen is None:
                 return fit
@@ -271,7 +307,7 @@ class _Run:
                 X, Y = straddle(
                     self.oracle, self.prefix, theta, X, Y, unseen, self.rng, self.config.input_scale
                 )
-            with_relu = fit_last_layer(self.prefix, theta, X, Y, output_relu=True)
+            with_relu = fit_last_layer(self.prefix, theta, X, Y, output_relu=True, eps=self.eps)
         return with_relu
 
     def _finish(

@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from glassbox.extract.kinks import find_kinks
 from glassbox.extract.oracle import Oracle
 from glassbox.extract.prefix import Prefix
+from glassbox.extract.tolerance import loosen
 from glassbox.mlp import ReLUNet
 
 Array = NDArray[np.float64]
@@ -99,7 +100,7 @@ def unexplained_kinks(
         if P.shape[0] == 0:
             return np.zeros(0, dtype=bool)
         margin = np.min(hidden.scaled_margins(P), axis=1)
-        return margin > KINK_ON_PLANE * (1 + np.linalg.norm(P, axis=1))
+        return margin > loosen(KINK_ON_PLANE, eps) * (1 + np.linalg.norm(P, axis=1))
 
     if not seen:
         return 0
@@ -111,7 +112,8 @@ def unexplained_kinks(
     # Two kinks closer than a search resolves come out as one, placed between them: look
     # again on shorter and shorter stretches; a kink off every plane at every scale counts.
     P, D = P[stray], D[stray]
-    for r in RESCAN_SCALES:
+    # Coarse answers cannot place kinks on the shortest stretches: those are skipped.
+    for r in [r for r in RESCAN_SCALES if r >= loosen(RESCAN_SCALES[-1], eps)]:
         lines = find_kinks(oracle, P, D, -r * scale, r * scale, eps=eps)
         again = [
             (x, line.d)

@@ -22,6 +22,8 @@ from numpy.typing import NDArray
 
 from glassbox.extract.kink_kinds import HIDDEN, OUTPUT_RELU, classify
 from glassbox.extract.oracle import Oracle
+from glassbox.extract.tolerance import step_fraction
+from glassbox.extract.tolerance import tolerance_factor as tolerance_factor_for
 
 __all__ = ["HIDDEN", "OUTPUT_RELU", "LineKinks", "classify", "find_kinks"]
 
@@ -31,7 +33,9 @@ BoolArray = NDArray[np.bool_]
 
 # Side points sit this fraction of the distance to the nearer segment end away from t*:
 # far enough that slopes from them are precise, near enough to stay beside one kink.
+# Coarser answers need wider steps (up to MAX_SIDE_FRACTION) for slopes that still tell.
 SIDE_FRACTION = 1e-2
+MAX_SIDE_FRACTION = 0.1
 # Row cap of one oracle batch, and of open segments per line (a line that keeps splitting
 # without resolving, e.g. on noisy answers, must not grow the batches without bound).
 MAX_ROWS = 8192
@@ -156,19 +160,23 @@ def find_kinks(
     t_hi: float,
     *,
     eps: float = 2.0**-52,
-    tolerance_factor: float = 2.0**8,
+    tolerance_factor: float | None = None,
     max_rounds: int = 80,
 ) -> list[LineKinks]:
     """Find every critical point on the lines ``x0[i] + t d[i]``, ``t`` in ``[t_lo, t_hi]``.
 
     ``eps`` is the relative precision of the oracle's answers; values are compared to
-    ``tolerance_factor * eps`` times the largest output magnitude seen on the line.
+    ``tolerance_factor * eps`` times the largest output magnitude seen on the line
+    (default: :func:`glassbox.extract.tolerance.tolerance_factor`).
     """
+    if tolerance_factor is None:
+        tolerance_factor = tolerance_factor_for(eps)
     x0 = np.atleast_2d(np.asarray(x0, dtype=np.float64))
     d = np.atleast_2d(np.asarray(d, dtype=np.float64))
     n_lines = x0.shape[0]
     length = t_hi - t_lo
-    h0 = SIDE_FRACTION * length
+    side = step_fraction(SIDE_FRACTION, eps, MAX_SIDE_FRACTION)
+    h0 = side * length
     lines = np.repeat(np.arange(n_lines), 4)
     ts = np.tile(np.array([t_lo, t_lo + h0, t_hi - h0, t_hi]), n_lines)
     f = _query_points(oracle, x0, d, lines, ts).reshape(n_lines, 4, -1)
@@ -212,7 +220,7 @@ def find_kinks(
         w = seg.b - seg.a
         bad = ~np.isfinite(ts_star) | (ts_star <= seg.a + 0.01 * w) | (ts_star >= seg.b - 0.01 * w)
         ts_star = np.where(bad, 0.5 * (seg.a + seg.b), ts_star)
-        h = SIDE_FRACTION * np.minimum(ts_star - seg.a, seg.b - ts_star)
+        h = side * np.minimum(ts_star - seg.a, seg.b - ts_star)
         tq = np.stack([ts_star - h, ts_star, ts_star + h], axis=1)
         fq = _query_points(oracle, x0, d, np.repeat(seg.line, 3), tq.ravel())
         fq = fq.reshape(len(seg), 3, -1)

@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from glassbox.extract.prefix import Prefix
+from glassbox.extract.tolerance import FLOAT64_EPS, coarseness
 
 Array = NDArray[np.float64]
 
@@ -49,7 +50,13 @@ class LastLayerFit:
 
 
 def fit_last_layer(
-    prefix: Prefix, theta: Array, X: Array, Y: Array, *, output_relu: bool
+    prefix: Prefix,
+    theta: Array,
+    X: Array,
+    Y: Array,
+    *,
+    output_relu: bool,
+    eps: float = FLOAT64_EPS,
 ) -> LastLayerFit:
     """Fit ``f`` on ``(X, Y)`` as a last hidden layer with rows ``theta`` (``n x (width+1)``).
 
@@ -83,7 +90,8 @@ def fit_last_layer(
         scale = max(float(np.max(np.abs(Y[rows, o]))), 1e-300)
         worst = max(worst, float(np.max(np.abs(D @ sol - Y[rows, o]))) / scale)
     res_log2 = float(np.log2(worst)) if worst > 0 else -1074.0
-    if worst > EXACT:
+    # Rows measured from coarse answers fit less exactly; a missing layer leaves far more.
+    if worst > EXACT * coarseness(eps) ** 0.5:
         return LastLayerFit(False, res_log2)
     fit = _signs(theta, C, T, seen, side, res_log2)
     fit.seen = seen

@@ -10,7 +10,7 @@
    (and waits for the next layer).
 4. Coordinates never active at a witness are filled by solving, on the prefix, for a
    point where the missing coordinate is just on and the known part of the row is zero,
-   and measuring the kink found beside it.
+   and measuring the kink found beside it (``fill.py``).
 Lines continue until ``patience`` lines in a row bring no new neuron.
 """
 
@@ -23,12 +23,15 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from glassbox.extract.fill import fill
 from glassbox.extract.kinks import LineKinks, find_kinks
 from glassbox.extract.neurons import Neuron, assign, explained, merge_duplicates, new_neuron
 from glassbox.extract.oracle import Oracle
-from glassbox.extract.precision import onto_plane, point_with, refine_neuron
+from glassbox.extract.precision import onto_plane, refine_neuron
+from glassbox.extract.predicted import SearchSettings, kink_where_predicted, on_prefix
 from glassbox.extract.prefix import Prefix
-from glassbox.extract.witness import ON_PREFIX, Witness, measure
+from glassbox.extract.tolerance import is_coarse
+from glassbox.extract.witness import measure
 
 Array = NDArray[np.float64]
 
@@ -36,8 +39,8 @@ Array = NDArray[np.float64]
 # find the kink where predicted (two misses reject it).
 FLAT_TRIES = 5
 FLAT_HITS = 3
-# Predicted and found kink positions after a walk agree to this (relative to 1 + |x|).
-FLAT_TOLERANCE = 1e-6
+# Refinement passes per neuron at the end of a layer's search, with coarse answers.
+REFINE_PASSES = 3
 # At most this many kinks are kept per layer for the self-check.
 MAX_SEEN = 4096
 
@@ -56,26 +59,6 @@ class LayerSearch:
     seen: list[tuple[Array, Array]] = field(default_factory=list)
     saw_zero: bool = False
     on_points: dict[int, list[Array]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SearchSettings:
-    """The knobs of the line search (from ``ExtractConfig``)."""
-
-    input_scale: float
-    line_length: float
-    lines_per_batch: int
-    max_lines: int
-    patience: int
-    eps: float
-    width_hint: int | None = None
-
-
-def on_prefix(prefix: Prefix, x: Array) -> bool:
-    """Whether ``x`` lies on a hyperplane of a recovered earlier layer."""
-    if not prefix.depth:
-        return False
-    return bool(np.min(prefix.scaled_margins(x)) <= ON_PREFIX * (1 + np.linalg.norm(x)))
 
 
 def search_layer(
@@ -123,7 +106,7 @@ def search_layer(
     with oracle.phase("fill"):
         for neuron in out.neurons:
             if not neuron.complete:
-                _fill(oracle, prefix, neuron, settings, rng)
+                fill(oracle, prefix, neuron, settings, rng)
     if prefix.depth:
         with oracle.phase("flatness"):
             kept = [n for n in out.neurons if _holds_across(oracle, prefix, n, settings, rng)]
@@ -132,10 +115,17 @@ def search_layer(
     merged = merge_duplicates(out.neurons)
     if merged:
         out.notes.append(f"merged {merged} neuron(s) met twice")
+    coarse = is_coarse(settings.eps)
     with oracle.phase("refine"):
         for neuron in out.neurons:
-            if not neuron.refined:
+            # Coarse answers: a second pass, from the better row the first one gave.
+            for _ in range(REFINE_PASSES if coarse else 1 - min(neuron.refined, 1)):
+                rough = neuron.error
                 refine_neuron(oracle, prefix, neuron, rng, settings.input_scale, settings.eps)
+                if neuron.error >= 0.5 * rough:
+                    break
+    if coarse and merge_duplicates(out.neurons):
+        out.notes.append("merged neuron(s) that refinement showed to be one")
     return out
 
 
@@ -198,7 +188,7 @@ def _absorb(
     for k in line.hidden:
         out.kinks += 1
         x = line.point(float(line.t[k]))
-        if on_prefix(prefix, x) or explained(out.neurons, prefix, x) >= 0:
+        if on_prefix(prefix, x, settings.eps) or explained(out.neurons, prefix, x) >= 0:
             continue
         with oracle.phase("signatures"):
             w = measure(oracle, prefix, line, int(k), settings.eps)
@@ -216,6 +206,10 @@ def _absorb(
             flat = _flat(oracle, prefix, neuron, settings, rng)
         if flat:
             out.neurons.append(neuron)
+            if is_coarse(settings.eps):
+                # A rough row "explains" every kink near its plane: refine it before it does.
+                with oracle.phase("refine"):
+                    refine_neuron(oracle, prefix, neuron, rng, settings.input_scale, settings.eps)
         else:
             out.deeper += 1
 
@@ -256,7 +250,7 @@ def _flat(
             walk = min(0.9 * prefix.room(x0, v), dist + cap)
             p, gp = x0 + walk * v, g
         neuron.flat_checks += 1
-        if not _kink_where_predicted(oracle, prefix, neuron, p, gp, settings, walk):
+        if not kink_where_predicted(oracle, prefix, neuron, p, gp, settings, walk):
             neuron.flat_failures += 1
             failures += 1
             if failures >= 2:
@@ -291,106 +285,10 @@ def _holds_across(
         if tuple(prefix.state(p[None])[0] > 0) in seen:
             continue  # only a region no witness was in tells the layers apart
         g = prefix.normal(neuron.theta, p)
-        if _kink_where_predicted(oracle, prefix, neuron, p, g, settings, 1.0):
+        if kink_where_predicted(oracle, prefix, neuron, p, g, settings, 1.0):
             hits += 1
             if hits >= 2:
                 return True
         else:
             misses += 1
     return hits > 0
-
-
-def _kink_where_predicted(
-    oracle: Oracle,
-    prefix: Prefix,
-    neuron: Neuron,
-    p: Array,
-    g: Array,
-    settings: SearchSettings,
-    walk: float,
-) -> bool:
-    """Whether the kink nearest ``p`` (searched along ``g``) sits at ``p``, within what the
-    row's error allows after ``walk`` input units from where it was measured."""
-    found = locate(oracle, prefix, neuron, p, g, settings)
-    if found is None:
-        return False
-    line, k = found
-    tol = (FLAT_TOLERANCE + 64 * walk * neuron.error) * (1 + np.linalg.norm(p))
-    return bool(abs(float(line.t[k])) <= tol)
-
-
-def locate(
-    oracle: Oracle,
-    prefix: Prefix,
-    neuron: Neuron,
-    p: Array,
-    g: Array,
-    settings: SearchSettings,
-    reach: float | None = None,
-) -> tuple[LineKinks, int] | None:
-    """The kink nearest ``p`` on a short line through ``p`` along ``g`` (None: none there)."""
-    r = reach if reach is not None else 1e-2 * settings.input_scale
-    r = min(r, 0.9 * prefix.room(p, g)) if prefix.depth else r
-    if not r > 0:
-        return None
-    (line,) = find_kinks(oracle, p[None], g[None], -r, r, eps=settings.eps)
-    ks = [int(k) for k in line.hidden if not on_prefix(prefix, line.point(float(line.t[k])))]
-    if not ks:
-        return None
-    k = min(ks, key=lambda k: abs(float(line.t[k])))
-    return line, k
-
-
-def _fill(
-    oracle: Oracle,
-    prefix: Prefix,
-    neuron: Neuron,
-    settings: SearchSettings,
-    rng: np.random.Generator,
-) -> None:
-    """Witnesses where each unknown coordinate is on, found by solving on the prefix."""
-    for _ in range(neuron.width):
-        missing = np.flatnonzero(~neuron.known)
-        if missing.size == 0:
-            return
-        progress = False
-        for j in missing:
-            if neuron.known[j]:
-                continue
-            for start in _starts(neuron, prefix, rng, settings.input_scale):
-                x = point_with(prefix, neuron.theta, int(j), start, 1e-3 * settings.input_scale)
-                if x is None:
-                    continue
-                w = _witness_near(oracle, prefix, neuron, int(j), x, settings)
-                if w is not None and w.active[j] and neuron.join(w):
-                    progress = True
-                    break
-        if not progress:
-            return
-
-
-def _starts(neuron: Neuron, prefix: Prefix, rng: np.random.Generator, s: float) -> list[Array]:
-    """Witness points, then random points of the neuron's plane near them (other regions)."""
-    out = [neuron.witnesses[i].x for i in rng.permutation(len(neuron.witnesses))[:2]]
-    for _ in range(4):
-        x = neuron.witnesses[int(rng.integers(len(neuron.witnesses)))].x
-        out.append(x + s * rng.normal(size=x.size))
-    return out
-
-
-def _witness_near(
-    oracle: Oracle, prefix: Prefix, neuron: Neuron, j: int, x: Array, settings: SearchSettings
-) -> Witness | None:
-    """The neuron's kink near ``x``, searched along its normal with coordinate ``j`` held on."""
-    G, _ = prefix.last_preact_map(x)
-    g = prefix.normal(neuron.theta, x)
-    nj = G[j] / np.linalg.norm(G[j])
-    g = g - (g @ nj) * nj
-    norm = np.linalg.norm(g)
-    if norm == 0:
-        return None
-    found = locate(oracle, prefix, neuron, x, g / norm, settings, reach=0.1 * settings.input_scale)
-    if found is None:
-        return None
-    line, k = found
-    return measure(oracle, prefix, line, k, settings.eps)

@@ -15,7 +15,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from glassbox.extract.prefix import Prefix
-from glassbox.extract.witness import Witness, null_row
+from glassbox.extract.tolerance import FLOAT64_EPS, loosen
+from glassbox.extract.witness import PINNED, Witness, null_row
 
 Array = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -46,6 +47,11 @@ class Neuron:
         return bool(np.all(self.known))
 
     @property
+    def eps(self) -> float:
+        """The relative precision of the answers its witnesses were measured from."""
+        return self.witnesses[0].eps if self.witnesses else FLOAT64_EPS
+
+    @property
     def rank_deficient(self) -> int:
         """How many of its witnesses were rank-deficient."""
         return sum(w.rank_deficient for w in self.witnesses)
@@ -60,11 +66,11 @@ class Neuron:
             return self._average()
         E = np.vstack([w.equations for w in self.witnesses])
         cols = np.append(known, True)
-        theta, gap = null_row(E, cols)
+        theta, gap = null_row(E, cols, loosen(PINNED, self.eps))
         if theta is None:
             return False
         resid = np.abs(E @ theta) / np.maximum(np.linalg.norm(E, axis=1), 1e-300)
-        if np.max(resid) > 1e-6:
+        if np.max(resid) > loosen(1e-6, self.eps):
             return False
         self.theta = _oriented(theta)
         self.known = known
@@ -98,7 +104,7 @@ class Neuron:
             for w in self.witnesses
             if w.row is not None
         )
-        if spread > 1e-6 + 64 * max(w.error for w in self.witnesses):
+        if spread > loosen(1e-6, self.eps) + 64 * max(w.error for w in self.witnesses):
             return False
         self.theta = _oriented(theta)
         self.known = self.witnesses[0].active.copy()
@@ -147,13 +153,13 @@ def agrees(neuron: Neuron, witness: Witness) -> bool:
         if np.sum(cols) < 2 or na < 0.05 * np.linalg.norm(witness.row) or nb == 0:
             return False
         sine = np.sqrt(max(0.0, 1.0 - (abs(a @ b) / (na * nb)) ** 2))
-        return bool(sine <= SAME_ROW + 64 * (witness.error + neuron.error))
+        return bool(sine <= loosen(SAME_ROW, neuron.eps) + 64 * (witness.error + neuron.error))
     # A rank-deficient witness only constrains: it must see nothing the neuron does not know.
     if np.any(witness.active & ~neuron.known):
         return False
     E = witness.equations
     resid = np.abs(E @ neuron.theta) / np.maximum(np.linalg.norm(E, axis=1), 1e-300)
-    return bool(np.max(resid) <= 1e-6)
+    return bool(np.max(resid) <= loosen(1e-6, neuron.eps))
 
 
 def assign(neurons: list[Neuron], witness: Witness) -> int:
@@ -170,7 +176,7 @@ def explained(neurons: list[Neuron], prefix: Prefix, x: Array) -> int:
     for i, n in enumerate(neurons):
         if (
             n.valid_at(prefix, x[None])[0]
-            and n.distance(prefix, x) <= (ON_PLANE + 64 * n.error) * reach
+            and n.distance(prefix, x) <= (loosen(ON_PLANE, n.eps) + 64 * n.error) * reach
         ):
             return i
     return -1
@@ -195,14 +201,17 @@ def merge_duplicates(neurons: list[Neuron]) -> int:
             sine = np.sqrt(
                 max(0.0, 1.0 - (abs(u @ v) / (np.linalg.norm(u) * np.linalg.norm(v))) ** 2)
             )
-            if sine > SAME_ROW + 64 * (na.error + nb.error):
+            if sine > loosen(SAME_ROW, na.eps) + 64 * (na.error + nb.error):
                 continue
             keep = Neuron(na.width, na.witnesses + nb.witnesses)
-            if keep.solve():
-                keep.flat_checks = na.flat_checks + nb.flat_checks
-                keep.flat_failures = na.flat_failures + nb.flat_failures
-                neurons[a] = keep
-                gone.add(b)
+            if not keep.solve():
+                # Witnesses from coarse answers may not solve together: the same plane
+                # all the same; the one that knows more (refined, if either is) stays.
+                keep = max((na, nb), key=lambda n: (int(n.known.sum()), n.refined, -n.error))
+            keep.flat_checks = na.flat_checks + nb.flat_checks
+            keep.flat_failures = na.flat_failures + nb.flat_failures
+            neurons[a] = keep
+            gone.add(b)
     for i in sorted(gone, reverse=True):
         del neurons[i]
     return len(gone)

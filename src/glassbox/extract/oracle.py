@@ -13,11 +13,9 @@ the budget is the innermost oracle's.
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -196,97 +194,6 @@ def net_oracle(net: object, budget: int | None = None) -> Oracle:
     return FunctionOracle(lambda X: forward(X), net.input_dim, net.output_dim, budget)
 
 
-class OnnxOracle(Oracle):
-    """An oracle over an ONNX model run by onnxruntime (needs the ``onnx`` extra).
-
-    The model must take one float64 input of shape ``(batch, d)``; a float32 model is
-    refused unless ``allow_float32=True`` (its answers then carry float32 rounding).
-    ``input_dim`` is read from the graph, or must be given when the graph leaves it open;
-    ``output_dim`` is read from the graph, or probed with one counted query.
-    A graph with a fixed batch size B (torch's ``onnx.export`` fixes it to its example's
-    batch unless told otherwise) is queried in batches of B, the last one padded with zero
-    rows that the ledger does not count; :func:`fixed_batch_size` says so.
-    """
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        budget: int | None = None,
-        *,
-        allow_float32: bool = False,
-        input_dim: int | None = None,
-    ) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise GlassboxError(
-                "the ONNX oracle needs the onnx extra: pip install 'glassbox[onnx]'"
-            ) from None
-        p = Path(path)
-        if not p.is_file():
-            raise GlassboxError(f"{p}: no such file")
-        try:
-            session = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own untyped failures
-            raise GlassboxError(f"{p}: onnxruntime cannot load it ({type(exc).__name__})") from None
-        inputs, outputs = session.get_inputs(), session.get_outputs()
-        if len(inputs) != 1:
-            raise GlassboxError(
-                f"{p}: the ONNX oracle needs one input, the graph has {len(inputs)}"
-            )
-        kind = inputs[0].type
-        if kind == "tensor(float)" and not allow_float32:
-            raise GlassboxError(
-                f"{p}: input is float32, not float64; pass allow_float32=True "
-                "(CLI: --allow-float32) to query it in float32 anyway"
-            )
-        if kind not in ("tensor(double)", "tensor(float)"):
-            raise GlassboxError(f"{p}: input is {kind}; the ONNX oracle needs tensor(double)")
-        shape = inputs[0].shape
-        graph_dim = shape[-1] if len(shape) == 2 and isinstance(shape[-1], int) else None
-        if input_dim is None:
-            if graph_dim is None:
-                raise GlassboxError(
-                    f"{p}: the graph does not fix its input width {shape}; pass input_dim"
-                )
-            input_dim = graph_dim
-        elif graph_dim is not None and graph_dim != input_dim:
-            raise GlassboxError(
-                f"{p}: input_dim {input_dim} disagrees with the graph's {graph_dim}"
-            )
-        out_shape = outputs[0].shape
-        out_dim = out_shape[-1] if len(out_shape) == 2 and isinstance(out_shape[-1], int) else None
-        super().__init__(input_dim, out_dim or 1, budget)
-        self.__run = session.run
-        self.__input_name = inputs[0].name
-        self.__dtype = np.float64 if kind == "tensor(double)" else np.float32
-        batch = shape[0] if len(shape) == 2 else None
-        self._fixed_batch: int | None = batch if isinstance(batch, int) and batch > 0 else None
-        if out_dim is None:
-            with self.phase(PROBE):
-                self._ledger.charge(1)
-            self._output_dim = int(self.__raw(np.zeros((1, input_dim))).size)
-
-    def __raw(self, X: Array) -> Array:
-        b = self._fixed_batch
-        if b is None or X.shape[0] == b:
-            (y, *_) = self.__run(None, {self.__input_name: X.astype(self.__dtype)})
-            return np.asarray(y, dtype=np.float64)
-        k = X.shape[0]
-        padded = np.zeros((-(-k // b) * b, X.shape[1]), dtype=self.__dtype)
-        padded[:k] = X
-        parts = [self.__raw(padded[i : i + b]).reshape(b, -1) for i in range(0, len(padded), b)]
-        return np.concatenate(parts)[:k]
-
-    def _answer(self, X: Array) -> Array:
-        return self.__raw(X).reshape(X.shape[0], self.output_dim)
-
-
-def fixed_batch_size(oracle: Oracle) -> int | None:
-    """The fixed batch size an ONNX oracle's graph demands (None: any size, or not ONNX)."""
-    return oracle._fixed_batch if isinstance(oracle, OnnxOracle) else None
-
-
 class _Weakened(Oracle):
     """An oracle that transforms another's answers and shares its ledger (one count per row)."""
 
@@ -324,6 +231,81 @@ def row_capped(oracle: Oracle, max_rows: int) -> Oracle:
     if max_rows < 1:
         raise GlassboxError(f"max_rows must be at least 1, got {max_rows}")
     return _RowCapped(oracle, max_rows)
+
+
+class NonFiniteAnswer(RuntimeError):
+    """Raised when the black box answers NaN or infinity; the attack stops with the reason."""
+
+
+def _finite(y: Array) -> Array:
+    if not np.all(np.isfinite(y)):
+        rows = np.flatnonzero(~np.all(np.isfinite(y), axis=1))
+        what = "NaN" if np.any(np.isnan(y)) else "infinity"
+        raise NonFiniteAnswer(
+            f"answers contain {what} ({rows.size} of {y.shape[0]} rows of one batch): "
+            "not a ReLU network's output, or an overflow inside the black box"
+        )
+    return y
+
+
+def finite_answers(oracle: Oracle) -> Oracle:
+    """The same oracle, raising :class:`NonFiniteAnswer` at the first batch with NaN or inf."""
+    return _Weakened(oracle, _finite)
+
+
+class _Averaged(_Weakened):
+    """Each row asked ``repeats`` times and the answers averaged (every repeat is counted)."""
+
+    def __init__(self, inner: Oracle, repeats: int, max_rows: int) -> None:
+        super().__init__(inner, lambda y: y)
+        self.__repeats = repeats
+        self.__chunk = max(1, max_rows // repeats)
+
+    def _answer(self, X: Array) -> Array:
+        r, m = self.__repeats, self.__chunk
+        self._ledger.charge((r - 1) * X.shape[0])
+        parts = []
+        for i in range(0, max(X.shape[0], 1), m):
+            Y = super()._answer(np.repeat(X[i : i + m], r, axis=0))
+            parts.append(Y.reshape(-1, r, Y.shape[1]).mean(axis=1))
+        return np.vstack(parts)
+
+
+def averaged(oracle: Oracle, repeats: int, max_rows: int = 8192) -> Oracle:
+    """Answers averaged over ``repeats`` queries of each row (noise shrinks as sqrt(repeats)).
+
+    The black box is asked at most ``max(max_rows, repeats)`` rows at a time.
+    """
+    if repeats < 1:
+        raise GlassboxError(f"repeats must be at least 1, got {repeats}")
+    return oracle if repeats == 1 else _Averaged(oracle, repeats, max_rows)
+
+
+class _Limited(_Weakened):
+    """Refuses, before answering, a batch that would take it past ``limit`` rows of its own."""
+
+    def __init__(self, inner: Oracle, limit: int, per_row: int) -> None:
+        super().__init__(inner, lambda y: y)
+        self.__limit = limit
+        self.__per_row = per_row
+        self.__start = inner.queries
+
+    def query(self, X: ArrayLike) -> Array:
+        k = self.__per_row * int(np.shape(np.atleast_2d(np.asarray(X)))[0])
+        spent = self.queries - self.__start
+        if spent + k > self.__limit:
+            raise QueryBudgetExceeded(self.__limit, spent, k)
+        return super().query(X)
+
+
+def limited(oracle: Oracle, limit: int, per_row: int = 1) -> Oracle:
+    """The same oracle (same count) that refuses to answer more than ``limit`` further rows.
+
+    ``per_row``: rows the black box answers per row asked (an :func:`averaged` oracle's repeats).
+    """
+    if limit < 1 or per_row < 1:
+        raise GlassboxError(f"query limit and per_row must be at least 1, got {limit}, {per_row}")
+    return _Limited(oracle, limit, per_row)
 
 
 def float32_outputs(oracle: Oracle) -> Oracle:

@@ -18,6 +18,7 @@ from glassbox.extract.kinks import find_kinks
 from glassbox.extract.neurons import Neuron
 from glassbox.extract.oracle import Oracle
 from glassbox.extract.prefix import Prefix
+from glassbox.extract.tolerance import loosen, step_fraction
 
 Array = NDArray[np.float64]
 
@@ -113,14 +114,14 @@ def refine_neuron(
             dirs.append(prefix.normal(neuron.theta, p))
         if not pts:
             continue
-        r = 1e-3 * scale
+        r = step_fraction(1e-3, eps, 0.05) * scale
         lines = find_kinks(oracle, np.array(pts), np.array(dirs), -r, r, eps=eps)
         for line in lines:
             if line.hidden.size == 0:
                 continue
             k = int(line.hidden[np.argmin(np.abs(line.t[line.hidden]))])
             t = float(line.t[k])
-            if abs(t) > NEAR * (1 + np.linalg.norm(line.x0)):
+            if abs(t) > loosen(NEAR, eps) * (1 + np.linalg.norm(line.x0)):
                 continue
             x = line.point(t)
             h = prefix.state(x[None])[0]
@@ -140,7 +141,12 @@ def refine_neuron(
     if np.all(covered[neuron.known]):
         grads = grads[:0]  # the kinks pin every coordinate: the rougher gradients stay out
     cols = np.append(neuron.known, True)
-    keep = np.ones(rows.shape[0], dtype=bool)
+    # Start from the kinks the current row explains: a kink misplaced (two merged into
+    # one, or a neighbour's) can pull a least-squares fit too far for trimming to see it.
+    prior = np.abs(rows @ neuron.theta)
+    keep = prior <= max(16 * float(np.median(prior)), 1e-14)
+    if keep.sum() < unknowns:
+        keep[:] = True
     theta = neuron.theta.copy()
     s = np.zeros(0)
     # Trimmed least squares: a neighbour's kink re-found by mistake fits far worse than

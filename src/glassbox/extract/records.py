@@ -18,7 +18,8 @@ class ExtractConfig:
 
     ``architecture`` (e.g. ``"40-20-10-10-1"``) is an optional hint: widths let the search
     of a layer stop as soon as all its neurons are found and name the ones never seen.
-    ``None`` for ``output_relu`` and ``output_precision`` means "find out from the answers".
+    ``None`` for ``output_relu`` and ``output_precision`` means "find out from the answers";
+    ``None`` for ``max_queries`` means a default that grows with the black box's widths.
     """
 
     seed: int = 0
@@ -35,12 +36,15 @@ class ExtractConfig:
     check_samples: int = 1024
     check_tolerance_log2: float | None = None
     max_batch_rows: int = 8192
+    max_queries: int | None = None
 
     def __post_init__(self) -> None:
         if not (self.input_scale > 0 and self.line_length > 0):
             raise GlassboxError("input_scale and line_length must be positive")
         if min(self.lines_per_batch, self.max_lines, self.patience, self.max_depth) < 1:
             raise GlassboxError("lines_per_batch, max_lines, patience, max_depth must be >= 1")
+        if self.max_queries is not None and self.max_queries < 1:
+            raise GlassboxError(f"max_queries must be >= 1, got {self.max_queries}")
         if self.check_samples < 1 or self.max_batch_rows < 16:
             raise GlassboxError("check_samples must be >= 1 and max_batch_rows >= 16")
         if self.architecture is not None:
@@ -77,6 +81,7 @@ class ExtractionResult:
     notes: tuple[str, ...] = ()
     check: dict[str, float] = field(default_factory=dict)
     line: LineKinks | None = None
+    answers: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The figures as a JSON object (the net itself is saved separately)."""
@@ -96,5 +101,6 @@ class ExtractionResult:
             "notes": list(self.notes),
             "check": self.check,
             "line": self.line.to_json() if self.line is not None else None,
+            "answers": self.answers,
             "config": config_to_dict(self.config),
         }

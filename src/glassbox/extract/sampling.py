@@ -22,16 +22,18 @@ def fit_sample(
     on_points: dict[int, list[Array]],
     rng: np.random.Generator,
     scale: float,
+    per_anchor: int = 8,
 ) -> tuple[Array, Array]:
     """Queried ``(X, Y)`` on which every output that was ever seen on has enough on-rows.
 
-    ``anchors[j]`` lies on neuron ``j``'s hyperplane: points scattered around it put the
-    neuron on both sides, which a plane far from the bulk of the Gaussian never gets.
+    ``anchors[j]`` lies on neuron ``j``'s hyperplane: ``per_anchor`` points scattered around
+    it put the neuron on both sides, which a plane far from the bulk of the Gaussian never
+    gets (and without which its sign is poorly conditioned in the fit).
     """
     n = theta.shape[0]
     need = n + prefix.width + 1
     rows = max(3 * need, 256)
-    near = np.repeat(anchors.reshape(-1, prefix.input_dim), 8, axis=0)
+    near = np.repeat(anchors.reshape(-1, prefix.input_dim), per_anchor, axis=0)
     near = near + scale * 4.0 ** rng.uniform(-3, 0, size=(near.shape[0], 1)) * rng.normal(
         size=near.shape
     )

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from glassbox.extract.neurons import ON_PLANE, Neuron
 from glassbox.extract.oracle import Oracle
+from glassbox.extract.precision import onto_plane
 from glassbox.extract.prefix import Prefix
 
 Array = NDArray[np.float64]
@@ -29,6 +31,7 @@ CLEAN = 1e-3
 EASY = 3
 # Step size, relative to the room inside the prefix region.
 WIGGLE_FRACTION = 1e-3
+LONGEST = 0.3
 
 
 @dataclass(frozen=True)
@@ -110,14 +113,37 @@ def _vote(
         return None
     unit: Array = e / np.linalg.norm(e)
     room = prefix.room(x, unit)
-    size = WIGGLE_FRACTION * (room if np.isfinite(room) else 1.0 + np.linalg.norm(x))
-    X = np.stack([x, x + size * unit, x - size * unit])
-    F = oracle.query(X)
-    up = float(np.linalg.norm(F[1] - F[0]))
-    down = float(np.linalg.norm(F[2] - F[0]))
-    noise = 16 * eps * max(float(np.max(np.abs(F))), 1e-300)
-    if max(up, down) <= 64 * noise:
-        return None
+    reach = room if np.isfinite(room) else 1.0 + np.linalg.norm(x)
+    # The flat side stays flat at any step inside the region (nothing of the layer moves
+    # but this neuron): a step too small to show above the rounding grows, up to LONGEST.
+    fraction = WIGGLE_FRACTION
+    while True:
+        size = fraction * reach
+        F = oracle.query(np.stack([x, x + size * unit, x - size * unit]))
+        up = float(np.linalg.norm(F[1] - F[0]))
+        down = float(np.linalg.norm(F[2] - F[0]))
+        noise = 16 * eps * max(float(np.max(np.abs(F))), 1e-300)
+        if max(up, down) > 4 * noise:
+            break
+        fraction *= 16
+        if fraction > LONGEST:
+            return None
     side = 1.0 if up > down else -1.0
     conf = abs(up - down) / (up + down)
     return side, conf
+
+
+def points_on_plane(prefix: Prefix, neuron: Neuron) -> list[Array]:
+    """The neuron's witness points, each moved onto its (refined) plane where it strayed.
+
+    A witness measured from coarse answers can sit off the plane the refined row gives,
+    or even belong to a neighbour; the wiggle needs points on the plane itself.
+    """
+    out = []
+    for w in neuron.witnesses:
+        x = w.x
+        if neuron.distance(prefix, x) > ON_PLANE * (1 + float(np.linalg.norm(x))):
+            moved = onto_plane(prefix, neuron.theta, x)
+            x = moved if moved is not None else x
+        out.append(x)
+    return out

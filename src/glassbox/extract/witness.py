@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from glassbox.extract.kinks import LineKinks
 from glassbox.extract.oracle import Oracle
 from glassbox.extract.prefix import Prefix, row_space
+from glassbox.extract.tolerance import FLOAT64_EPS, loosen, step_fraction
 
 Array = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -30,6 +31,7 @@ BoolArray = NDArray[np.bool_]
 # Gradient steps as a fraction of the room around the base point: large steps give
 # precise slopes; the forward/backward agreement test catches the ones that crossed.
 STEP_FRACTION = 1e-3
+MAX_STEP_FRACTION = 0.25
 # A kink this close to a prefix hyperplane (relative to 1 + |x|) belongs to the prefix.
 ON_PREFIX = 1e-7
 # Ratio of the jump matrix's second to first singular value above which it is not rank one.
@@ -54,6 +56,7 @@ class Witness:
     row: Array | None
     error: float
     rank_deficient: bool
+    eps: float = FLOAT64_EPS
 
 
 def _gradients(
@@ -75,7 +78,7 @@ def _gradients(
     mag = np.max(np.abs(F), axis=(1, 2))
     noise = 8 * eps * np.maximum(mag, np.finfo(np.float64).tiny)[:, None] / steps
     gap = np.max(np.abs(fwd - bwd), axis=2)
-    agree = gap <= 4 * noise + 1e-9 * np.max(np.abs(fwd), axis=2)
+    agree = gap <= 4 * noise + loosen(1e-9, eps) * np.max(np.abs(fwd), axis=2)
     G = np.transpose(0.5 * (fwd + bwd), (0, 2, 1))
     return G, agree, noise
 
@@ -90,7 +93,8 @@ def measure(
     """The witness at hidden kink ``k`` of ``line``; None when it lies on the prefix or shows nothing."""
     x = line.point(float(line.t[k]))
     u = line.d
-    if prefix.depth and np.min(prefix.scaled_margins(x)) <= ON_PREFIX * (1 + np.linalg.norm(x)):
+    reach = 1 + np.linalg.norm(x)
+    if prefix.depth and np.min(prefix.scaled_margins(x)) <= loosen(ON_PREFIX, eps) * reach:
         return None
     J, _ = prefix.local_map(x)
     active = np.any(J != 0.0, axis=1)
@@ -103,9 +107,10 @@ def measure(
     bases = np.stack([x - rho * u, x + rho * u])
     # Steps per direction: a fraction of the room on the line, and inside the prefix region.
     steps = np.empty((2, r))
+    fraction = step_fraction(STEP_FRACTION, eps, MAX_STEP_FRACTION)
     for side in range(2):
         for j in range(r):
-            steps[side, j] = STEP_FRACTION * min(rho, prefix.room(bases[side], Q[:, j]))
+            steps[side, j] = fraction * min(rho, prefix.room(bases[side], Q[:, j]))
     G, agree, noise = _gradients(oracle, bases, Q, steps, eps)
     ok = agree[0] & agree[1]
     if not np.any(ok):
@@ -115,13 +120,14 @@ def measure(
     floor = float(np.max(noise[:, ok])) * np.sqrt(M.size)
     if s[0] <= 16 * floor:
         return None
-    if s.size > 1 and s[1] > RANK_ONE * s[0] + 16 * floor:
+    if s.size > 1 and s[1] > loosen(RANK_ONE, eps) * s[0] + 16 * floor:
         return None  # two neurons at once, or a step crossed another hyperplane
     m = Vt[0]
     # The slope jump the line saw must be the one these gradients predict.
     along = M @ (Q[:, ok].T @ u)
     seen = line.slope_right[k] - line.slope_left[k]
-    if np.max(np.abs(along - seen)) > 1e-4 * np.max(np.abs(seen)) + 64 * floor:
+    slack = loosen(1e-4, eps) * np.max(np.abs(seen)) + 64 * floor + 4 * line.slope_error[k]
+    if np.max(np.abs(along - seen)) > slack:
         return None
     width = prefix.width
     B = J[active] @ Q[:, ok]  # (a, r')
@@ -142,7 +148,7 @@ def measure(
         row: Array | None = full / np.linalg.norm(full)
         err = rel_noise * float(np.linalg.cond(B))
     else:
-        row, err = null_row(E, cols)
+        row, err = null_row(E, cols, loosen(PINNED, eps))
     deficient = row is None
     return Witness(
         x=x,
@@ -151,10 +157,11 @@ def measure(
         row=row,
         error=max(err, rel_noise),
         rank_deficient=deficient,
+        eps=eps,
     )
 
 
-def null_row(E: Array, cols: BoolArray) -> tuple[Array | None, float]:
+def null_row(E: Array, cols: BoolArray, pinned: float = PINNED) -> tuple[Array | None, float]:
     """The unit vector ``theta`` (zero off ``cols``) with ``E theta = 0``, if the equations pin it down.
 
     Returns ``(theta, gap)`` where ``gap`` is the smallest singular value over the next;
@@ -170,7 +177,7 @@ def null_row(E: Array, cols: BoolArray) -> tuple[Array | None, float]:
     if n < 2 or s_full[n - 2] == 0.0:
         return None, 1.0
     gap = float(s_full[n - 1] / s_full[n - 2])
-    if s_full[n - 2] <= PINNED * max(s_full[0], 1e-300):
+    if s_full[n - 2] <= pinned * max(s_full[0], 1e-300):
         return None, gap
     theta = np.zeros(E.shape[1])
     theta[cols] = Vt[n - 1]

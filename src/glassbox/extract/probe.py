@@ -1,0 +1,287 @@
+"""Know the oracle before attacking it: finiteness, precision, noise, labels, piecewise linearity.
+
+A cheap first phase (a few hundred queries; a few thousand for noisy answers) tells:
+
+- whether answers are finite (a NaN or an infinity stops the attack at once);
+- whether repeated queries agree; if not, the noise's standard deviation, and how many
+  repeats an averaged answer needs to be usable;
+- for deterministic answers, their precision: float64, float32, or ``k`` significant
+  decimal digits;
+- whether they are labels (integers, constant between jumps along every line);
+- whether they are piecewise linear: along short windows of lines, a ReLU net's second
+  differences vanish except where a kink falls inside; a smooth net (tanh, sigmoid,
+  softplus) curves in nearly every window.
+
+The verdict is an :class:`AnswerProfile`: the relative precision the attack's tolerances
+derive from, or the one-line reason it must not start.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from glassbox.extract.oracle import Oracle, round_significant
+from glassbox.extract.tolerance import FLOAT32_EPS, FLOAT64_EPS
+
+Array = NDArray[np.float64]
+
+# Gaussian points asked twice (repeatability), and how often a few are asked for sigma.
+POINTS = 16
+NOISE_POINTS = 4
+NOISE_COPIES = 16
+# Windows of the piecewise-linearity test: lines, windows per line, points per window.
+LINES = 8
+WINDOWS = 4
+WINDOW_POINTS = 5
+# Answers coarser than this (relative, after averaging) cannot place kinks well enough
+# for the witnesses' slopes: the attack stops with the reason instead of flailing.
+COARSEST = 2.0**-20
+# The most repeats an averaged answer may take (noise shrinks as their square root).
+MAX_REPEATS = 256
+# An answer's error bound, in standard deviations of its noise.
+NOISE_BOUND = 8.0
+# Share of curved windows above which the target is not piecewise linear.
+CURVED_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class AnswerProfile:
+    """What the answers are worth: their kind, relative precision, and whether to go on."""
+
+    kind: str
+    eps: float
+    scale: float
+    sigma: float = 0.0
+    digits: int | None = None
+    repeats: int = 1
+    queries: int = 0
+    curved_share: float | None = None
+    stop: str | None = None
+
+    def describe(self) -> str:
+        """One line for the user, e.g. ``float32 answers (relative precision 2^-24)``."""
+        what = {
+            "float64": "float64 answers",
+            "float32": "float32 answers",
+            "digits": f"answers rounded to {self.digits} significant digits",
+            "noisy": f"noisy answers (sigma {self.sigma:.2g})",
+            "labels": "labels only",
+            "constant": "a constant answer",
+            "not-finite": "non-finite answers",
+        }.get(self.kind, self.kind)
+        if self.kind in ("labels", "constant", "not-finite"):
+            return what
+        extra = f", each averaged over {self.repeats} repeats" if self.repeats > 1 else ""
+        return f"{what} (relative precision 2^{math.log2(self.eps):.1f}{extra})"
+
+    def to_json(self) -> dict[str, Any]:
+        """The profile as a JSON object."""
+        return {**asdict(self), "eps_log2": math.log2(self.eps) if self.eps > 0 else None}
+
+
+def profile_oracle(
+    oracle: Oracle, rng: np.random.Generator, input_scale: float = 1.0
+) -> AnswerProfile:
+    """Probe ``oracle`` (see the module docstring); every query is counted as usual."""
+    q0 = oracle.queries
+    d0 = oracle.input_dim
+    X = rng.normal(0.0, input_scale, size=(POINTS, d0))
+    Y = oracle.query(np.vstack([X, X]))
+    bad = _not_finite(Y)
+    if bad is not None:
+        return _stopped("not-finite", oracle, q0, f"answers contain {bad} at Gaussian inputs")
+    first, again = Y[:POINTS], Y[POINTS:]
+    scale = float(np.max(np.abs(Y)))
+    if not np.array_equal(first, again):
+        return _noisy(oracle, rng, X, scale, q0, input_scale)
+    if np.all(first == first[0]):
+        far = _windows(oracle, rng, 4 * input_scale, 4 * input_scale, 1)
+        if np.all(far == first[0]):
+            return _stopped(
+                "constant",
+                oracle,
+                q0,
+                f"the black box answered {first[0].tolist()} at every probed input, near and "
+                "far: a constant function has nothing to extract (a dead network, an output "
+                "ReLU that is always off, or labels of one class)",
+            )
+        first = np.vstack([first, far.reshape(-1, first.shape[1])])
+    if _integral(first) and oracle.output_dim == 1 and _steps_only(oracle, rng, input_scale):
+        return _stopped(
+            "labels",
+            oracle,
+            q0,
+            "labels only: the answers are class labels, constant between jumps; this attack "
+            "needs real-valued scores (logits or probabilities)",
+        )
+    kind, eps, digits = _precision(first)
+    if eps > COARSEST:
+        return _stopped(
+            kind,
+            oracle,
+            q0,
+            f"answers are rounded to {digits} significant digits: too coarse for the kink "
+            f"search (it needs about {_digits_needed()} significant digits, relative "
+            f"precision 2^{math.log2(COARSEST):.0f})",
+            eps=eps,
+            scale=scale,
+            digits=digits,
+        )
+    curved = _curved_share(oracle, rng, input_scale, eps, 1)
+    profile = AnswerProfile(
+        kind, eps, scale, digits=digits, queries=oracle.queries - q0, curved_share=curved
+    )
+    return _judge_linearity(profile)
+
+
+def _noisy(
+    oracle: Oracle, rng: np.random.Generator, X: Array, scale: float, q0: int, input_scale: float
+) -> AnswerProfile:
+    """Answers that differ on repeats: estimate sigma, then the repeats averaging needs."""
+    copies = np.repeat(X[:NOISE_POINTS], NOISE_COPIES, axis=0)
+    Y = oracle.query(copies).reshape(NOISE_POINTS, NOISE_COPIES, -1)
+    bad = _not_finite(Y)
+    if bad is not None:
+        return _stopped("not-finite", oracle, q0, f"answers contain {bad} at Gaussian inputs")
+    sigma = float(np.sqrt(np.mean(np.var(Y, axis=1, ddof=1))))
+    # Tolerances need a bound on an answer's error, not its spread: NOISE_BOUND sigmas.
+    rel = NOISE_BOUND * sigma / max(scale, 1e-300)
+    repeats = max(1, math.ceil((rel / COARSEST) ** 2))
+    if repeats > MAX_REPEATS:
+        return _stopped(
+            "noisy",
+            oracle,
+            q0,
+            f"answers carry noise of sigma {sigma:.2g} ({NOISE_BOUND:g} sigma is "
+            f"2^{math.log2(rel):.1f} of their scale {scale:.3g}): averaging would need {repeats} repeats per query, more than "
+            f"{MAX_REPEATS}; too noisy for the kink search",
+            eps=rel,
+            scale=scale,
+            sigma=sigma,
+        )
+    eps = rel / math.sqrt(repeats)
+    curved = _curved_share(oracle, rng, input_scale, eps, repeats)
+    profile = AnswerProfile(
+        "noisy",
+        eps,
+        scale,
+        sigma=sigma,
+        repeats=repeats,
+        queries=oracle.queries - q0,
+        curved_share=curved,
+    )
+    return _judge_linearity(profile)
+
+
+def _judge_linearity(profile: AnswerProfile) -> AnswerProfile:
+    share = profile.curved_share or 0.0
+    if share < CURVED_SHARE:
+        return profile
+    return AnswerProfile(
+        **{
+            **asdict(profile),
+            "stop": (
+                f"the target is not piecewise linear: {share:.0%} of short windows along "
+                "lines curve (a ReLU network is straight between kinks); not a ReLU network "
+                "(tanh, sigmoid or softplus?)"
+            ),
+        }
+    )
+
+
+def _stopped(
+    kind: str,
+    oracle: Oracle,
+    q0: int,
+    reason: str,
+    *,
+    eps: float = 1.0,
+    scale: float = 0.0,
+    sigma: float = 0.0,
+    digits: int | None = None,
+) -> AnswerProfile:
+    return AnswerProfile(
+        kind,
+        eps,
+        scale,
+        sigma=sigma,
+        digits=digits,
+        queries=oracle.queries - q0,
+        stop=reason,
+    )
+
+
+def _not_finite(Y: Array) -> str | None:
+    """'NaN' or 'infinity' when some answer is, else None."""
+    if np.any(np.isnan(Y)):
+        return "NaN"
+    if np.any(np.isinf(Y)):
+        return "infinity"
+    return None
+
+
+def _integral(Y: Array) -> bool:
+    return bool(np.all(np.round(Y) == Y) and np.all(np.abs(Y) < 2.0**20))
+
+
+def _precision(Y: Array) -> tuple[str, float, int | None]:
+    """(kind, relative precision, digits) of deterministic answers, from their values alone."""
+    v = Y[Y != 0.0]
+    if v.size == 0:
+        return "float64", FLOAT64_EPS, None
+    for k in range(1, 16):
+        if np.array_equal(round_significant(v, k), v):
+            return "digits", 0.5 * 10.0 ** (1 - k), k
+    if np.array_equal(v.astype(np.float32).astype(np.float64), v):
+        return "float32", FLOAT32_EPS, None
+    return "float64", FLOAT64_EPS, None
+
+
+def _digits_needed() -> int:
+    return math.ceil(-math.log10(2 * COARSEST)) + 1
+
+
+def _windows(
+    oracle: Oracle, rng: np.random.Generator, input_scale: float, h: float, repeats: int
+) -> Array:
+    """Answers on ``LINES x WINDOWS`` windows of ``WINDOW_POINTS`` points ``h`` apart."""
+    d0 = oracle.input_dim
+    n = LINES * WINDOWS
+    centres = rng.normal(0.0, input_scale, size=(n, d0))
+    d = rng.normal(size=(n, d0))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    offsets = h * (np.arange(WINDOW_POINTS) - WINDOW_POINTS // 2)
+    P = centres[:, None, :] + offsets[None, :, None] * d[:, None, :]
+    P = np.repeat(P.reshape(-1, d0), repeats, axis=0)
+    Y = oracle.query(P).reshape(n * WINDOW_POINTS, repeats, -1).mean(axis=1)
+    return Y.reshape(n, WINDOW_POINTS, -1)
+
+
+def _steps_only(oracle: Oracle, rng: np.random.Generator, input_scale: float) -> bool:
+    """Whether the answers are constant on nearly every short window (labels are)."""
+    F = _windows(oracle, rng, input_scale, 1e-3 * input_scale, 1)
+    flat = np.all(F[:, :1] == F, axis=(1, 2))
+    return bool(np.mean(flat) >= 0.75)
+
+
+def _curved_share(
+    oracle: Oracle, rng: np.random.Generator, input_scale: float, eps: float, repeats: int
+) -> float:
+    """Share of short windows whose second differences all curve the same way, well above
+    the rounding: a kink bends at most two of a window's three; a smooth function all."""
+    # Wide enough that a smooth function's f'' h^2 stands far above the rounding.
+    h = input_scale * min(1e-2, max(1e-4, 64 * math.sqrt(eps)))
+    F = _windows(oracle, rng, input_scale, h, repeats)
+    D = F[:, :-2] - 2 * F[:, 1:-1] + F[:, 2:]  # (n, 3, k)
+    floor = 64 * eps * max(float(np.max(np.abs(F))), 1e-300)
+    big = np.abs(D) > floor
+    same = np.all(np.sign(D) == np.sign(D[:, :1]), axis=1)
+    mag = np.abs(D)
+    even = np.max(mag, axis=1) <= 4 * np.maximum(np.min(mag, axis=1), 1e-300)
+    curved = np.any(np.all(big, axis=1) & same & even, axis=1)
+    return float(np.mean(curved))

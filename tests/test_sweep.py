@@ -134,7 +134,16 @@ def test_an_extract_sweep_and_its_table(tmp_path: Path) -> None:
     code, table, err = run_cli("sweep-plot", str(out))
     assert code == 0, err
     assert "| random:6-5-1 | float64 | 2 | 2 | 1 |" in table
-    assert "| random:6-5-1 | float32 | 0 | 1 | 0 |" in table
+    # Every row's successes are what its points' result.json say.
+    counted: dict[tuple[str, str], list[int]] = {}
+    for path in (out / "points").glob("*/result.json"):
+        rec = json.loads(path.read_text())
+        cell = counted.setdefault((rec["config"]["target"], rec["config"]["defence"]), [0, 0])
+        cell[0] += rec["result"]["success"]
+        cell[1] += 1
+    assert len(counted) == 4
+    for (target, defence), (ok, runs) in counted.items():
+        assert f"| {target} | {defence} | {ok} | {runs} |" in table
     for name in ("table.md", "table.csv", "extract.png", "extract.svg"):
         assert (out / name).is_file()
     assert (out / "table.csv").read_text().splitlines()[0].startswith("target,defence,ok,runs")

@@ -346,3 +346,36 @@ def test_a_tied_model_grid_reads_its_phases_from_feature_norms(tmp_path: Path) -
             assert sum(inst["phase"].values()) == 5  # every feature in exactly one phase
     code, table, _ = run_cli("sweep-plot", str(out))
     assert code == 0 and "| n_hidden=1 | 1 |" in table and "| n_hidden=2 | 0.1 |" in table
+
+
+def test_pool_workers_end_when_their_sweep_is_killed(tmp_path: Path) -> None:
+    import psutil
+
+    grid = train_grid(tmp_path, seeds=list(range(8)), steps=1500)
+    out = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    argv = ["sweep", str(grid), "--out", str(out), "--workers", "2", "--no-progress"]
+    code = f"import sys; from glassbox.cli import main; sys.exit(main({argv!r}))"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    children: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 120
+        while not _finished(out) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        children = psutil.Process(proc.pid).children()
+        assert len(children) >= 2  # the pool's workers (and multiprocessing's tracker)
+        proc.kill()  # the sweep only: its workers are orphaned
+        proc.wait(timeout=30)
+        gone, alive = psutil.wait_procs(children, timeout=20)
+        assert alive == [], "pool workers outlived their sweep"
+    finally:
+        for child in children:
+            if child.is_running():
+                child.kill()
+    # The sweep resumes on a pool, and ends as an uninterrupted one.
+    assert run_cli(*argv)[0] == 0
+    assert run_cli("sweep", str(grid), "--out", str(tmp_path / "whole"))[0] == 0
+    assert results(out) == results(tmp_path / "whole")

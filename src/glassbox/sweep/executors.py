@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
@@ -25,6 +27,8 @@ from glassbox.extras import require
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 #: Seconds to reach a Dask scheduler, and to wait for its first worker.
 CONNECT_TIMEOUT, WORKER_TIMEOUT = 20, 60
+#: Seconds between a pool worker's checks that the sweep that started it is still there.
+ORPHAN_POLL = 1.0
 
 
 class InlineExecutor(Executor):
@@ -71,9 +75,20 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = old
 
 
-def _init_worker(threads: int) -> None:
-    """Pool worker start: thread counts for libraries loaded from now on (torch reads them)."""
+def _init_worker(threads: int, parent: int) -> None:
+    """Pool worker start: thread counts for libraries loaded from now on, and a parent watch.
+
+    A worker whose sweep was killed (``kill -9``) would wait for work for ever; it ends
+    within :data:`ORPHAN_POLL` seconds of losing its parent instead.
+    """
     os.environ.update({k: str(threads) for k in THREAD_VARIABLES})
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(ORPHAN_POLL)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="glassbox-parent-watch", daemon=True).start()
 
 
 def _ready() -> int:
@@ -95,7 +110,7 @@ def process_pool(workers: int, threads: int | None = None) -> Pool:
         workers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_init_worker,
-        initargs=(threads,),
+        initargs=(threads, os.getpid()),
     )
     # A spawned pool starts one process per submit while none is idle: start all now.
     with _environment({k: str(threads) for k in THREAD_VARIABLES}):

@@ -43,6 +43,9 @@ def test_extract_grid_pools_its_axes_blocks_and_set_overrides_axes(tmp_path: Pat
     assert isinstance(points[0].config, ExtractJob)
     pinned = load_grid(path, {"seed": 1, "budget": 5000}).points()
     assert {p.config.seed for p in pinned} == {1} and {p.config.budget for p in pinned} == {5000}
+    # A list for a fixed setting makes it an axis.
+    widened = load_grid(path, {"budget": [100, 200]}).points()
+    assert len(widened) == 2 * 6 and {p.config.budget for p in widened} == {100, 200}
     assert parse_value("[0, 1]") == [0, 1] and parse_value("1e-3") == 1e-3
     assert parse_value("paper") == "paper"
 
@@ -218,7 +221,9 @@ def test_a_killed_sweep_resumes_without_redoing_finished_points(tmp_path: Path) 
         ('job = "train"\n[axes]\nseed = 3\n', "axis seed must be a non-empty list"),
         ('job = "train"\n[fixed]\nseed = 1\n[axes]\nseed = [1]\n', "seed both fixed and an axis"),
         ('job = "train"\n[axes]\nsteps = [10, -1]\n', "point steps=-1: steps must be a positive"),
-        ('job = "train"\n[fixed]\nlr = "fast"\n', "grid g, point fixed settings:"),
+        ('job = "train"\n[fixed]\nlr = "fast"\n', "point fixed settings: lr must be a number"),
+        ('job = "train"\n[fixed]\nseed = [0, 1]\n', "seed must be an integer, got [0, 1]"),
+        ('job = "extract"\n[axes]\nseed = [0.5]\n', "point seed=0.5: seed must be an integer"),
         ('job = "extract"\n[axes]\ntarget = ["random:3-x"]\n', "bad net spec"),
         ('job = "extract"\n[axes]\ntarget = ["toy:3-2"]\n', "bad toy target"),
     ],

@@ -41,6 +41,8 @@ JOBS = ("train", "extract")
 #: Axes whose values are the batched instance dimension of one run, per job kind.
 BATCHED: dict[str, tuple[str, ...]] = {"train": ("sparsity",), "extract": ()}
 TOP_KEYS = ("job", "name", "description", "fixed", "axes")
+#: Settings whose one value is a list (per feature, per sparsity), never an axis by --set.
+VECTORS = ("importance", "lr_per_config")
 
 
 @dataclass(frozen=True)
@@ -161,9 +163,15 @@ def parse_grid(data: dict[str, Any], default_name: str, overrides: dict[str, Any
     both = sorted(set(fixed) & {k for b in axes for k in b})
     if both:
         raise GlassboxError(f"grid: {', '.join(both)} both fixed and an axis; keep one")
-    # An override of an axis replaces its values (a list) or pins it (one value).
+    # An override of an axis replaces its values (a list) or pins it (one value); a list
+    # for a fixed setting makes it an axis, except where a list is one value (VECTORS).
     for name, value in (overrides or {}).items():
         holders = [b for b in axes if name in b]
+        if not holders and isinstance(value, list) and name not in VECTORS:
+            fixed.pop(name, None)
+            if not axes:
+                axes.append({})
+            holders = axes  # a new axis of every block
         for block in holders:
             block[name] = value if isinstance(value, list) else [value]
         if not holders:

@@ -20,6 +20,7 @@ import platform
 import re
 import tempfile
 import time
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,12 +127,27 @@ def job_keys(job: str) -> set[str]:
     return {f.name for f in dataclasses.fields(ToyConfig)} | {"recipe"}
 
 
+def check_types(cls: type, settings: dict[str, Any]) -> None:
+    """Refuse a setting whose TOML type cannot be its field's (``seed = [0, 1]``, ``steps = "x"``)."""
+    hints = typing.get_type_hints(cls)
+    for key, value in settings.items():
+        hint = hints.get(key)
+        if hint is int and (not isinstance(value, int) or isinstance(value, bool)):
+            raise GlassboxError(f"{key} must be an integer, got {value!r}")
+        if hint is float and (not isinstance(value, int | float) or isinstance(value, bool)):
+            raise GlassboxError(f"{key} must be a number, got {value!r}")
+        if hint is str and not isinstance(value, str):
+            raise GlassboxError(f"{key} must be a string, got {value!r}")
+
+
 def build_config(job: str, settings: dict[str, Any]) -> Any:
     """The frozen config of one point from its settings (fixed values and axis values)."""
     if job == "extract":
+        check_types(ExtractJob, settings)
         return config_from_dict(ExtractJob, settings)
-    from glassbox.toy.config import RECIPES, default_config, paper_recipe
+    from glassbox.toy.config import RECIPES, ToyConfig, default_config, paper_recipe
 
+    check_types(ToyConfig, settings)
     rest = dict(settings)
     recipe = rest.pop("recipe", "none")
     if recipe not in RECIPES:

@@ -97,7 +97,8 @@ def test_phase_counts_of_tied_and_abs_instances() -> None:
 def test_a_process_pool_gives_the_same_points_as_this_process(tmp_path: Path) -> None:
     grid = train_grid(tmp_path, seeds=[0, 1])
     assert run_cli("sweep", str(grid), "--out", str(tmp_path / "a"))[0] == 0
-    code, out, err = run_cli("sweep", str(grid), "--out", str(tmp_path / "b"), "--workers", "2")
+    pool = ("--workers", "2", "--threads", "1")  # torch's threads in this process: 1 (small model)
+    code, out, err = run_cli("sweep", str(grid), "--out", str(tmp_path / "b"), *pool)
     assert code == 0, err
     assert "2 local processes, 1 thread(s) each" in err
     a, b = results(tmp_path / "a"), results(tmp_path / "b")
@@ -359,7 +360,17 @@ def test_pool_workers_end_when_their_sweep_is_killed(tmp_path: Path) -> None:
     grid = train_grid(tmp_path, seeds=list(range(8)), steps=1500)
     out = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    argv = ["sweep", str(grid), "--out", str(out), "--workers", "2", "--no-progress"]
+    argv = [
+        "sweep",
+        str(grid),
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
     code = f"import sys; from glassbox.cli import main; sys.exit(main({argv!r}))"
     proc = subprocess.Popen(
         [sys.executable, "-c", code], env=env, start_new_session=True,

@@ -46,7 +46,7 @@ def test_a_local_cluster_and_a_process_pool_give_identical_points(tmp_path: Path
             for p in tmp_path.glob("dask*/points/*/result.json")
         }
         assert len(pids) == 2 and os.getpid() not in pids
-    with open_executor(workers=2) as local:
+    with open_executor(workers=2, threads=1) as local:  # as Dask's nanny: 1 thread a worker
         for i, grid in enumerate(grids):
             assert run_sweep(load_grid(grid), tmp_path / f"pool{i}", local).failed == ()
     for i in range(len(grids)):
@@ -116,8 +116,10 @@ def test_sweep_cli_on_a_scheduler_and_worker_in_their_own_processes(
     # Run again on the cluster: nothing left to do.
     code, stdout, _ = run_cli("sweep", str(grid), "--out", str(tmp_path / "d"), "--dask", cluster)
     assert code == 0 and "6 points, 0 run, 6 already finished" in stdout
-    assert run_cli("sweep", str(grid), "--out", str(tmp_path / "here"))[0] == 0
-    assert results(tmp_path / "d") == results(tmp_path / "here")
+    # The same points on a local pool with Dask's one thread per worker: bit for bit the same.
+    pool = ("--workers", "2", "--threads", "1")
+    assert run_cli("sweep", str(grid), "--out", str(tmp_path / "pool"), *pool)[0] == 0
+    assert results(tmp_path / "d") == results(tmp_path / "pool")
 
 
 def test_an_unreachable_scheduler_is_a_one_line_error(tmp_path: Path, monkeypatch) -> None:

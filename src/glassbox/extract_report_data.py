@@ -56,6 +56,12 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
         f"queries:                {queries:,} (2^{log2_error(max(queries, 1)):.1f})",
         f"seconds:                {float(record.get('seconds', 0.0)):.1f} (attack only)",
     ]
+    answers = record.get("answers") or {}
+    if answers.get("eps_log2") is not None:
+        lines.append(
+            f"answers:                {answers.get('kind')}, relative precision "
+            f"2^{float(answers['eps_log2']):.1f} (measured before the attack)"
+        )
     ver = record.get("verification")
     if ver:
         lines += [

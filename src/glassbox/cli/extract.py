@@ -135,7 +135,7 @@ def extract_command(
             (tmp / REPORT).write_text(page, encoding="utf-8")
 
     click.echo(result.message)
-    if result.answers:
+    if result.answers and result.answers.get("kind") != "float64":
         from glassbox.extract.probe import AnswerProfile
 
         fields = {k: v for k, v in result.answers.items() if k != "eps_log2"}

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from glassbox.extract.prefix import Prefix
-from glassbox.extract.tolerance import FLOAT64_EPS, coarseness
+from glassbox.extract.tolerance import FLOAT64_EPS, loosen
 
 Array = NDArray[np.float64]
 
@@ -90,8 +90,8 @@ def fit_last_layer(
         scale = max(float(np.max(np.abs(Y[rows, o]))), 1e-300)
         worst = max(worst, float(np.max(np.abs(D @ sol - Y[rows, o]))) / scale)
     res_log2 = float(np.log2(worst)) if worst > 0 else -1074.0
-    # Rows measured from coarse answers fit less exactly; a missing layer leaves far more.
-    if worst > EXACT * coarseness(eps) ** 0.5:
+    # Rows measured from coarse answers fit less exactly; a missing neuron leaves more.
+    if worst > loosen(EXACT, eps):
         return LastLayerFit(False, res_log2)
     fit = _signs(theta, C, T, seen, side, res_log2)
     fit.seen = seen

@@ -108,12 +108,20 @@ def test_a_process_pool_gives_the_same_points_as_this_process(tmp_path: Path) ->
     assert record["timing"]["threads"] == 1
 
 
-def test_pool_workers_get_their_share_of_the_cores() -> None:
+def test_pool_workers_get_their_share_of_the_cores(monkeypatch) -> None:
+    from glassbox.sweep import executors
+
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert executors.default_threads(1) == cores
+    assert executors.default_threads(2) == max(1, cores // 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores + 1.0, 0.0, 0.0))
+    assert executors.default_threads(1) == 1  # busy cores: one thread each
+    monkeypatch.undo()
     before = os.environ.get("OMP_NUM_THREADS")
-    pool = process_pool(1)
+    pool = process_pool(1, threads=2)
     try:
-        env = pool.executor.submit(os.getenv, "OPENBLAS_NUM_THREADS").result()
-        assert env == str(len(os.sched_getaffinity(0)))
+        assert pool.executor.submit(os.getenv, "OPENBLAS_NUM_THREADS").result() == "2"
     finally:
         pool.executor.shutdown()
     assert os.environ.get("OMP_NUM_THREADS") == before  # this process's setting is restored

@@ -35,13 +35,15 @@ def parse_sets(items: tuple[str, ...]) -> dict[str, object]:
     "--workers",
     type=int,
     default=None,
-    help="Run points in N local processes (cores // N threads each) [default: in this process].",
+    help="Run points in N local processes (cores // N threads each, 1 on a busy machine) "
+    "[default: in this process].",
 )
 @click.option(
     "--threads",
     type=int,
     default=None,
-    help="Threads of each --workers process [default: cores // N]; 1 on a busy shared machine.",
+    help="Threads of each --workers process [default: cores // N, or 1 when the load "
+    "average is already near the core count].",
 )
 @click.option(
     "--dask",

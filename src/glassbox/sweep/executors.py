@@ -2,7 +2,8 @@
 
 - :class:`InlineExecutor`: one point at a time in this process (the default).
 - :func:`process_pool`: ``--workers N`` local processes, each with ``cores // N`` threads for
-  torch, OpenMP and BLAS, so that N workers do not oversubscribe the cores.
+  torch, OpenMP and BLAS, so that N workers do not oversubscribe the cores (1 thread each
+  when other processes already keep the cores busy; ``--threads`` sets it).
 - :func:`dask_executor`: ``--dask tcp://HOST:8786``, an existing Dask cluster through
   ``distributed.Client(address).get_executor()`` (the ``dask`` extra). Dask's nanny gives
   each worker process ``OMP_NUM_THREADS`` = 1 (and the same for MKL and OpenBLAS); start
@@ -95,8 +96,20 @@ def _ready() -> int:
     return os.getpid()
 
 
+def default_threads(workers: int) -> int:
+    """Threads per pool worker: ``cores // workers``, or 1 when the machine is already busy.
+
+    On cores that other processes keep busy, spinning BLAS and OpenMP threads slow a run
+    down several times (BENCHMARKS.md, Sweeps: 6x for the extraction suite), as the
+    trainer's own ``default_threads`` found for torch.
+    """
+    cores = usable_cores()
+    busy = os.getloadavg()[0] > cores - 0.5
+    return 1 if busy else max(1, cores // workers)
+
+
 def process_pool(workers: int, threads: int | None = None) -> Pool:
-    """``workers`` fresh (spawned) processes with ``threads`` each (default ``cores // workers``).
+    """``workers`` fresh (spawned) processes with ``threads`` each (default :func:`default_threads`).
 
     The thread variables are set while the processes start, so that they hold from the
     first import (NumPy's BLAS reads them once, when it loads), and again by the initializer.
@@ -105,7 +118,7 @@ def process_pool(workers: int, threads: int | None = None) -> Pool:
         raise GlassboxError(f"--workers must be at least 1, got {workers}")
     if threads is not None and threads < 1:
         raise GlassboxError(f"--threads must be at least 1, got {threads}")
-    threads = threads or max(1, usable_cores() // workers)
+    threads = threads or default_threads(workers)
     pool = ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("spawn"),

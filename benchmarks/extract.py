@@ -5,8 +5,8 @@
     python benchmarks/extract.py --nets toy-demo,toy-paper --toy-steps 2000
 
 The attack is never given the architecture: depth and widths are discovered.
-Rows: any random:SPEC of any depth (e.g. 10-10-10-1, 40-20-10-10-1), random:784-32-1 and random:784-128-1 (seeds = net and attack seeds), the float32
-oracle of 784-32-1, and trained abs toy models (glassbox.toy) at the demo's size (20
+Rows: any random:SPEC of any depth (e.g. 10-10-10-1, 40-20-10-10-1), random:784-32-1 and random:784-128-1 (seeds = net and attack seeds), any of them with answers
+rounded to float32 (SPEC-float32, e.g. 10-10-10-1-float32), and trained abs toy models (glassbox.toy) at the demo's size (20
 features, 10 neurons) and the paper's (100, 40), one dense (S = 0) and one sparse
 instance each (seeds = attack seeds on the same trained instance). Columns: seeds that
 succeeded (the attack's own verdict) over total; median queries (log2) and as a multiple
@@ -128,8 +128,8 @@ def main() -> None:
     groups: list[Iterator[Case]] = []
     names = args.nets.split() if " " in args.nets.strip() else args.nets.split(",")
     for name in names:
-        if name == "784-32-1-float32":
-            groups.append(random_cases("784-32-1", seeds, float32=True))
+        if name.endswith("-float32"):
+            groups.append(random_cases(name.removesuffix("-float32"), seeds, float32=True))
         elif name.startswith("toy-"):
             groups.append(toy_cases(name.removeprefix("toy-"), toy_seeds, args.toy_steps))
         else:

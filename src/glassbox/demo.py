@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from glassbox.config import config_to_dict, load_config, save_config
+from glassbox.demo_boundary import attack
 from glassbox.errors import GlassboxError
-from glassbox.extract.attack import ExtractConfig, ExtractionResult, extract
-from glassbox.extract.oracle import net_oracle
+from glassbox.extract.attack import ExtractConfig, ExtractionResult
 from glassbox.extract.verify import verify
 from glassbox.io import atomic_path, read_json, staged_dir, write_json
 from glassbox.io import check_out_dir as io_check_out_dir
@@ -156,6 +156,7 @@ def run_demo(
     overwrite: bool = False,
     progress: bool = True,
     bars: bool | None = None,
+    in_process: bool = False,
 ) -> DemoResult:
     """Train, attack one instance through a counting oracle, verify, write the run and its report.
 
@@ -163,7 +164,9 @@ def run_demo(
     (default: as ``progress``). Everything is written into a temporary sibling of ``out``
     and moved into place at the end, so a failure never leaves a half-written run. When
     the attack recovers no network (e.g. its budget ran out), the trained model and the
-    attack's figures are still written, and the result has ``report=None``.
+    attack's figures are still written, and the result has ``report=None``. The attack
+    reaches the trained net over HTTP, served by a separate process (``in_process``: in
+    this process); extraction.json says which (see :mod:`glassbox.demo_boundary`).
     """
     target = Path(out)
     check_out_dir(target, overwrite)
@@ -183,15 +186,17 @@ def run_demo(
     kept = int(run.metrics["kept_restart"][config.instance])
     say(
         f"[2/4] attacking the kept network (sparsity S = {run.sparsity(config.instance):g}, "
-        f"restart {kept}) through a counting oracle (no weights)"
+        f"restart {kept}) through a counting oracle (no weights), "
+        + ("in-process" if in_process else "over HTTP")
     )
-    oracle = net_oracle(truth, budget=config.budget)
-    result = extract(oracle, config.attack, progress=bars)
+    result, facts = attack(
+        truth, config.attack, config.budget, in_process=in_process, progress=bars, say=say
+    )
     if result.net is None:
         # Keep what was made (the trained model, its truth net, the attack's figures).
         say("[4/4] the attack recovered no network; writing the trained model and its figures")
         with staged_dir(target, overwrite) as tmp:
-            _write_run(tmp, config, run, truth, result, None)
+            _write_run(tmp, config, run, truth, result, None, facts)
         return DemoResult(
             directory=target,
             report=None,
@@ -214,7 +219,7 @@ def run_demo(
 
     say("[4/4] writing the run directory and report.html")
     with staged_dir(target, overwrite) as tmp:
-        _write_run(tmp, config, run, truth, result, verification)
+        _write_run(tmp, config, run, truth, result, verification, facts)
         inputs = load_inputs(tmp)
         (tmp / REPORT).write_text(build_report(inputs, run_dir=target), encoding="utf-8")
     return DemoResult(
@@ -234,13 +239,14 @@ def _write_run(
     truth: ReLUNet,
     result: ExtractionResult,
     verification: dict[str, Any] | None,
+    facts: dict[str, Any],
 ) -> None:
     save_config(config, folder / CONFIG)
     save_run(run, folder / TOY, plots=False)
     truth.save(folder / TRUTH)
     if result.net is not None:
         result.net.save(folder / RECOVERED)
-    write_json(folder / EXTRACTION, result.to_json())
+    write_json(folder / EXTRACTION, {**result.to_json(), **facts})
     if verification is not None:
         write_json(folder / VERIFICATION, verification)
     if result.line is not None:

@@ -11,6 +11,9 @@ INSTALL = {
     "torch": "pip install torch==2.13.0 && pip install 'glassbox[toy]'",
     "onnx": "pip install 'glassbox[onnx]'",
     "onnxruntime": "pip install 'glassbox[onnx]'",
+    "fastapi": "pip install 'glassbox[serve]'",
+    "uvicorn": "pip install 'glassbox[serve]'",
+    "httpx": "pip install 'glassbox[serve]'",
     "distributed": "pip install 'glassbox[dask]' (in a checkout: pip install -e '.[dask]')",
 }
 

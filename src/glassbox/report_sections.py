@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from glassbox.demo_boundary import describe
 from glassbox.extract.kinks import HIDDEN
 from glassbox.extract.verify import fmt_log2, log2_error
 from glassbox.io import dumps_json
@@ -165,6 +166,7 @@ def queries_section(ex: dict[str, Any]) -> list[str]:
         + ". The last phase, 'check', is the attack's own test, made without the truth: it "
         "compares the reconstruction with the black box on fresh queries. Its verdict: "
         f"<span class='{'ok' if ok else 'fail'}'>{esc(ex.get('message', ''))}</span></p>",
+        *([f"<p>{esc(describe(ex))}</p>"] if "boundary" in ex else []),
         table(["phase", "queries", "share"], rows),
         img(queries_figure(by_phase), "queries by phase"),
     ]

@@ -1,7 +1,8 @@
 """Resolve a TARGET string to a black box and, where the caller can know it, the truth.
 
 TARGET is one of: ``random:SPEC`` (a seeded random net, e.g. ``random:784-128-1``), a
-toy-model run directory (one instance of it), an ONNX file, or a saved glassbox net.
+toy-model run directory (one instance of it), an ONNX file, a saved glassbox net, or the
+``http://`` address of a running prediction service (``glassbox serve``; no truth then).
 The truth is for verification only: the attack gets the oracle and nothing else.
 """
 
@@ -76,7 +77,11 @@ def resolve_target(
             f"--instance {instance}: {target} is not a toy run directory, which has instances; "
             "drop --instance"
         )
-    if target.startswith("random:"):
+    if target.startswith(("http://", "https://")):
+        from glassbox.extract.http_oracle import http_target
+
+        oracle, truth, desc = http_target(target, budget)
+    elif target.startswith("random:"):
         truth = random_net(target.removeprefix("random:"), seed=seed)
         desc = f"{target} (seed {seed})"
         oracle = net_oracle(truth, budget)

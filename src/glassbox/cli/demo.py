@@ -51,6 +51,11 @@ from glassbox.extras import require
     help="Progress bars on stderr [default: only when stderr is a terminal].",
 )
 @click.option("--quiet", is_flag=True, help="No stage messages and no bars on stderr.")
+@click.option(
+    "--in-process",
+    is_flag=True,
+    help="Attack the net in this process (faster) instead of over HTTP to a separate service.",
+)
 def demo(
     out: Path | None,
     overwrite: bool,
@@ -60,6 +65,7 @@ def demo(
     budget: int | None,
     progress: bool | None,
     quiet: bool,
+    in_process: bool,
 ) -> None:
     """Train a toy model, reconstruct it from queries alone, verify, and write report.html.
 
@@ -90,6 +96,7 @@ def demo(
             overwrite=overwrite,
             progress=not quiet,
             bars=False if quiet else show_progress(progress),
+            in_process=in_process,
         )
     except BaseException:
         if out is None and folder.is_dir() and not any(folder.iterdir()):

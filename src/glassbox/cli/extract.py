@@ -8,11 +8,12 @@ from pathlib import Path
 import click
 
 from glassbox.cli import cli, show_progress
-from glassbox.config import save_config
+from glassbox.config import config_to_dict, save_config
 from glassbox.errors import GlassboxError
 from glassbox.extract.attack import ExtractConfig, extract
+from glassbox.extract.checkpoint import CHECKPOINT, checkpointed, prepare
 from glassbox.extract.verify import fmt_log2, verify
-from glassbox.io import check_out_dir, staged_dir, write_json
+from glassbox.io import staged_dir, write_json
 from glassbox.targets import resolve_target
 
 
@@ -69,6 +70,18 @@ from glassbox.targets import resolve_target
     default=None,
     help="Optional hint, e.g. 40-20-10-10-1: widths let the search stop early and name unseen neurons.",
 )
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Go on from the checkpoint an interrupted run left in --out (same TARGET and options).",
+)
+@click.option(
+    "--checkpoint-every",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=5.0,
+    show_default=True,
+    help="Seconds between checkpoint writes to --out/checkpoint (kept until the run ends).",
+)
 def extract_command(
     target: str,
     out: Path,
@@ -81,16 +94,20 @@ def extract_command(
     quiet: bool,
     report: bool,
     architecture: str | None,
+    resume: bool,
+    checkpoint_every: float,
 ) -> None:
     """Extract TARGET (random:SPEC, toy run dir, ONNX file or saved net) into --out.
 
     Writes recovered.safetensors, config.json, extraction.json (with a verification
     object when the truth is known here; the attack never sees it), line.json and
     line.png/.svg; with --report also report.html (`glassbox report DIR` rebuilds it).
+    TARGET may also be http://HOST:PORT, a running `glassbox serve` (API key from
+    GLASSBOX_API_KEY). A checkpoint in --out/checkpoint lets --resume go on after a kill.
     Exit status 0 when the attack's self-check passes, 1 when it reports failure,
     2 on a usage error.
     """
-    check_out_dir(out, overwrite, marker="extraction.json")
+    resuming = prepare(out, resume, overwrite, marker="extraction.json")
     tgt = resolve_target(target, seed=seed, instance=instance, budget=budget, float32=float32)
     config = ExtractConfig(seed=seed, architecture=architecture)
     if architecture is not None:
@@ -103,8 +120,21 @@ def extract_command(
                 f"the target has {tgt.oracle.input_dim} and {tgt.oracle.output_dim}"
             )
     click.echo(f"extracting {tgt.description}", err=True)
-    result = extract(tgt.oracle, config, progress=show_progress(False if quiet else progress))
+    key = {
+        "target": "a service" if "://" in target else tgt.description,
+        "config": config_to_dict(config),
+    }
+    oracle = checkpointed(
+        tgt.oracle, out, key, resume=resuming, every=checkpoint_every, budget=budget
+    )
+    try:
+        result = extract(oracle, config, progress=show_progress(False if quiet else progress))
+    except BaseException:
+        oracle.flush()  # keep every answer so far for --resume
+        raise
     record = {"target": tgt.description, **result.to_json()}
+    if resuming:
+        record["resumed"] = {"replayed_queries": oracle.replayed}
     if result.net is not None and tgt.truth is not None:
         ver = verify(
             result.net,
@@ -117,7 +147,7 @@ def extract_command(
         record["verification"] = ver.to_json()
 
     # Everything goes to a fresh folder beside --out, moved into place at the end.
-    with staged_dir(out, overwrite) as tmp:
+    with staged_dir(out, overwrite or (out / CHECKPOINT).exists()) as tmp:
         if result.net is not None:
             result.net.save(tmp / "recovered.safetensors")
         save_config(config, tmp / "config.json")
@@ -157,6 +187,8 @@ def extract_command(
             f"verification: max weight error {fmt_log2(v['max_weight_error_log2'])}, "
             f"functional error {fmt_log2(v['epsilon_log2'])}"
         )
+    if resuming:
+        click.echo(f"resumed: {oracle.replayed} of the queries answered from the checkpoint")
     click.echo(f"wrote {out}")
     if report:
         click.echo(f"report: {out / 'report.html'}")

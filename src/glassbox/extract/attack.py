@@ -61,8 +61,14 @@ def extract(
     box = row_capped(oracle, config.max_batch_rows)
     q0 = box.queries
     with box.phase("probe"):
-        # Its own stream: the attack's draws stay the same whatever the probe asks.
-        profile = profile_oracle(box, np.random.default_rng([config.seed, 1]), config.input_scale)
+        try:
+            # Its own stream: the attack's draws stay the same whatever the probe asks.
+            profile = profile_oracle(
+                box, np.random.default_rng([config.seed, 1]), config.input_scale
+            )
+        except QueryBudgetExceeded as exc:
+            spent = box.queries - q0
+            profile = AnswerProfile("unknown", 1.0, 0.0, queries=spent, stop=f"{exc} (probing)")
     budget = config.max_queries or default_budget(box.input_dim, box.output_dim, profile.repeats)
     work = limited(
         averaged(finite_answers(box), profile.repeats, config.max_batch_rows),

@@ -74,6 +74,8 @@ def locate(
     reach: float | None = None,
 ) -> tuple[LineKinks, int] | None:
     """The kink nearest ``p`` on a short line through ``p`` along ``g`` (None: none there)."""
+    if not np.any(g):
+        return None  # the row sees nothing active at p: no plane to cross
     r = reach if reach is not None else 1e-2 * settings.input_scale
     r = min(r, 0.9 * prefix.room(p, g)) if prefix.depth else r
     if not r > 0:

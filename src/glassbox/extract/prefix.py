@@ -91,10 +91,12 @@ class Prefix:
         return G, k
 
     def normal(self, theta: Array, x: Array) -> Array:
-        """Unit input-space normal at ``x`` of the (bent) hyperplane ``theta . (h, 1) = 0``."""
+        """Unit input-space normal at ``x`` of the (bent) hyperplane ``theta . (h, 1) = 0``;
+        zero where the row sees none of the active coordinates (no plane there)."""
         J, _ = self.local_map(x)
         g = J.T @ theta[:-1]
-        return np.asarray(g / np.linalg.norm(g), dtype=np.float64)
+        norm = float(np.linalg.norm(g))
+        return np.asarray(g / norm if norm > 0 else g, dtype=np.float64)
 
     def scaled_margins(self, X: Array) -> Array:
         """Each prefix neuron's distance to its own bent hyperplane, to first order, per input.

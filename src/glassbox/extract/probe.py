@@ -19,7 +19,7 @@ derive from, or the one-line reason it must not start.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -182,15 +182,13 @@ def _judge_linearity(profile: AnswerProfile) -> AnswerProfile:
     share = profile.curved_share or 0.0
     if share < CURVED_SHARE:
         return profile
-    return AnswerProfile(
-        **{
-            **asdict(profile),
-            "stop": (
-                f"the target is not piecewise linear: {share:.0%} of short windows along "
-                "lines curve (a ReLU network is straight between kinks); not a ReLU network "
-                "(tanh, sigmoid or softplus?)"
-            ),
-        }
+    return replace(
+        profile,
+        stop=(
+            f"the target is not piecewise linear: {share:.0%} of short windows along lines "
+            "curve (a ReLU network is straight between kinks); not a ReLU network (tanh, "
+            "sigmoid or softplus?)"
+        ),
     )
 
 

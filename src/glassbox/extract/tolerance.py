@@ -14,9 +14,9 @@ FLOAT64_EPS = 2.0**-52
 FLOAT32_EPS = 2.0**-24
 
 
-# Answers this many times coarser than float64 take the coarse paths (refine each neuron at
+# Answers this many times coarser than float64 (2^-36 and coarser) take the coarse paths (refine each neuron at
 # once, longer patience, rows completed from kink positions).
-COARSE = 16.0
+COARSE = 2.0**16
 
 
 def is_coarse(eps: float) -> bool:

@@ -1,0 +1,131 @@
+"""``glassbox serve MODEL``: a net behind an HTTP prediction API, with optional defences.
+
+FastAPI and uvicorn (the ``serve`` extra) are imported inside the command, so that
+registering it costs nothing.
+"""
+
+from __future__ import annotations
+
+import click
+
+from glassbox.cli import cli
+from glassbox.extras import require
+
+
+@cli.command("serve")
+@click.argument("model")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(min=0, max=65535),
+    default=8000,
+    show_default=True,
+    help="Port to listen on (0: a free one, printed).",
+)
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of random:SPEC."
+)
+@click.option(
+    "--instance",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Which instance of a toy run directory to serve [default: 0].",
+)
+@click.option("--float32", is_flag=True, help="Defence: answer in float32.")
+@click.option(
+    "--round",
+    "round_digits",
+    metavar="K",
+    type=click.IntRange(1, 17),
+    default=None,
+    help="Defence: round answers to K significant digits.",
+)
+@click.option(
+    "--noise",
+    metavar="SIGMA",
+    type=click.FloatRange(min=0.0),
+    default=None,
+    help="Defence: add N(0, SIGMA^2) noise to every answer.",
+)
+@click.option(
+    "--noise-seed", type=click.IntRange(min=0), default=0, show_default=True, help="Noise stream."
+)
+@click.option("--label-only", is_flag=True, help="Defence: answer only the top-1 label.")
+@click.option(
+    "--api-key",
+    "api_keys",
+    metavar="KEY",
+    multiple=True,
+    help="Accept only this key (repeat for several); each key has its own budget.",
+)
+@click.option(
+    "--budget",
+    metavar="N",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Defence: most queries (rows) each key may ask [default: unlimited].",
+)
+@click.option(
+    "--max-rows",
+    metavar="N",
+    type=click.IntRange(min=1),
+    default=8192,
+    show_default=True,
+    help="Defence: most rows in one request.",
+)
+def serve_command(
+    model: str,
+    host: str,
+    port: int,
+    seed: int,
+    instance: int | None,
+    float32: bool,
+    round_digits: int | None,
+    noise: float | None,
+    noise_seed: int,
+    label_only: bool,
+    api_keys: tuple[str, ...],
+    budget: int | None,
+    max_rows: int,
+) -> None:
+    """Serve MODEL (random:SPEC, toy run dir, ONNX file or saved net) as a prediction API.
+
+    POST /v1/predict takes {"inputs": [[...], ...]} (or raw float64, content type
+    application/vnd.glassbox.float64) and answers {"outputs": [[...], ...]};
+    GET /v1/info gives the dimensions and defences, GET /v1/usage the caller's queries.
+    Prints the address on stdout, then one log line per request on stderr. Stop with Ctrl-C.
+    """
+    for module in ("fastapi", "uvicorn"):
+        require(module, "glassbox serve")
+    from glassbox.serve.run import bind, build_service, is_loopback, serve
+
+    service, desc = build_service(
+        model,
+        seed=seed,
+        instance=instance,
+        float32=float32,
+        round_digits=round_digits,
+        noise=noise,
+        noise_seed=noise_seed,
+        label=label_only,
+        api_keys=api_keys,
+        budget=budget,
+        max_rows=max_rows,
+    )
+    if not is_loopback(host):
+        click.echo(
+            f"glassbox serve: warning: listening on {host}, which is not loopback: "
+            "other machines can query this model"
+            + ("" if api_keys else " (and no --api-key is set)"),
+            err=True,
+        )
+    sock = bind(host, port)
+
+    def ready(url: str) -> None:
+        click.echo(f"glassbox serve: serving {desc} at {url}", err=True)
+        click.echo(url)  # the one line on stdout: scripts read the address here
+        import sys
+
+        sys.stdout.flush()
+
+    serve(service, sock, ready)

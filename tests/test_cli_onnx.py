@@ -69,3 +69,29 @@ def test_a_float32_onnx_file_is_attacked_and_named_float32(tmp_path: Path) -> No
         # Never a success whose verification is worse than what the attack's check allowed.
         tolerance = record["check"]["tolerance_log2"]
         assert record["verification"]["epsilon_log2"] <= tolerance + 2 + 5
+
+
+def test_a_smooth_onnx_model_is_attacked_unverified_and_stopped_fast(tmp_path: Path) -> None:
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w1, w2 = rng.normal(size=(6, 8)).astype(np.float32), rng.normal(size=(2, 6)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gemm", ["x", "w1"], ["z"], transB=1),
+            helper.make_node("Tanh", ["z"], ["h"]),
+            helper.make_node("Gemm", ["h", "w2"], ["y"], transB=1),
+        ],
+        "tanh",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 2])],
+        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")],
+    )
+    path = tmp_path / "tanh.onnx"
+    onnx.save_model(helper.make_model(graph), str(path))
+    code, stdout, err = run_cli("extract", str(path), "--out", str(tmp_path / "x"))
+    assert code == 1, err
+    assert "not verified" in err and "unsupported op Tanh" in err
+    assert "not piecewise linear" in stdout
+    record = read_json(tmp_path / "x" / "extraction.json")
+    assert record["queries"] <= 512 and "verification" not in record

@@ -22,7 +22,13 @@ from glassbox.extract.oracle import (
     noisy,
     rounded,
 )
-from glassbox.extract.probe import COARSEST, MAX_REPEATS, NOISE_BOUND, profile_oracle
+from glassbox.extract.probe import (
+    AVERAGE_TO,
+    COARSEST,
+    MAX_REPEATS,
+    NOISE_BOUND,
+    profile_oracle,
+)
 from glassbox.extract.tolerance import FLOAT32_EPS, FLOAT64_EPS
 from glassbox.extract.verify import verify
 from glassbox.mlp import ReLUNet
@@ -50,7 +56,7 @@ def test_float64_answers_are_float64_and_piecewise_linear():
     p = _profile(oracle)
     assert (p.kind, p.eps, p.stop, p.repeats) == ("float64", FLOAT64_EPS, None, 1)
     assert p.curved_share is not None and p.curved_share < 0.1
-    assert p.queries == oracle.queries <= 256  # every probe query counted, and few
+    assert p.queries == oracle.queries <= 512  # every probe query counted, and few
 
 
 def test_float32_answers_are_recognised():
@@ -72,16 +78,16 @@ def test_rounded_answers_give_their_digits_and_stop_when_too_coarse(digits):
         assert p.stop is None
 
 
-@pytest.mark.parametrize("sigma", [1e-9, 1e-5])
+@pytest.mark.parametrize("sigma", [1e-9, 1e-7])
 def test_noise_is_measured_and_averaging_sized_to_it(sigma):
     p = _profile(noisy(net_oracle(NET), sigma, seed=1))
     assert p.kind == "noisy" and p.stop is None
     assert sigma / 1.5 < p.sigma < sigma * 1.5
     rel = NOISE_BOUND * p.sigma / p.scale
-    assert p.repeats == max(1, math.ceil((rel / COARSEST) ** 2))
+    assert p.repeats == max(1, math.ceil((rel / AVERAGE_TO) ** 2))
     assert p.eps == pytest.approx(rel / math.sqrt(p.repeats))
-    assert p.eps <= COARSEST
-    assert (p.repeats > 1) == (sigma == 1e-5)
+    assert p.eps <= AVERAGE_TO
+    assert (p.repeats > 1) == (sigma == 1e-7)
 
 
 def test_noise_too_large_to_average_stops_with_the_reason():

@@ -34,6 +34,9 @@ GRADIENT_WEIGHT = 1e-4
 # A re-found kink must be this close to the prediction (relative to 1 + |x|).
 NEAR = 1e-5
 PROJECT_ITERATIONS = 20
+# Rounds of the kink search on a refinement line: it crosses one plane where predicted, found
+# in a round or two; noisy answers could otherwise split a few such lines for ever.
+REFINE_ROUNDS = 12
 
 
 def onto_plane(prefix: Prefix, theta: Array, x: Array) -> Array | None:
@@ -115,7 +118,9 @@ def refine_neuron(
         if not pts:
             continue
         r = step_fraction(1e-3, eps, 0.05) * scale
-        lines = find_kinks(oracle, np.array(pts), np.array(dirs), -r, r, eps=eps)
+        lines = find_kinks(
+            oracle, np.array(pts), np.array(dirs), -r, r, eps=eps, max_rounds=REFINE_ROUNDS
+        )
         for line in lines:
             if line.hidden.size == 0:
                 continue

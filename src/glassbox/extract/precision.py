@@ -36,7 +36,7 @@ NEAR = 1e-5
 PROJECT_ITERATIONS = 20
 # Rounds of the kink search on a refinement line: it crosses one plane where predicted, found
 # in a round or two; noisy answers could otherwise split a few such lines for ever.
-REFINE_ROUNDS = 12
+REFINE_ROUNDS = 24
 
 
 def onto_plane(prefix: Prefix, theta: Array, x: Array) -> Array | None:

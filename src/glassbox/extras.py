@@ -14,6 +14,7 @@ INSTALL = {
     "fastapi": "pip install 'glassbox[serve]'",
     "uvicorn": "pip install 'glassbox[serve]'",
     "httpx": "pip install 'glassbox[serve]'",
+    "distributed": "pip install 'glassbox[dask]' (in a checkout: pip install -e '.[dask]')",
 }
 
 

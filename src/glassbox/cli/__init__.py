@@ -32,7 +32,7 @@ def show_progress(flag: bool | None) -> bool:
 
 def _register() -> None:
     # Imported here so that each module can import ``cli`` without a cycle.
-    from glassbox.cli import demo, extract, net, serve, toy, verify  # noqa: F401
+    from glassbox.cli import demo, extract, net, serve, sweep, toy, verify  # noqa: F401
 
 
 def _usage_line(exc: click.UsageError) -> str:

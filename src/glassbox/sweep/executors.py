@@ -1,0 +1,191 @@
+"""Where points run: any ``concurrent.futures.Executor``.
+
+- :class:`InlineExecutor`: one point at a time in this process (the default).
+- :func:`process_pool`: ``--workers N`` local processes, each with ``cores // N`` threads for
+  torch, OpenMP and BLAS, so that N workers do not oversubscribe the cores (1 thread each
+  when other processes already keep the cores busy; ``--threads`` sets it).
+- :func:`dask_executor`: ``--dask tcp://HOST:8786``, an existing Dask cluster through
+  ``distributed.Client(address).get_executor()`` (the ``dask`` extra). Dask's nanny gives
+  each worker process ``OMP_NUM_THREADS`` = 1 (and the same for MKL and OpenBLAS); start
+  workers with ``--nthreads`` points at once each.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from glassbox.errors import GlassboxError
+from glassbox.extras import require
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+#: Seconds to reach a Dask scheduler, and to wait for its first worker.
+CONNECT_TIMEOUT, WORKER_TIMEOUT = 20, 60
+#: Seconds between a pool worker's checks that the sweep that started it is still there.
+ORPHAN_POLL = 1.0
+
+
+class InlineExecutor(Executor):
+    """Runs each call at once in this process and returns a finished future."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Call ``fn(*args, **kwargs)`` now; its result or exception is in the returned future."""
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+
+
+@dataclass(frozen=True, eq=False)
+class Pool:
+    """An executor, how many points to keep in flight on it, and its description for people."""
+
+    executor: Executor
+    window: int
+    description: str
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def _init_worker(threads: int, parent: int) -> None:
+    """Pool worker start: thread counts for libraries loaded from now on, and a parent watch.
+
+    A worker whose sweep was killed (``kill -9``) would wait for work for ever; it ends
+    within :data:`ORPHAN_POLL` seconds of losing its parent instead.
+    """
+    os.environ.update({k: str(threads) for k in THREAD_VARIABLES})
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(ORPHAN_POLL)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="glassbox-parent-watch", daemon=True).start()
+
+
+def _ready() -> int:
+    return os.getpid()
+
+
+def default_threads(workers: int) -> int:
+    """Threads per pool worker: ``cores // workers``, or 1 when the machine is already busy.
+
+    On cores that other processes keep busy, spinning BLAS and OpenMP threads slow a run
+    down several times (BENCHMARKS.md, Sweeps: 6x for the extraction suite), as the
+    trainer's own ``default_threads`` found for torch.
+    """
+    cores = usable_cores()
+    busy = os.getloadavg()[0] > cores - 0.5
+    return 1 if busy else max(1, cores // workers)
+
+
+def process_pool(workers: int, threads: int | None = None) -> Pool:
+    """``workers`` fresh (spawned) processes with ``threads`` each (default :func:`default_threads`).
+
+    The thread variables are set while the processes start, so that they hold from the
+    first import (NumPy's BLAS reads them once, when it loads), and again by the initializer.
+    """
+    if workers < 1:
+        raise GlassboxError(f"--workers must be at least 1, got {workers}")
+    if threads is not None and threads < 1:
+        raise GlassboxError(f"--threads must be at least 1, got {threads}")
+    threads = threads or default_threads(workers)
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(threads, os.getpid()),
+    )
+    # A spawned pool starts one process per submit while none is idle: start all now.
+    with _environment({k: str(threads) for k in THREAD_VARIABLES}):
+        started = [pool.submit(_ready) for _ in range(workers)]
+    for future in started:
+        future.result()
+    plural = "es" if workers > 1 else ""
+    return Pool(pool, 2 * workers, f"{workers} local process{plural}, {threads} thread(s) each")
+
+
+def dask_executor(address: str) -> tuple[Pool, Any]:
+    """An executor on the Dask cluster whose scheduler is at ``address``; returns it and the client."""
+    require("distributed", "--dask")
+    from distributed import Client
+
+    try:
+        client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise GlassboxError(
+            f"--dask {address}: cannot reach a Dask scheduler there ({reason}); "
+            "start one with `dask scheduler` (see the README)"
+        ) from None
+    try:
+        client.wait_for_workers(1, timeout=WORKER_TIMEOUT)
+    except Exception:
+        client.close()
+        raise GlassboxError(
+            f"--dask {address}: the scheduler has no workers after {WORKER_TIMEOUT} s; "
+            f"start some with `dask worker {address}`"
+        ) from None
+    threads = sum(client.nthreads().values())
+    pool = Pool(
+        client.get_executor(pure=False),
+        2 * max(threads, 1),
+        f"Dask cluster {address} ({len(client.nthreads())} workers, {threads} threads)",
+    )
+    return pool, client
+
+
+@contextmanager
+def open_executor(
+    workers: int | None = None, dask: str | None = None, threads: int | None = None
+) -> Iterator[Pool]:
+    """The executor a sweep asks for: in-process, a process pool or a Dask cluster; closed after."""
+    if workers is not None and dask is not None:
+        raise GlassboxError("--workers and --dask exclude each other; give one")
+    if threads is not None and workers is None:
+        raise GlassboxError("--threads sets the threads of each --workers process; give --workers")
+    if dask is not None:
+        pool, client = dask_executor(dask)
+        try:
+            yield pool
+        finally:
+            client.close()
+        return
+    pool = (
+        process_pool(workers, threads)
+        if workers is not None
+        else Pool(InlineExecutor(), 1, "this process")
+    )
+    try:
+        yield pool
+    finally:
+        pool.executor.shutdown(wait=True, cancel_futures=True)

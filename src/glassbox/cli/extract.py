@@ -166,10 +166,7 @@ def extract_command(
 
     click.echo(result.message)
     if result.answers and result.answers.get("kind") != "float64":
-        from glassbox.extract.probe import AnswerProfile
-
-        fields = {k: v for k, v in result.answers.items() if k != "eps_log2"}
-        click.echo(f"answers: {AnswerProfile(**fields).describe()}")
+        click.echo(f"answers: {result.answers['description']}")
     click.echo(f"architecture: {result.architecture or 'not recovered'}")
     for layer in result.layers:
         click.echo(

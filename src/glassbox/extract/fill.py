@@ -13,6 +13,7 @@ import dataclasses
 import numpy as np
 from numpy.typing import NDArray
 
+from glassbox.extract.kinks import LineKinks
 from glassbox.extract.neurons import Neuron
 from glassbox.extract.oracle import Oracle
 from glassbox.extract.precision import point_with
@@ -88,13 +89,7 @@ def _fill_from_kinks(
                 return True
             trial = None
             continue
-        G, _ = prefix.last_preact_map(x)
-        g = prefix.normal(neuron.theta, x)
-        nj = G[j] / np.linalg.norm(G[j])
-        g = g - (g @ nj) * nj
-        if np.linalg.norm(g) == 0:
-            continue
-        found = locate(oracle, prefix, neuron, x, g / np.linalg.norm(g), settings, reach=0.1 * s)
+        found = _kink_near(oracle, prefix, neuron, j, x, settings)
         if found is None:
             continue
         line, k = found
@@ -118,9 +113,9 @@ def _starts(neuron: Neuron, prefix: Prefix, rng: np.random.Generator, s: float) 
     return out
 
 
-def _witness_near(
+def _kink_near(
     oracle: Oracle, prefix: Prefix, neuron: Neuron, j: int, x: Array, settings: SearchSettings
-) -> Witness | None:
+) -> tuple[LineKinks, int] | None:
     """The neuron's kink near ``x``, searched along its normal with coordinate ``j`` held on."""
     G, _ = prefix.last_preact_map(x)
     g = prefix.normal(neuron.theta, x)
@@ -129,7 +124,14 @@ def _witness_near(
     norm = np.linalg.norm(g)
     if norm == 0:
         return None
-    found = locate(oracle, prefix, neuron, x, g / norm, settings, reach=0.1 * settings.input_scale)
+    return locate(oracle, prefix, neuron, x, g / norm, settings, reach=0.1 * settings.input_scale)
+
+
+def _witness_near(
+    oracle: Oracle, prefix: Prefix, neuron: Neuron, j: int, x: Array, settings: SearchSettings
+) -> Witness | None:
+    """The witness at the neuron's kink near ``x`` (see :func:`_kink_near`)."""
+    found = _kink_near(oracle, prefix, neuron, j, x, settings)
     if found is None:
         return None
     line, k = found

@@ -118,8 +118,9 @@ def search_layer(
     coarse = is_coarse(settings.eps)
     with oracle.phase("refine"):
         for neuron in out.neurons:
-            # Coarse answers: a second pass, from the better row the first one gave.
-            for _ in range(REFINE_PASSES if coarse else 1 - min(neuron.refined, 1)):
+            # Coarse answers: more passes, each from the better row the last one gave.
+            passes = REFINE_PASSES if coarse else (0 if neuron.refined else 1)
+            for _ in range(passes):
                 rough = neuron.error
                 refine_neuron(oracle, prefix, neuron, rng, settings.input_scale, settings.eps)
                 if neuron.error >= 0.5 * rough:

@@ -86,7 +86,11 @@ class AnswerProfile:
 
     def to_json(self) -> dict[str, Any]:
         """The profile as a JSON object."""
-        return {**asdict(self), "eps_log2": math.log2(self.eps) if self.eps > 0 else None}
+        return {
+            **asdict(self),
+            "eps_log2": math.log2(self.eps) if self.eps > 0 else None,
+            "description": self.describe(),
+        }
 
 
 def profile_oracle(

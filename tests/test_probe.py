@@ -214,3 +214,10 @@ print(json.dumps({"queries": out, "rss": resource.getrusage(resource.RUSAGE_SELF
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     assert max(figures["queries"]) <= 2**16
     assert figures["rss"] < 1024 * 1024  # KiB: under 1 GiB, half the 2 GiB cap
+
+
+def test_a_budget_too_small_to_probe_is_a_reported_stop():
+    result = extract(net_oracle(NET, budget=20), ExtractConfig(seed=0))
+    assert not result.success and result.queries == 0
+    assert result.message.startswith("stopped after 0 queries: query budget exhausted")
+    assert result.answers["description"] == "not known (the probe did not finish)"

@@ -78,8 +78,9 @@ class AnswerProfile:
             "labels": "labels only",
             "constant": "a constant answer",
             "not-finite": "non-finite answers",
+            "unknown": "not known (the probe did not finish)",
         }.get(self.kind, self.kind)
-        if self.kind in ("labels", "constant", "not-finite"):
+        if self.kind in ("labels", "constant", "not-finite", "unknown"):
             return what
         extra = f", each averaged over {self.repeats} repeats" if self.repeats > 1 else ""
         return f"{what} (relative precision 2^{math.log2(self.eps):.1f}{extra})"

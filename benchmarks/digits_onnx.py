@@ -25,9 +25,9 @@ import numpy as np
 
 from extract import parse_seeds
 from glassbox.extract import ExtractConfig, extract
-from glassbox.extract.onnx_oracle import OnnxOracle
-from glassbox.extract.verify import verify
-from glassbox.onnx_io import read_onnx
+from glassbox.mlp import ReLUNet
+from glassbox.oracle.onnx_model import OnnxOracle
+from glassbox.verify.compare import verify
 
 
 def train_digits_mlp(seed: int, path: Path) -> float:
@@ -71,7 +71,7 @@ def main() -> None:
         for seed in parse_seeds(args.seeds):
             path = Path(tmp) / f"digits{seed}.onnx"
             acc = train_digits_mlp(seed, path)
-            truth = read_onnx(path, allow_float32=True)
+            truth = ReLUNet.from_onnx(path, allow_float32=True)
             t = time.perf_counter()
             result = extract(OnnxOracle(path, allow_float32=True), ExtractConfig(seed=seed))
             seconds = time.perf_counter() - t

@@ -11,7 +11,7 @@ features, 10 neurons) and the paper's (100, 40), one dense (S = 0) and one spars
 instance each (seeds = attack seeds on the same trained instance). Columns: seeds that
 succeeded (the attack's own verdict) over total; median queries (log2) and as a multiple
 of the floor P/k (P parameters, k outputs); median seconds; worst max weight error after
-alignment (log2, glassbox.extract.verify), over the successful seeds; worst sampled
+alignment (log2, glassbox.verify.compare), over the successful seeds; worst sampled
 functional error (log2, successful seeds, over the
 Gaussian, uniform, hyperplane and, for toy models, sparse inputs); peak RSS of this
 process so far (MiB).
@@ -29,9 +29,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from glassbox.extract import ExtractConfig, extract
-from glassbox.extract.oracle import Oracle, float32_outputs, net_oracle
-from glassbox.extract.verify import verify
 from glassbox.mlp import ReLUNet
+from glassbox.oracle.core import Oracle, float32_outputs, net_oracle
+from glassbox.verify.compare import verify
 
 
 @dataclass(frozen=True)

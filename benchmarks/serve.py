@@ -29,11 +29,11 @@ import httpx
 import numpy as np
 
 from glassbox.extract import extract
-from glassbox.extract.http_oracle import HttpOracle
-from glassbox.extract.oracle import net_oracle
 from glassbox.mlp import ReLUNet
+from glassbox.oracle.core import net_oracle
+from glassbox.oracle.http_client import HttpOracle
+from glassbox.oracle.wire import BINARY, JSON, encode_binary
 from glassbox.serve.process import running_service
-from glassbox.wire import BINARY, JSON, encode_binary
 
 MODEL = "100-40-100"
 
@@ -84,7 +84,7 @@ def throughput(seconds: float) -> None:
 
 
 def demo() -> None:
-    from glassbox.demo import DemoConfig, run_demo
+    from glassbox.demo.run import DemoConfig, run_demo
 
     print(f"### The demo (default config) over HTTP and in-process ({machine()})\n")
     print("| boundary | attack seconds | whole run, wall seconds | queries |")

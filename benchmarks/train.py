@@ -35,7 +35,8 @@ import torch
 
 from glassbox.toy.config import ToyConfig, default_config
 from glassbox.toy.models import KINDS
-from glassbox.toy.train import STREAM_EVAL, derive_seed, evaluate, train
+from glassbox.toy.seeds import STREAM_EVAL, derive_seed
+from glassbox.toy.train import evaluate, train
 
 ABS_DENSITY = (1, 0.5, 0.3, 0.1, 0.05, 0.03, 0.01, 0.005, 0.003, 0.001)
 CPUINFO = Path("/proc/cpuinfo")

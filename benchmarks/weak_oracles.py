@@ -23,9 +23,9 @@ import numpy as np
 
 from extract import parse_seeds
 from glassbox.extract import ExtractConfig, extract
-from glassbox.extract.oracle import Oracle, float32_outputs, net_oracle, noisy, rounded
-from glassbox.extract.verify import verify
 from glassbox.mlp import ReLUNet
+from glassbox.oracle.core import Oracle, float32_outputs, net_oracle, noisy, rounded
+from glassbox.verify.compare import verify
 
 PRECISIONS: dict[str, Callable[[Oracle], Oracle]] = {
     "float64": lambda o: o,

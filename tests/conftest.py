@@ -11,7 +11,7 @@ import pytest
 
 from glassbox.cli import main
 from glassbox.config import config_to_dict
-from glassbox.demo import DEFAULT_TOY, PAPER_TOY, DemoConfig
+from glassbox.demo.run import DEFAULT_TOY, PAPER_TOY, DemoConfig
 from glassbox.io import write_json
 
 # Seconds, not minutes: 6 features in 4 neurons, a few hundred steps of a small batch.

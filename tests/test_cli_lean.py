@@ -28,7 +28,7 @@ def test_importing_the_cli_and_the_extraction_half_loads_neither_torch_nor_matpl
 ) -> None:
     probe = python(
         "import sys, json\n"
-        "import glassbox.cli, glassbox.mlp, glassbox.extract, glassbox.targets\n"
+        "import glassbox.cli, glassbox.mlp, glassbox.extract, glassbox.oracle.targets\n"
         "glassbox.cli._register()\n"
         "print(json.dumps(sorted(m for m in ('torch', 'matplotlib', 'onnx', 'onnxruntime') "
         "if m in sys.modules)))",

@@ -37,7 +37,7 @@ def fixed_batch_onnx(path: Path, net: ReLUNet, batch: int, float32: bool = False
 
 @pytest.mark.parametrize("batch", [1, 4])
 def test_a_fixed_batch_onnx_file_is_queried_in_its_batch_size(tmp_path: Path, batch: int) -> None:
-    from glassbox.extract.onnx_oracle import OnnxOracle, fixed_batch_size
+    from glassbox.oracle.onnx_model import OnnxOracle, fixed_batch_size
 
     net = ReLUNet.random("6-5-2", seed=3)
     path = fixed_batch_onnx(tmp_path / "m.onnx", net, batch)

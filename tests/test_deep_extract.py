@@ -10,14 +10,14 @@ from hypothesis import strategies as st
 from glassbox.extract import ExtractConfig, extract
 from glassbox.extract.check import self_check
 from glassbox.extract.kinks import find_kinks
-from glassbox.extract.lastlayer import fit_last_layer
 from glassbox.extract.neurons import assign, new_neuron
-from glassbox.extract.oracle import net_oracle
 from glassbox.extract.prefix import Prefix
-from glassbox.extract.verify import verify
-from glassbox.extract.wiggle import wiggle_signs
+from glassbox.extract.signs.last_layer import fit_last_layer
+from glassbox.extract.signs.wiggle import wiggle_signs
 from glassbox.extract.witness import measure
 from glassbox.mlp import ReLUNet
+from glassbox.oracle.core import net_oracle
+from glassbox.verify.compare import verify
 
 
 def _true_prefix(net: ReLUNet, depth: int) -> Prefix:
@@ -229,7 +229,7 @@ def test_random_deep_nets_succeed_right_or_fail_honestly(
 
 
 def test_no_batch_above_the_row_cap_and_counts_shared() -> None:
-    from glassbox.extract.oracle import FunctionOracle
+    from glassbox.oracle.core import FunctionOracle
 
     truth = ReLUNet.random("6-5-4-2", seed=3)
     sizes: list[int] = []

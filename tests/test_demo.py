@@ -9,7 +9,7 @@ from pathlib import Path
 from conftest import TINY_DEMO as TINY
 from conftest import run_cli
 from glassbox.config import config_to_dict, load_config
-from glassbox.demo import DemoConfig, default_out_dir, paper_config
+from glassbox.demo.run import DemoConfig, default_out_dir, paper_config
 from glassbox.io import read_json, write_json
 from glassbox.mlp import ReLUNet
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import glassbox.demo_boundary as boundary
+import glassbox.demo.boundary as boundary
 from conftest import TINY_DEMO, run_cli
 from glassbox.config import config_to_dict
 from glassbox.io import write_json

@@ -9,9 +9,9 @@ import pytest
 
 from glassbox.cli import _register, cli, main
 from glassbox.extract import ExtractConfig, extract
-from glassbox.extract.oracle import FunctionOracle, net_oracle
-from glassbox.extract.verify import verify
 from glassbox.mlp import ReLUNet
+from glassbox.oracle.core import FunctionOracle, net_oracle
+from glassbox.verify.compare import verify
 
 TARGET_LOG2 = -35.0
 

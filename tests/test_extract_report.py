@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from glassbox.cli import main
-from glassbox.extract.verify import fmt_log2
-from glassbox.extract_report import build_extract_report
-from glassbox.extract_report_data import kinks_by_layer, queries_by_layer
 from glassbox.io import read_json
-from glassbox.line_file import line_from_json
+from glassbox.report.extraction import build_extract_report
+from glassbox.report.extraction_data import kinks_by_layer, queries_by_layer
+from glassbox.report.line_file import line_from_json
+from glassbox.verify.compare import fmt_log2
 
 SPEC = "random:10-8-6-3"
 

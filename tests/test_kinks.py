@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from glassbox.extract.kinks import HIDDEN, OUTPUT_RELU, find_kinks
-from glassbox.extract.oracle import net_oracle
 from glassbox.mlp import ReLUNet
+from glassbox.oracle.core import net_oracle
 
 
 def _closed_form(W: np.ndarray, b: np.ndarray, x0: np.ndarray, d: np.ndarray) -> np.ndarray:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from glassbox.extract.kinks import find_kinks
-from glassbox.extract.lineplot import line_figure, save_line_plot
-from glassbox.extract.oracle import net_oracle
 from glassbox.mlp import ReLUNet
+from glassbox.oracle.core import net_oracle
+from glassbox.report.lineplot import line_figure, save_line_plot
 
 
 def test_line_plot_marks_every_kink(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from glassbox.extract.oracle import QueryBudgetExceeded, net_oracle
 from glassbox.mlp import ReLUNet
+from glassbox.oracle.core import QueryBudgetExceeded, net_oracle
 
 
 def test_counts_rows_by_phase_and_budget_fires_at_exactly_the_budget():

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from glassbox.errors import GlassboxError
-from glassbox.extract.onnx_oracle import OnnxOracle
-from glassbox.extract.oracle import (
+from glassbox.mlp import ReLUNet
+from glassbox.oracle.core import (
     FunctionOracle,
     QueryBudgetExceeded,
     float32_outputs,
@@ -13,7 +13,7 @@ from glassbox.extract.oracle import (
     round_significant,
     rounded,
 )
-from glassbox.mlp import ReLUNet
+from glassbox.oracle.onnx_model import OnnxOracle
 
 X = np.random.default_rng(0).normal(size=(64, 4))
 

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from glassbox.extract.attack import ExtractConfig, default_budget, extract
-from glassbox.extract.oracle import (
+from glassbox.extract.tolerance import FLOAT32_EPS, FLOAT64_EPS
+from glassbox.mlp import ReLUNet
+from glassbox.oracle.core import (
     FunctionOracle,
     QueryBudgetExceeded,
     averaged,
@@ -22,16 +24,14 @@ from glassbox.extract.oracle import (
     noisy,
     rounded,
 )
-from glassbox.extract.probe import (
+from glassbox.oracle.probe import (
     AVERAGE_TO,
     COARSEST,
     MAX_REPEATS,
     NOISE_BOUND,
     profile_oracle,
 )
-from glassbox.extract.tolerance import FLOAT32_EPS, FLOAT64_EPS
-from glassbox.extract.verify import verify
-from glassbox.mlp import ReLUNet
+from glassbox.verify.compare import verify
 
 NET = ReLUNet.random("10-10-1", seed=0)
 W1, B1, W2 = NET.weights[0], NET.biases[0], NET.weights[1]
@@ -196,7 +196,7 @@ def test_peak_memory_stays_small_on_hostile_targets():
     code = """
 import json, resource, numpy as np
 from glassbox.extract.attack import ExtractConfig, extract
-from glassbox.extract.oracle import FunctionOracle, net_oracle, noisy, rounded
+from glassbox.oracle.core import FunctionOracle, net_oracle, noisy, rounded
 from glassbox.mlp import ReLUNet
 net = ReLUNet.random("784-64-1", seed=0)
 W, b, V = net.weights[0], net.biases[0], net.weights[1]

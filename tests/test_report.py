@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from glassbox import report
-from glassbox.extract.verify import align, verify
 from glassbox.mlp import ReLUNet
-from glassbox.toy import analysis
+from glassbox.report import demo_page as report
 from glassbox.toy.config import ToyConfig
+from glassbox.toy.summary import summarize
+from glassbox.verify.compare import align, verify
 
 N, M = 5, 6
 
@@ -134,7 +134,7 @@ def test_the_report_is_self_contained_and_reads_the_run() -> None:
     assert not re.search(r"(src|href)=\"(https?:)?//", page)
     assert "<script" not in page
     assert page.count("<img ") >= 6
-    summary = analysis.summarize(*truth.weights, truth.biases[1])
+    summary = summarize(*truth.weights, truth.biases[1])
     assert f"{summary['monosemantic']} neuron(s) are monosemantic" in page
     assert f"{summary['polysemantic']} polysemantic" in page
     assert "6 of the 6 neurons it could see" in page

@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from glassbox import report, report_figures
-from glassbox.extract.verify import align
 from glassbox.io import read_json
 from glassbox.mlp import ReLUNet
+from glassbox.report import demo_page as report
+from glassbox.report import figures as report_figures
 from glassbox.toy import analysis
+from glassbox.toy.summary import summarize
+from glassbox.verify.compare import align
 from test_report import PERM, SCALE, disguised, inputs_for, truth_net
 
 N, M = 5, 6
@@ -76,7 +78,7 @@ def test_the_reading_follows_the_demo_runs_own_numbers(
     w1, w2 = truth.weights
     features = analysis.feature_computation(w1, w2, truth.biases[1])
     n = w1.shape[1]
-    summary = analysis.summarize(w1, w2, truth.biases[1])
+    summary = summarize(w1, w2, truth.biases[1])
     expected = report.dedicated_sentence(
         report.dedicated_features(features), n, summary["features_computed"]
     )
@@ -212,7 +214,7 @@ def test_verification_bars_say_precision_and_use_w1_w2(
 def test_the_line_plot_keeps_its_legend_off_the_curves_and_says_why_it_is_long(
     demo_run: tuple[Path, int, str, str],
 ) -> None:
-    from glassbox.demo import load_inputs
+    from glassbox.demo.run import load_inputs
 
     inputs = load_inputs(demo_run[0])
     assert inputs.line is not None

@@ -18,11 +18,11 @@ import pytest
 from glassbox.cli import main
 from glassbox.errors import GlassboxError
 from glassbox.extract.attack import extract
-from glassbox.extract.checkpoint import CHECKPOINT, MANIFEST, CheckpointOracle
-from glassbox.extract.oracle import FunctionOracle, net_oracle
-from glassbox.extract.verify import verify
 from glassbox.mlp import ReLUNet
+from glassbox.oracle.checkpoint import CHECKPOINT, MANIFEST, CheckpointOracle
+from glassbox.oracle.core import FunctionOracle, net_oracle
 from glassbox.serve.process import running_service
+from glassbox.verify.compare import verify
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 DEEP = "10-10-10-1"

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from glassbox.mlp import ReLUNet
+from glassbox.oracle.wire import BINARY, decode_binary, encode_binary
 from glassbox.serve.app import create_app
 from glassbox.serve.run import build_service
-from glassbox.wire import BINARY, decode_binary, encode_binary
 
 NET = ReLUNet.random("4-5-3", seed=0)
 KEY = {"X-API-Key": "k1"}

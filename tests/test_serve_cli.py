@@ -20,7 +20,7 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 def test_registering_the_cli_imports_no_web_stack(tmp_path: Path) -> None:
     code = (
-        "import sys, json\nimport glassbox.cli, glassbox.targets\nglassbox.cli._register()\n"
+        "import sys, json\nimport glassbox.cli, glassbox.oracle.targets\nglassbox.cli._register()\n"
         "print(json.dumps([m for m in ('fastapi', 'uvicorn', 'httpx', 'starlette') if m in sys.modules]))"
     )
     env = {**os.environ, "PYTHONPATH": SRC}

@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 
 from glassbox.errors import GlassboxError
 from glassbox.extract.attack import extract
-from glassbox.extract.http_oracle import HttpOracle
-from glassbox.extract.verify import verify
 from glassbox.mlp import ReLUNet
+from glassbox.oracle.http_client import HttpOracle
+from glassbox.oracle.wire import BINARY
 from glassbox.serve.faults import FAULTS, FaultyProxy
 from glassbox.serve.process import running_service
-from glassbox.wire import BINARY
+from glassbox.verify.compare import verify
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 DEEP = "10-8-6-3"  # two hidden layers; seed 0 extracts in a fraction of a second in-process

@@ -64,8 +64,8 @@ def test_paper_recipe_in_a_grid_is_the_cli_recipe(tmp_path: Path) -> None:
 def test_defences_wrap_the_oracle_and_bad_ones_are_refused() -> None:
     import numpy as np
 
-    from glassbox.extract.oracle import net_oracle
     from glassbox.mlp import ReLUNet
+    from glassbox.oracle.core import net_oracle
 
     net = ReLUNet.random("3-4-1", seed=0)
     x = np.random.default_rng(0).normal(size=(5, 3))

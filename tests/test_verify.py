@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 
 from glassbox.errors import GlassboxError
-from glassbox.extract.verify import (
+from glassbox.mlp import ReLUNet
+from glassbox.verify.compare import (
     HYPERPLANE_OFFSETS,
     align,
     hyperplane_points,
     log2_json,
     verify,
 )
-from glassbox.mlp import ReLUNet
 
 N = 1024  # samples per distribution: enough to exercise everything, fast
 
@@ -189,7 +189,7 @@ def test_mismatched_architectures_are_one_line_errors():
 
 
 def test_sparse_inputs_are_signed_and_as_sparse_as_asked():
-    from glassbox.extract.verify import sample_inputs
+    from glassbox.verify.compare import sample_inputs
 
     x = sample_inputs(50, 4000, np.random.default_rng(0), sparse_probability=0.2)["sparse"]
     nonzero = x[x != 0]
@@ -199,7 +199,7 @@ def test_sparse_inputs_are_signed_and_as_sparse_as_asked():
 
 
 def test_log2_figures_read_the_same_everywhere():
-    from glassbox.extract.verify import LOG2_ZERO_JSON, fmt_log2, log2_error
+    from glassbox.verify.compare import LOG2_ZERO_JSON, fmt_log2, log2_error
 
     assert log2_error(0.0) == -math.inf and log2_error(0.25) == -2.0
     assert fmt_log2(-math.inf) == fmt_log2(LOG2_ZERO_JSON) == "0 (exact)"

@@ -40,7 +40,7 @@ def to_jsonable(value: Any) -> Any:
     JSON has no NaN or Infinity: any non-finite float left here becomes ``null``
     ("undefined"). log2 error figures are converted before they get here: an exact
     zero (log2 ``-inf``) is written as -1074 by
-    :func:`glassbox.extract.verify.log2_json`. See docs/json.md.
+    :func:`glassbox.verify.compare.log2_json`. See docs/json.md.
     """
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}

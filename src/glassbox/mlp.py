@@ -213,13 +213,17 @@ class ReLUNet:
         """A net from an ONNX chain of Gemm | MatMul(+Add), Relu (see :mod:`glassbox.onnx_io`)."""
         from glassbox.onnx_io import read_onnx
 
-        return read_onnx(path, allow_float32=allow_float32)
+        layers = read_onnx(path, allow_float32=allow_float32)
+        try:
+            return cls(layers.weights, layers.biases, output_relu=layers.output_relu)
+        except GlassboxError as exc:
+            raise GlassboxError(f"{path}: {exc}") from None
 
     def to_onnx(self, path: str | os.PathLike[str]) -> None:
         """Export as a float64 ONNX graph (Gemm and Relu nodes, opset 17)."""
-        from glassbox.onnx_io import write_onnx
+        from glassbox.onnx_io import OnnxLayers, write_onnx
 
-        write_onnx(self, path)
+        write_onnx(OnnxLayers(self.weights, self.biases, self.output_relu), path)
 
     def to_tensors(self) -> dict[str, Array]:
         """The weights as a flat name -> array mapping (``layers.i.weight``, ``layers.i.bias``)."""

@@ -1,21 +1,21 @@
-"""ReLUNet <-> ONNX: export in float64, import a chain of Gemm | MatMul+Add, Relu.
+"""Layers <-> ONNX: export in float64, import a chain of Gemm | MatMul+Add, Relu.
 
+Plain arrays in and out (:class:`OnnxLayers`); :class:`glassbox.mlp.ReLUNet` builds itself
+from them (``ReLUNet.from_onnx``, ``net.to_onnx``), so this module never imports it.
 Needs the ``onnx`` extra (``pip install 'glassbox[onnx]'``).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from glassbox.errors import GlassboxError
 from glassbox.io import atomic_path
-
-if TYPE_CHECKING:
-    from glassbox.mlp import ReLUNet
 
 OPSET = 17
 # IR version 8 is what onnxruntime 1.14+ reads; newer onnx packages default to a higher one.
@@ -23,6 +23,14 @@ IR_VERSION = 8
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 SUPPORTED_OPS = ("Gemm", "MatMul", "Add", "Relu")
+
+
+class OnnxLayers(NamedTuple):
+    """A chain of affine layers with ReLU between them, as read from or written to ONNX."""
+
+    weights: Sequence[np.ndarray]
+    biases: Sequence[np.ndarray | None]
+    output_relu: bool
 
 
 def _onnx() -> Any:
@@ -35,7 +43,7 @@ def _onnx() -> Any:
     return onnx
 
 
-def write_onnx(net: ReLUNet, path: str | os.PathLike[str]) -> None:
+def write_onnx(net: OnnxLayers, path: str | os.PathLike[str]) -> None:
     """Write ``net`` as a float64 ONNX graph: one Gemm (transB=1) per layer, Relu between."""
     onnx = _onnx()
     from onnx import TensorProto, helper, numpy_helper
@@ -62,8 +70,16 @@ def write_onnx(net: ReLUNet, path: str | os.PathLike[str]) -> None:
     graph = helper.make_graph(
         nodes,
         "glassbox_relunet",
-        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.DOUBLE, ["batch", net.input_dim])],
-        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.DOUBLE, ["batch", net.output_dim])],
+        [
+            helper.make_tensor_value_info(
+                INPUT_NAME, TensorProto.DOUBLE, ["batch", net.weights[0].shape[1]]
+            )
+        ],
+        [
+            helper.make_tensor_value_info(
+                OUTPUT_NAME, TensorProto.DOUBLE, ["batch", net.weights[-1].shape[0]]
+            )
+        ],
         inits,
     )
     model = helper.make_model(
@@ -85,12 +101,10 @@ def _attr(node: Any, name: str, default: float | int) -> float | int:
     return default
 
 
-def read_onnx(path: str | os.PathLike[str], *, allow_float32: bool = False) -> ReLUNet:
-    """Read an ONNX chain of Gemm | MatMul(+Add), Relu into a ReLUNet; other ops are refused."""
+def read_onnx(path: str | os.PathLike[str], *, allow_float32: bool = False) -> OnnxLayers:
+    """Read an ONNX chain of Gemm | MatMul(+Add), Relu into its layers; other ops are refused."""
     onnx = _onnx()
     from onnx import TensorProto, numpy_helper
-
-    from glassbox.mlp import ReLUNet
 
     p = Path(path)
     if not p.is_file():
@@ -171,8 +185,5 @@ def read_onnx(path: str | os.PathLike[str], *, allow_float32: bool = False) -> R
         raise GlassboxError(f"{p}: the graph output is not the end of the layer chain")
     if not all(relu_after[:-1]):
         raise GlassboxError(f"{p}: a hidden layer has no Relu after it")
-    try:
-        bias_vectors = [None if b is None else np.reshape(b, -1) for b in biases]
-        return ReLUNet(weights, bias_vectors, output_relu=relu_after[-1])
-    except GlassboxError as exc:
-        raise GlassboxError(f"{p}: {exc}") from None
+    bias_vectors = [None if b is None else np.reshape(b, -1) for b in biases]
+    return OnnxLayers(weights, bias_vectors, relu_after[-1])

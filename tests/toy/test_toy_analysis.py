@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from glassbox.toy import analysis as A
+from glassbox.toy import geometry as G
+from glassbox.toy import summary as S
 
 
 def pair_net(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -23,7 +25,7 @@ def scramble(W1, W2, seed=0):
 
 def test_pair_net_is_all_monosemantic_pairs() -> None:
     W1, W2, b = pair_net(4)
-    s = A.summarize(W1, W2, b)
+    s = S.summarize(W1, W2, b)
     assert (s["monosemantic"], s["polysemantic"], s["dead"]) == (8, 0, 0)
     assert s["features"]["pair"] == 4 and s["features_computed"] == 4
     assert s["features_per_neuron_mean"] == 1.0 and s["top_features_dedicated"] == 4
@@ -35,11 +37,11 @@ def test_pair_net_is_all_monosemantic_pairs() -> None:
 def test_analysis_ignores_neuron_order_and_scale() -> None:
     W1, W2, b = pair_net(5)
     S1, S2 = scramble(W1, W2)
-    assert A.summarize(S1, S2, b) == A.summarize(W1, W2, b)
+    assert S.summarize(S1, S2, b) == S.summarize(W1, W2, b)
     # The canonical order lines the scrambled neurons up with the originals.
     n1, _, _ = A.normalize_neurons(W1, W2)
     m1, _, _ = A.normalize_neurons(S1, S2)
-    assert np.allclose(n1[A.neuron_order(W1)], m1[A.neuron_order(S1)])
+    assert np.allclose(n1[G.neuron_order(W1)], m1[G.neuron_order(S1)])
 
 
 def test_one_sign_redundant_and_not_represented() -> None:
@@ -63,7 +65,7 @@ def test_one_sign_redundant_and_not_represented() -> None:
     W2[2, 3:7] = 0.5
     feats = A.feature_computation(W1, W2, np.zeros(4))
     assert [f.how for f in feats] == ["pair", "one_sign", "redundant", "not_represented"]
-    s = A.summarize(W1, W2, np.zeros(4))
+    s = S.summarize(W1, W2, np.zeros(4))
     assert s["features_computed"] == 2 and s["top_features_dedicated"] == 1
 
 
@@ -100,7 +102,7 @@ def test_asymmetric_superposition_motif_with_inhibitor() -> None:
     m = motifs[0]
     assert (m.neuron, m.strong, m.weak, m.inhibitors) == (0, 0, 1, (1,))
     assert m.ratio == pytest.approx(4.0)
-    s = A.summarize(W1, W2, np.zeros(2))
+    s = S.summarize(W1, W2, np.zeros(2))
     assert s["asymmetric_motifs"] == 1 and s["asymmetric_motifs_with_inhibitor"] == 1
     # A symmetric two-feature neuron is not the motif.
     assert A.asymmetric_motifs(np.array([[1.0, 1.0]]), np.array([[1.0], [1.0]])) == []
@@ -118,20 +120,20 @@ def test_single_feature_outputs() -> None:
 def test_tied_statistics() -> None:
     # Two orthogonal features and an antipodal pair sharing the second dimension.
     W = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, -1.0]])
-    assert np.allclose(A.feature_norms(W), [1, 1, 1])
-    assert np.allclose(A.superposition(W), [0, 1, 1])
-    assert np.allclose(A.dimensions_per_feature(W), [1, 0.5, 0.5])
-    assert A.dimensionality(W) == pytest.approx(2 / 3)
+    assert np.allclose(G.feature_norms(W), [1, 1, 1])
+    assert np.allclose(G.superposition(W), [0, 1, 1])
+    assert np.allclose(G.dimensions_per_feature(W), [1, 0.5, 0.5])
+    assert G.dimensionality(W) == pytest.approx(2 / 3)
     # An unlearned feature has D_i = 0 and no superposition.
     W0 = np.array([[1.0, 0.0], [0.0, 0.0]])
-    assert np.allclose(A.dimensions_per_feature(W0), [1, 0])
-    s = A.summarize_tied(W, np.zeros(3))
+    assert np.allclose(G.dimensions_per_feature(W0), [1, 0])
+    s = S.summarize_tied(W, np.zeros(3))
     assert s["features_represented"] == 3
 
 
 def test_relu_hidden_tied_census_uses_transpose() -> None:
     W = np.array([[1.0, 0.0, 0.3], [0.0, 1.0, 0.0]])
-    s = A.summarize(W, W.T, np.zeros(3), signed_inputs=False, target="identity")
+    s = S.summarize(W, W.T, np.zeros(3), signed_inputs=False, target="identity")
     assert (s["monosemantic"], s["polysemantic"]) == (1, 1)
     assert s["features"]["pair"] == 1  # feature 1: one dedicated neuron computes x exactly
 
@@ -234,9 +236,9 @@ def stalled(seed: int = 0) -> tuple[np.ndarray, ...]:
 
 def test_untrained_leftovers_are_not_counted_as_reads() -> None:
     W1, W2, b, W1_0, W2_0 = stalled()
-    naive = A.summarize(W1, W2, b)
+    naive = S.summarize(W1, W2, b)
     assert naive["polysemantic"] == 5 and naive["features_per_neuron_mean"] > 5
-    told = A.summarize(W1, W2, b, init=(W1_0, W2_0))
+    told = S.summarize(W1, W2, b, init=(W1_0, W2_0))
     assert (told["monosemantic"], told["polysemantic"], told["untrained"]) == (1, 0, 4)
     assert told["features_per_neuron_mean"] == 1.0
     assert told["leftover_reads_mean"] > 5

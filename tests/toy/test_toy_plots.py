@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.collections import LineCollection, PathCollection, PolyCollection
 
-from glassbox.toy import plots
+from glassbox.toy import plots, run_figures
 from glassbox.toy.config import default_config
 from glassbox.toy.train import train
 
@@ -61,7 +61,7 @@ def test_run_figures_include_the_graph_of_computed_features(tmp_path: Path) -> N
         eval_samples=1024,
     )  # fmt: skip
     run = train(config, progress=False)
-    computed = plots.computed_features(run, 0)
+    computed = run_figures.computed_features(run, 0)
     assert 0 < len(computed) < 30
-    written = plots.write_run_figures(run, tmp_path)
+    written = run_figures.write_run_figures(run, tmp_path)
     assert tmp_path / "graph.png" in written and tmp_path / "neuron_stack.svg" in written

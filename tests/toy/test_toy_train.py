@@ -11,8 +11,9 @@ import pytest
 from glassbox.errors import GlassboxError
 from glassbox.toy.config import ToyConfig, default_config
 from glassbox.toy.models import have_compiler
-from glassbox.toy.run import TrainedRun, load_run, save_run
+from glassbox.toy.run import load_run, save_run
 from glassbox.toy.train import lr_factor, resolve_kernel, train
+from glassbox.toy.trained import TrainedRun
 
 SMALL = dict(n_features=6, n_hidden=4, steps=150, batch=64, eval_samples=512)
 

@@ -74,7 +74,7 @@ def demo(
     """
     require("torch", "glassbox demo (training the toy model)")
     from glassbox.config import load_config
-    from glassbox.demo import DemoConfig, check_out_dir, default_out_dir, paper_config, run_demo
+    from glassbox.demo.run import DemoConfig, check_out_dir, default_out_dir, paper_config, run_demo
 
     if paper_size and config_file is not None:
         raise GlassboxError("give --paper-size or --config, not both")
@@ -122,12 +122,12 @@ def demo(
 @click.argument("run_dir", type=click.Path(path_type=Path))
 def report(run_dir: Path) -> None:
     """Rebuild RUN_DIR/report.html from a saved demo run or a glassbox extract folder."""
-    from glassbox.extract_report import is_extract_dir, rebuild_extract_report
+    from glassbox.report.extraction import is_extract_dir, rebuild_extract_report
 
     if is_extract_dir(run_dir):
         click.echo(f"report: {rebuild_extract_report(run_dir)}")
         return
     require("torch", "glassbox report (reading the toy model's config)")
-    from glassbox.demo import rebuild_report
+    from glassbox.demo.run import rebuild_report
 
     click.echo(f"report: {rebuild_report(run_dir)}")

@@ -11,10 +11,11 @@ from glassbox.cli import cli, show_progress
 from glassbox.config import config_to_dict, save_config
 from glassbox.errors import GlassboxError
 from glassbox.extract.attack import ExtractConfig, extract
-from glassbox.extract.checkpoint import CHECKPOINT, checkpointed, prepare
-from glassbox.extract.verify import fmt_log2, verify
 from glassbox.io import staged_dir, write_json
-from glassbox.targets import resolve_target
+from glassbox.oracle.checkpoint import CHECKPOINT, checkpointed, prepare
+from glassbox.oracle.targets import resolve_target
+from glassbox.toy.target import toy_instance
+from glassbox.verify.compare import fmt_log2, verify
 
 
 @cli.command("extract")
@@ -108,7 +109,14 @@ def extract_command(
     2 on a usage error.
     """
     resuming = prepare(out, resume, overwrite, marker="extraction.json")
-    tgt = resolve_target(target, seed=seed, instance=instance, budget=budget, float32=float32)
+    tgt = resolve_target(
+        target,
+        seed=seed,
+        instance=instance,
+        budget=budget,
+        float32=float32,
+        toy_loader=toy_instance,
+    )
     config = ExtractConfig(seed=seed, architecture=architecture)
     if architecture is not None:
         from glassbox.mlp import parse_spec
@@ -153,13 +161,13 @@ def extract_command(
         save_config(config, tmp / "config.json")
         write_json(tmp / "extraction.json", record)
         if result.line is not None:
-            from glassbox.extract.lineplot import save_line_plot
-            from glassbox.line_file import LINE, line_to_json
+            from glassbox.report.line_file import LINE, line_to_json
+            from glassbox.report.lineplot import save_line_plot
 
             write_json(tmp / LINE, line_to_json(result.line))
             save_line_plot(result.line, tmp / "line")
         if report:
-            from glassbox.extract_report import REPORT, build_extract_report
+            from glassbox.report.extraction import REPORT, build_extract_report
 
             page = build_extract_report(record, result.line, tmp)
             (tmp / REPORT).write_text(page, encoding="utf-8")

@@ -31,7 +31,7 @@ def net_new(spec: str, seed: int, out: Path, overwrite: bool) -> None:
 
     Weights are N(0, 2/fan_in) (He), biases N(0, 1); options: nobias, nohiddenbias, relu.
     """
-    from glassbox.targets import random_net
+    from glassbox.oracle.targets import random_net
 
     check_out_file(out, overwrite)
     model = random_net(spec.removeprefix("random:"), seed=seed)

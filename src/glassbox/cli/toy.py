@@ -277,8 +277,8 @@ def _print_table(run: Any) -> None:
 def plot(directory: Path) -> None:
     """Redraw a run directory's figures and analysis.json from its saved weights."""
     require("torch", "glassbox plot")
-    from glassbox.toy.plots import write_run_figures
     from glassbox.toy.run import load_run, write_analysis
+    from glassbox.toy.run_figures import write_run_figures
 
     run = load_run(directory)
     write_analysis(run, directory)

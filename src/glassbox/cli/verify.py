@@ -7,9 +7,9 @@ from pathlib import Path
 import click
 
 from glassbox.cli import cli
-from glassbox.extract.verify import Verification, fmt_log2, verify
 from glassbox.io import check_out_file, dumps_json, write_json
 from glassbox.mlp import ReLUNet
+from glassbox.verify.compare import Verification, fmt_log2, verify
 
 
 def render(v: Verification) -> str:

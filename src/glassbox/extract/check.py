@@ -17,10 +17,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from glassbox.extract.kinks import find_kinks
-from glassbox.extract.oracle import Oracle
 from glassbox.extract.prefix import Prefix
 from glassbox.extract.tolerance import loosen
 from glassbox.mlp import ReLUNet
+from glassbox.oracle.core import Oracle
 
 Array = NDArray[np.float64]
 

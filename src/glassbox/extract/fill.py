@@ -15,12 +15,12 @@ from numpy.typing import NDArray
 
 from glassbox.extract.kinks import LineKinks
 from glassbox.extract.neurons import Neuron
-from glassbox.extract.oracle import Oracle
 from glassbox.extract.precision import point_with
 from glassbox.extract.predicted import SearchSettings, kink_where_predicted, locate
 from glassbox.extract.prefix import Prefix
 from glassbox.extract.tolerance import is_coarse, step_fraction
 from glassbox.extract.witness import Witness, measure
+from glassbox.oracle.core import Oracle
 
 Array = NDArray[np.float64]
 

@@ -21,9 +21,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from glassbox.extract.kink_kinds import HIDDEN, OUTPUT_RELU, classify
-from glassbox.extract.oracle import Oracle
 from glassbox.extract.tolerance import step_fraction
 from glassbox.extract.tolerance import tolerance_factor as tolerance_factor_for
+from glassbox.oracle.core import Oracle
 
 __all__ = ["HIDDEN", "OUTPUT_RELU", "LineKinks", "classify", "find_kinks"]
 

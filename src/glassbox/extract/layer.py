@@ -26,12 +26,12 @@ from numpy.typing import NDArray
 from glassbox.extract.fill import fill
 from glassbox.extract.kinks import LineKinks, find_kinks
 from glassbox.extract.neurons import Neuron, assign, explained, merge_duplicates, new_neuron
-from glassbox.extract.oracle import Oracle
 from glassbox.extract.precision import onto_plane, refine_neuron
 from glassbox.extract.predicted import SearchSettings, kink_where_predicted, on_prefix
 from glassbox.extract.prefix import Prefix
 from glassbox.extract.tolerance import is_coarse
 from glassbox.extract.witness import measure
+from glassbox.oracle.core import Oracle
 
 Array = NDArray[np.float64]
 

@@ -16,9 +16,9 @@ from numpy.typing import NDArray
 
 from glassbox.extract.kinks import find_kinks
 from glassbox.extract.neurons import Neuron
-from glassbox.extract.oracle import Oracle
 from glassbox.extract.prefix import Prefix
 from glassbox.extract.tolerance import loosen, step_fraction
+from glassbox.oracle.core import Oracle
 
 Array = NDArray[np.float64]
 

@@ -11,10 +11,10 @@ from numpy.typing import NDArray
 
 from glassbox.extract.kinks import LineKinks, find_kinks
 from glassbox.extract.neurons import Neuron
-from glassbox.extract.oracle import Oracle
 from glassbox.extract.prefix import Prefix
 from glassbox.extract.tolerance import loosen
 from glassbox.extract.witness import ON_PREFIX
+from glassbox.oracle.core import Oracle
 
 Array = NDArray[np.float64]
 

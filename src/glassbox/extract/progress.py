@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from glassbox.extract.oracle import Oracle
+from glassbox.oracle.core import Oracle
 
 
 def peak_rss_mb() -> float:

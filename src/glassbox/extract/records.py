@@ -6,9 +6,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from glassbox.config import config_to_dict
 from glassbox.errors import GlassboxError
 from glassbox.extract.kinks import LineKinks
+from glassbox.extract.layer import LayerSearch
 from glassbox.mlp import ReLUNet, parse_spec
 
 
@@ -104,3 +107,28 @@ class ExtractionResult:
             "answers": self.answers,
             "config": config_to_dict(self.config),
         }
+
+
+def layer_record(depth: int, search: LayerSearch) -> dict[str, Any]:
+    """The per-layer record (``extraction.json``'s ``layers``), before signs are known."""
+    return {
+        "layer": depth,
+        "neurons": len(search.neurons),
+        "lines": search.lines,
+        "kinks": search.kinks,
+        "deeper_kinks_set_aside": search.deeper,
+        "kinks_without_signature": len(search.unexplained),
+        "incomplete_rows": sum(not n.complete for n in search.neurons),
+        "rank_deficient_witnesses": sum(n.rank_deficient for n in search.neurons),
+        "_points": [n.witnesses[0].x for n in search.neurons],
+        "neuron_evidence": [
+            {
+                "witnesses": len(n.witnesses),
+                "rank_deficient_witnesses": n.rank_deficient,
+                "known_inputs": int(np.sum(n.known)),
+                "error_bar": n.error,
+                "flat_checks": [n.flat_checks, n.flat_failures],
+            }
+            for n in search.neurons
+        ],
+    }

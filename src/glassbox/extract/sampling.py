@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from glassbox.extract.oracle import Oracle
 from glassbox.extract.prefix import Prefix
+from glassbox.oracle.core import Oracle
 
 Array = NDArray[np.float64]
 

@@ -9,9 +9,17 @@ steps get longer (:func:`step_fraction`) so that slopes still tell.
 
 from __future__ import annotations
 
-FLOAT64_EPS = 2.0**-52
-# Half an ulp: float32 answers computed in float64 then rounded are this close.
-FLOAT32_EPS = 2.0**-24
+from glassbox.oracle.probe import FLOAT32_EPS, FLOAT64_EPS
+
+__all__ = [
+    "FLOAT32_EPS",
+    "FLOAT64_EPS",
+    "coarseness",
+    "is_coarse",
+    "loosen",
+    "step_fraction",
+    "tolerance_factor",
+]
 
 
 # Answers this many times coarser than float64 (2^-36 and coarser) take the coarse paths (refine each neuron at

@@ -21,9 +21,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from glassbox.extract.kinks import LineKinks
-from glassbox.extract.oracle import Oracle
 from glassbox.extract.prefix import Prefix, row_space
 from glassbox.extract.tolerance import FLOAT64_EPS, loosen, step_fraction
+from glassbox.oracle.core import Oracle
 
 Array = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]

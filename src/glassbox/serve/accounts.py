@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from glassbox.errors import GlassboxError
-from glassbox.wire import BUDGET_SPENT
+from glassbox.oracle.wire import BUDGET_SPENT
 
 Array = NDArray[np.float64]
 

@@ -22,9 +22,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from glassbox.errors import GlassboxError
-from glassbox.extract.oracle import Array, Oracle
-from glassbox.serve.accounts import Account, Accounts, Refusal
-from glassbox.wire import (
+from glassbox.oracle.core import Array, Oracle
+from glassbox.oracle.wire import (
     API_KEY,
     BINARY,
     JSON,
@@ -35,6 +34,7 @@ from glassbox.wire import (
     media_type,
     wants_binary,
 )
+from glassbox.serve.accounts import Account, Accounts, Refusal
 
 LOG = logging.getLogger("glassbox.serve")
 #: Bytes a JSON number may take, with its separator (the repr of a double is at most 24).

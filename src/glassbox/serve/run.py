@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from glassbox.errors import GlassboxError
-from glassbox.extract.oracle import label_only, noisy, rounded
+from glassbox.oracle.core import label_only, noisy, rounded
 from glassbox.serve.accounts import Accounts
 from glassbox.serve.app import LOG, Service, create_app
 
@@ -34,13 +34,16 @@ def build_service(
     max_rows: int = MAX_ROWS,
 ) -> tuple[Service, str]:
     """The :class:`Service` for ``model`` (anything ``glassbox extract`` takes) and its description."""
-    from glassbox.targets import resolve_target
+    from glassbox.oracle.targets import resolve_target
+    from glassbox.toy.target import toy_instance
 
     if model.startswith(("http://", "https://")):
         raise GlassboxError(f"{model}: glassbox serve needs a model, not the address of a service")
     if max_rows < 1:
         raise GlassboxError(f"--max-rows must be at least 1, got {max_rows}")
-    target = resolve_target(model, seed=seed, instance=instance, float32=float32)
+    target = resolve_target(
+        model, seed=seed, instance=instance, float32=float32, toy_loader=toy_instance
+    )
     oracle, desc = target.oracle, target.description
     if round_digits is not None:
         oracle = rounded(oracle, round_digits)

@@ -8,7 +8,8 @@
 - :mod:`glassbox.sweep.plots`: ``glassbox sweep-plot``'s figures and tables.
 """
 
-from glassbox.sweep.grid import Grid, Point, load_grid
+from glassbox.sweep.grid import Grid, load_grid
+from glassbox.sweep.point import Point
 from glassbox.sweep.runner import SweepOutcome, load_sweep, run_sweep
 
 __all__ = ["Grid", "Point", "SweepOutcome", "load_grid", "load_sweep", "run_sweep"]

@@ -25,17 +25,15 @@ so the grid above is 3 points (one per seed) of 3 instances each. Every other ax
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
-import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from glassbox.config import config_to_dict
 from glassbox.errors import GlassboxError
+from glassbox.sweep.jobs import build_config, job_keys
+from glassbox.sweep.point import Point, make_point
 
 JOBS = ("train", "extract")
 #: Axes whose values are the batched instance dimension of one run, per job kind.
@@ -43,17 +41,6 @@ BATCHED: dict[str, tuple[str, ...]] = {"train": ("sparsity",), "extract": ()}
 TOP_KEYS = ("job", "name", "description", "fixed", "axes")
 #: Settings whose one value is a list (per feature, per sparsity), never an axis by --set.
 VECTORS = ("importance", "lr_per_config")
-
-
-@dataclass(frozen=True)
-class Point:
-    """One run of a sweep: its job kind, its full config, and the axis values that name it."""
-
-    job: str
-    config: Any  # ToyConfig for "train", ExtractJob for "extract"
-    axes: tuple[tuple[str, Any], ...]
-    id: str
-    name: str
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,8 +58,6 @@ class Grid:
 
     def points(self) -> list[Point]:
         """Every point of the grid, in grid order, duplicates (same config) dropped."""
-        from glassbox.sweep.jobs import build_config
-
         batched = BATCHED[self.job]
         seen: dict[str, Point] = {}
         for block in self.axes:
@@ -89,20 +74,6 @@ class Grid:
                 point = make_point(self.job, config, axes)
                 seen.setdefault(point.id, point)
         return list(seen.values())
-
-
-def point_id(job: str, config: Any) -> str:
-    """A stable 12-hex-digit name of a point's full config: the same settings, the same id."""
-    text = json.dumps({"job": job, "config": config_to_dict(config)}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def make_point(job: str, config: Any, axes: tuple[tuple[str, Any], ...]) -> Point:
-    """A :class:`Point` with its id and a folder name readable by people (axis values, then id)."""
-    pid = point_id(job, config)
-    slug = "_".join(f"{k}={v}" for k, v in axes)
-    slug = re.sub(r"[^A-Za-z0-9._=+-]+", "-", slug)[:80].strip("-")
-    return Point(job, config, axes, pid, f"{slug}-{pid}" if slug else pid)
 
 
 def parse_value(text: str) -> Any:
@@ -136,8 +107,6 @@ def parse_grid(data: dict[str, Any], default_name: str, overrides: dict[str, Any
     job = data.get("job")
     if job not in JOBS:
         raise GlassboxError(f'grid: unknown job kind {job!r}; set job = "train" or "extract"')
-    from glassbox.sweep.jobs import job_keys
-
     keys = job_keys(job)
     fixed = data.get("fixed", {})
     raw_axes = data.get("axes", [{}])

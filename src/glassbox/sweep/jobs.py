@@ -8,7 +8,7 @@ process writes them into the sweep folder, so workers need no shared file system
   by :func:`glassbox.toy.train.train`; the point folder is a toy run folder
   (``glassbox plot`` and ``glassbox extract`` take it).
 - ``extract``: an :class:`ExtractJob`: a target, the defence in front of its oracle, the
-  attack seed; :func:`glassbox.extract.extract` then :func:`glassbox.extract.verify.verify`.
+  attack seed; :func:`glassbox.extract.extract` then :func:`glassbox.verify.compare.verify`.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from typing import Any
 
 from glassbox.config import config_from_dict, config_to_dict
 from glassbox.errors import GlassboxError
-from glassbox.extract.oracle import Oracle, float32_outputs, label_only, net_oracle, noisy, rounded
 from glassbox.extras import require
 from glassbox.io import read_json
 from glassbox.mlp import parse_spec
-from glassbox.sweep.grid import Point
+from glassbox.oracle.core import Oracle, float32_outputs, label_only, net_oracle, noisy, rounded
+from glassbox.sweep.point import Point
 
 FORMAT, FORMAT_VERSION = "glassbox.sweep.point", "1"
 #: A tied model's feature is represented when ``||W_i|| > 0.5`` (as summarize_tied counts) ...
@@ -263,9 +263,10 @@ def _train(config: Any, folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def _target(job: ExtractJob) -> tuple[Oracle, Any, float | None, str]:
     if not job.target.startswith("toy:"):
-        from glassbox.targets import resolve_target
+        from glassbox.oracle.targets import resolve_target
+        from glassbox.toy.target import toy_instance
 
-        tgt = resolve_target(job.target, seed=job.seed, budget=job.budget)
+        tgt = resolve_target(job.target, seed=job.seed, budget=job.budget, toy_loader=toy_instance)
         return tgt.oracle, tgt.truth, tgt.sparse_probability, tgt.description
     require("torch", f"the toy target {job.target}")
     from glassbox.toy.config import ToyConfig
@@ -284,8 +285,8 @@ def _target(job: ExtractJob) -> tuple[Oracle, Any, float | None, str]:
 def _extract(job: ExtractJob, folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     from glassbox.config import save_config
     from glassbox.extract.attack import ExtractConfig, extract
-    from glassbox.extract.verify import verify
     from glassbox.io import write_json
+    from glassbox.verify.compare import verify
 
     oracle, truth, sparse, desc = _target(job)
     attacked = defend(oracle, job.defence, job.seed)

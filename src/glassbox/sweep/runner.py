@@ -27,8 +27,9 @@ from typing import Any
 from glassbox.errors import GlassboxError
 from glassbox.io import check_writable, read_json, staged_dir, write_json
 from glassbox.sweep.executors import InlineExecutor, Pool
-from glassbox.sweep.grid import Grid, Point
+from glassbox.sweep.grid import Grid
 from glassbox.sweep.jobs import PointResult, run_point
+from glassbox.sweep.point import Point
 
 SWEEP, POINTS, RESULT, LOCK = "sweep.json", "points", "result.json", ".sweep.lock"
 FORMAT, FORMAT_VERSION = "glassbox.sweep", "1"

@@ -13,12 +13,15 @@ Conventions: ``W1`` is ``(m, n)`` (features to neurons), ``W2`` is ``(n, m)``, `
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from glassbox.toy.geometry import (
+    f64,
+    superposition,
+)
 
 Array = NDArray[np.float64]
 
@@ -44,16 +47,12 @@ PATH_MIN, PATH_FRACTION = 0.1, 0.25
 FEATURE_CLASSES = ("pair", "redundant", "one_sign", "superposition", "not_represented")
 
 
-def _f64(a: ArrayLike) -> Array:
-    return np.asarray(a, dtype=np.float64)
-
-
 def normalize_neurons(W1: ArrayLike, W2: ArrayLike) -> tuple[Array, Array, Array]:
     """Scale each neuron so ``max|W1 row| = 1`` (``W2`` column scaled inversely); returns ``(W1, W2, scale)``.
 
     A neuron whose ``W1`` row is all zero keeps scale 1.
     """
-    w1, w2 = _f64(W1), _f64(W2)
+    w1, w2 = f64(W1), f64(W2)
     scale = np.abs(w1).max(axis=1)
     scale = np.where(scale > 0, scale, 1.0)
     return w1 / scale[:, None], w2 * scale[None, :], scale
@@ -91,13 +90,13 @@ def learned_mask(
     The others are leftovers of the random initialisation, which a stalled model keeps;
     they count neither as reads nor as superposition.
     """
-    w1 = _f64(W1)
+    w1 = f64(W1)
     if init is None:
         return np.ones(w1.shape, dtype=bool)
-    w1_0, w2_0 = _f64(init[0]), _f64(init[1])
+    w1_0, w2_0 = f64(init[0]), f64(init[1])
     moved = np.abs(w1 - w1_0)
     weight = (moved >= LEARNED_FRACTION * np.abs(w1)) & (moved >= w1_0.std())
-    path, path_0 = w1 * _f64(W2).T, w1_0 * w2_0.T
+    path, path_0 = w1 * f64(W2).T, w1_0 * w2_0.T
     big_path = (np.abs(path) >= PATH_MIN) & (np.abs(path - path_0) >= PATH_FRACTION * np.abs(path))
     return np.asarray(weight | big_path)
 
@@ -117,7 +116,7 @@ def neuron_census(
     training started from) only learned weights count as reads (see :func:`learned_mask`); a live neuron
     whose every large weight is a leftover is ``untrained``.
     """
-    w1_raw, w2_raw = _f64(W1), _f64(W2)
+    w1_raw, w2_raw = f64(W1), f64(W2)
     w1, w2, _ = normalize_neurons(w1_raw, w2_raw)
     learned = learned_mask(w1_raw, w2_raw, init)
     strength = np.abs(w1_raw).max(axis=1) * np.abs(w2_raw).max(axis=0)
@@ -159,7 +158,7 @@ def single_feature_outputs(
     W1: ArrayLike, W2: ArrayLike, b: ArrayLike, t: ArrayLike, hidden_relu: bool = True
 ) -> Array:
     """``out[i, j]``: output ``i`` of the model on the input ``t[j] * e_i`` (feature ``i`` alone)."""
-    w1, w2, bias, tt = _f64(W1), _f64(W2), _f64(b), _f64(t)
+    w1, w2, bias, tt = f64(W1), f64(W2), f64(b), f64(t)
     # Pre-activations of neuron k for input t * e_i: W1[k, i] * t, shape (n, T, m).
     pre = w1.T[:, None, :] * tt[None, :, None]
     h = np.maximum(pre, 0.0) if hidden_relu else pre
@@ -207,7 +206,7 @@ def output_shares(W1: ArrayLike, W2: ArrayLike, sign: int, hidden_relu: bool = T
     does not change when a neuron is rescaled. Shares are of the positive contributions;
     neurons that write output ``i`` down get 0. A feature nothing writes up has all-zero shares.
     """
-    w1, w2 = _f64(W1), _f64(W2)
+    w1, w2 = f64(W1), f64(W2)
     pre = sign * w1 if not hidden_relu else np.maximum(sign * w1, 0.0)
     contribution = np.maximum(pre * w2.T, 0.0)  # (m, n)
     total = contribution.sum(axis=0)
@@ -242,7 +241,7 @@ def feature_computation(
     errors = {s: computed_error(W1, W2, b, s, target, hidden_relu) for s in signs}
     shares = {s: output_shares(W1, W2, s, hidden_relu) for s in signs}
     features = []
-    for i in range(_f64(W1).shape[1]):
+    for i in range(f64(W1).shape[1]):
         serving: dict[int, tuple[int, ...]] = {}
         served: dict[int, tuple[float, ...]] = {}
         dedicated, mono_total = [], []
@@ -330,56 +329,6 @@ def asymmetric_motifs(
     return motifs
 
 
-def neuron_order(W1: ArrayLike, importance: ArrayLike | None = None) -> NDArray[np.int64]:
-    """A canonical neuron order: by importance of the largest feature, ``+`` sign first, then strength.
-
-    It depends only on the function the net computes, so a truth and a reconstruction
-    plotted in this order line up. Neurons with an all-zero row go last.
-    """
-    w1 = _f64(W1)
-    n = w1.shape[1]
-    imp = np.linspace(1.0, 0.0, n, endpoint=False) if importance is None else _f64(importance)
-    absw = np.abs(w1)
-    primary = absw.argmax(axis=1)
-    scale = absw.max(axis=1)
-    norm = w1 / np.where(scale > 0, scale, 1.0)[:, None]
-    sign = np.sign(w1[np.arange(len(w1)), primary])
-    # Secondary key: how monosemantic (sum of other |weights|), so clean neurons come first.
-    spill = np.abs(norm).sum(axis=1) - 1.0
-    dead = scale == 0
-    return np.lexsort((spill, -sign, -imp[primary], dead)).astype(np.int64)
-
-
-def feature_norms(W: ArrayLike) -> Array:
-    """``||W_i||`` per feature (columns of ``W``, shape ``(m, n)``)."""
-    return np.asarray(np.linalg.norm(_f64(W), axis=0))
-
-
-def superposition(W: ArrayLike) -> Array:
-    """Per feature, ``sum_{j != i} (W^_i . W_j)^2``: 0 when orthogonal, >= 1 when others drive it as hard."""
-    w = _f64(W)
-    norms = np.linalg.norm(w, axis=0)
-    unit = w / np.where(norms > 0, norms, 1.0)
-    dots = unit.T @ w  # dots[i, j] = W^_i . W_j
-    sq = dots**2
-    return np.asarray(sq.sum(axis=1) - np.diag(sq))
-
-
-def dimensions_per_feature(W: ArrayLike) -> Array:
-    """Per feature ``D_i = ||W_i||^2 / sum_j (W^_i . W_j)^2`` (j including i); 0 for unlearned features."""
-    w = _f64(W)
-    norms = np.linalg.norm(w, axis=0)
-    unit = w / np.where(norms > 0, norms, 1.0)
-    denom = ((unit.T @ w) ** 2).sum(axis=1)
-    return np.asarray(np.where(denom > 0, norms**2 / np.where(denom > 0, denom, 1.0), 0.0))
-
-
-def dimensionality(W: ArrayLike) -> float:
-    """Dimensions per feature of the whole model, ``D* = m / ||W||_F^2``."""
-    w = _f64(W)
-    return float(w.shape[0] / max((w**2).sum(), 1e-300))
-
-
 def constant_baseline(probability: ArrayLike, importance: ArrayLike) -> Array:
     """Loss of the best constant output, per instance: ``mean_i I_i Var(y_i)`` with ``Var = p/3 - p^2/4``.
 
@@ -387,8 +336,8 @@ def constant_baseline(probability: ArrayLike, importance: ArrayLike) -> Array:
     ``1 - p`` and otherwise ``U[0, 1]``. Losses at different sparsities are not comparable
     (the paper's footnote 17); their ratio to this baseline is.
     """
-    p = np.atleast_2d(_f64(probability))
-    return np.asarray((_f64(importance) * (p / 3.0 - p**2 / 4.0)).mean(axis=1))
+    p = np.atleast_2d(f64(probability))
+    return np.asarray((f64(importance) * (p / 3.0 - p**2 / 4.0)).mean(axis=1))
 
 
 def feature_superposition(
@@ -400,74 +349,6 @@ def feature_superposition(
     feature no other feature shares a neuron with, 1 or more when others drive its
     neurons as strongly as it does.
     """
-    w1 = _f64(W1)
+    w1 = f64(W1)
     norm, _, _ = normalize_neurons(w1, np.zeros(w1.shape[::-1]))
     return superposition(np.where(learned_mask(w1, W2, init), norm, 0.0))
-
-
-def summarize(
-    W1: ArrayLike,
-    W2: ArrayLike,
-    b: ArrayLike,
-    signed_inputs: bool = True,
-    target: str = "abs",
-    hidden_relu: bool = True,
-    threshold: float = READ_THRESHOLD,
-    init: tuple[ArrayLike, ArrayLike] | None = None,
-) -> dict[str, Any]:
-    """The headline numbers for one instance: neuron roles, feature classes, features per neuron, motifs.
-
-    ``features_per_neuron_*`` count learned reads of neurons that learned something;
-    ``leftover_reads_mean`` is the mean number of large weights per live neuron that are
-    still at their initial value (0 without ``init``).
-    """
-    census = neuron_census(W1, W2, threshold, signed_inputs=signed_inputs, init=init)
-    features = feature_computation(
-        W1, W2, b, signed_inputs, target, hidden_relu, threshold, init=init
-    )
-    roles = Counter(nr.role for nr in census)
-    trained = [nr for nr in census if nr.role in ("monosemantic", "polysemantic")]
-    alive = [nr for nr in census if nr.role != "dead"]
-    reads = np.array([len(nr.reads) for nr in trained]) if trained else np.zeros(1)
-    leftovers = np.array([len(nr.leftovers) for nr in alive]) if alive else np.zeros(1)
-    classes = Counter(f.how for f in features)
-    # The leading run of features computed by dedicated neurons: "top features stay monosemantic".
-    top_dedicated = next(
-        (f.index for f in features if f.how not in ("pair", "redundant")), len(features)
-    )
-    summary: dict[str, Any] = {
-        "neurons": len(census),
-        "monosemantic": roles["monosemantic"],
-        "polysemantic": roles["polysemantic"],
-        "untrained": roles["untrained"],
-        "dead": roles["dead"],
-        "features_per_neuron_mean": float(reads.mean()),
-        "features_per_neuron_max": int(reads.max()),
-        "leftover_reads_mean": float(leftovers.mean()),
-        "features": {c: classes[c] for c in FEATURE_CLASSES},
-        "features_computed": sum(classes[c] for c in ("pair", "redundant", "superposition")),
-        "top_features_dedicated": int(top_dedicated),
-    }
-    if hidden_relu and signed_inputs:
-        motifs = asymmetric_motifs(W1, W2, threshold, init=init)
-        summary["asymmetric_motifs"] = len(motifs)
-        summary["asymmetric_motifs_with_inhibitor"] = sum(bool(m.inhibitors) for m in motifs)
-    return summary
-
-
-def summarize_tied(W: ArrayLike, b: ArrayLike) -> dict[str, Any]:
-    """The earlier sections' statistics for ``W (m, n)``: norms, superposition, D_i and D*."""
-    norms = feature_norms(W)
-    return {
-        "feature_norms": norms.tolist(),
-        "superposition": superposition(W).tolist(),
-        "dimensions_per_feature": dimensions_per_feature(W).tolist(),
-        "dimensionality": dimensionality(W),
-        "features_represented": int((norms > 0.5).sum()),
-        "bias": _f64(b).tolist(),
-    }
-
-
-def as_dicts(items: list[Any]) -> list[dict[str, Any]]:
-    """Dataclass records (neurons, features, motifs) as plain dicts for JSON."""
-    return [asdict(item) for item in items]

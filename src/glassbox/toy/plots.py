@@ -3,7 +3,7 @@
 Every plot function takes float arrays (``W1 (m, n)``, ``W2 (n, m)``, ``b (n,)``), draws
 into an ``ax`` (or ``axes``) if given and otherwise makes its own figure, and returns the
 axes it drew on. Neurons are normalised (max ``|W1 row|`` = 1) and put in
-:func:`glassbox.toy.analysis.neuron_order` unless ``order`` is given, so a true network
+:func:`glassbox.toy.geometry.neuron_order` unless ``order`` is given, so a true network
 and its reconstruction drawn side by side line up neuron for neuron. Figures are built
 with :class:`matplotlib.figure.Figure`, never pyplot, so nothing needs a display.
 """
@@ -22,12 +22,11 @@ from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
 from glassbox.io import atomic_path
-from glassbox.toy import analysis
+from glassbox.toy import analysis, geometry
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from glassbox.toy.run import TrainedRun
 
 POS, NEG = "#2166ac", "#b2182b"  # blue for positive weights, red for negative
 FEATURE_CMAP = "viridis"
@@ -48,7 +47,7 @@ def _ordered(
     W1: ArrayLike, W2: ArrayLike, order: ArrayLike | None, importance: ArrayLike | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     w1, w2, _ = analysis.normalize_neurons(W1, W2)
-    idx = analysis.neuron_order(w1, importance) if order is None else np.asarray(order)
+    idx = geometry.neuron_order(w1, importance) if order is None else np.asarray(order)
     return w1[idx], w2[:, idx], idx
 
 
@@ -263,8 +262,8 @@ def plot_features(
     bmax = max(float(np.abs(bias).max()), 1e-12)
     axes[1].imshow(bias, cmap="RdBu", norm=TwoSlopeNorm(0, -bmax, bmax))
     axes[1].set(title="b", xticks=[], yticks=[])
-    norms = analysis.feature_norms(w)
-    sup = np.sqrt(np.clip(analysis.superposition(w), 0, None))
+    norms = geometry.feature_norms(w)
+    sup = np.sqrt(np.clip(geometry.superposition(w), 0, None))
     from matplotlib import colormaps
 
     cmap = colormaps["plasma"]
@@ -375,113 +374,4 @@ def save_figure(
         with atomic_path(target) as tmp:
             fig.savefig(tmp, format=ext, dpi=DPI)
         written.append(target)
-    return written
-
-
-def _grid(
-    count: int, width: float, height: float, cols: int, **kw: Any
-) -> tuple[Figure, np.ndarray]:
-    rows = -(-count // cols)
-    fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False, **kw).ravel())
-    for ax in axes[count:]:
-        ax.set_visible(False)
-    return fig, axes
-
-
-def _label(run: TrainedRun, i: int) -> str:
-    return f"1-S={1.0 - run.sparsity(i):.3g}"
-
-
-def _figure_of(ax: Axes) -> Figure:
-    fig = ax.get_figure()
-    assert isinstance(fig, Figure)
-    return fig
-
-
-def stack_title(label: str, summary: dict[str, Any]) -> str:
-    """A neuron stack panel's title: the sparsity and its neuron counts."""
-    title = f"{label}: {summary['monosemantic']} mono / {summary['polysemantic']} poly"
-    if summary.get("untrained"):
-        title += f" / {summary['untrained']} untrained"
-    return title
-
-
-def add_superposition_colorbar(fig: Figure, axes: Sequence[Axes]) -> None:
-    """The colour key of :func:`plot_neuron_stack`'s superposition colouring."""
-    from matplotlib import colormaps
-    from matplotlib.cm import ScalarMappable
-
-    bar = fig.colorbar(
-        ScalarMappable(Normalize(0, 1), colormaps[SUPERPOSITION_CMAP]), ax=list(axes), shrink=0.6
-    )
-    bar.set_label("superposition (sqrt, clipped at 1)", fontsize=7)
-
-
-def computed_features(run: TrainedRun, i: int) -> list[int]:
-    """The features instance ``i`` computes on both signs (pair, redundant or superposition)."""
-    w1, w2, b = run.instance_weights(i)
-    kind = run.config.kind
-    found = analysis.feature_computation(
-        w1, w2, b, kind.signed_inputs, kind.target, init=run.instance_init(i)
-    )
-    return [f.index for f in found if f.how in ("pair", "redundant", "superposition")]
-
-
-def write_run_figures(run: TrainedRun, folder: str | os.PathLike[str]) -> list[Path]:
-    """Draw every figure of a run into ``folder`` (PNG and SVG); returns the files written."""
-    folder = Path(folder)
-    kind, count = run.config.kind, run.n_instances
-    importance = run.config.importance_vector()
-    labels = [_label(run, i) for i in range(count)]
-    summaries = [run.summary(i) for i in range(count)]
-    weights = [run.instance_weights(i) for i in range(count)]
-    written: list[Path] = []
-
-    curve = run.metrics["loss_curve"]
-    ax = plot_loss_curves(curve["step"], curve["loss"], labels)
-    written += save_figure(_figure_of(ax), folder / "loss")
-    if count > 1:
-        sparsity = [run.sparsity(i) for i in range(count)]
-        sweep = plot_sweep(
-            sparsity, run.metrics["final_loss"], summaries, baseline=run.baseline_loss()
-        )
-        written += save_figure(_figure_of(sweep[0]), folder / "sweep")
-
-    if kind.hidden_relu:
-        m = run.config.n_hidden
-        inits = [run.instance_init(i) for i in range(count)]
-        fig, grid = _grid(count, max(4.0, 0.16 * m + 1.5), 2.8, min(count, 2 if m > 12 else 4))
-        for i, (w1, w2, _) in enumerate(weights):
-            plot_neuron_stack(
-                w1, w2, ax=grid[i], importance=importance, title=stack_title(labels[i], summaries[i]),
-                init=inits[i],
-            )  # fmt: skip
-        add_superposition_colorbar(fig, list(grid[:count]))
-        written += save_figure(fig, folder / "neuron_stack")
-        fig, grid = _grid(2 * count, 4.0, 3.0, 4 if count > 1 else 2)
-        for i, (w1, w2, _) in enumerate(weights):
-            pair = list(grid[2 * i : 2 * i + 2])
-            plot_weights(w1, w2, axes=pair, importance=importance, title=labels[i])
-        written += save_figure(fig, folder / "weights")
-        small = run.config.n_features <= GRAPH_MAX_FEATURES
-        fig, grid = _grid(count, 4.0, 4.0 if small else 7.0, min(count, 4))
-        for i, (w1, w2, b) in enumerate(weights):
-            shown = None if small else computed_features(run, i)
-            what = "" if small else f" ({len(shown or [])} computed features)"
-            plot_graph(
-                w1, w2, b, ax=grid[i], importance=importance, title=labels[i] + what,
-                features=shown,
-            )  # fmt: skip
-        written += save_figure(fig, folder / "graph")
-    else:
-        fig, grid = _grid(3 * count, 2.6, 2.6, 3)
-        for i, (w1, _, b) in enumerate(weights):
-            plot_features(w1, b, axes=list(grid[3 * i : 3 * i + 3]), title=labels[i])
-        written += save_figure(fig, folder / "features")
-        if run.config.n_hidden == 2:
-            fig, grid = _grid(count, 2.6, 2.6, min(count, 5))
-            for i, (w1, _, _) in enumerate(weights):
-                plot_geometry_2d(w1, ax=grid[i], title=labels[i])
-            written += save_figure(fig, folder / "geometry")
     return written

@@ -1,6 +1,6 @@
 """The report's figures: truth and reconstruction side by side, drawn from the run's own arrays.
 
-Each function returns a matplotlib :class:`~matplotlib.figure.Figure`; :mod:`glassbox.report`
+Each function returns a matplotlib :class:`~matplotlib.figure.Figure`; :mod:`glassbox.report.demo_page`
 inlines them. Every panel names its side (truth or reconstruction) and labels its axes.
 """
 
@@ -18,10 +18,10 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 from numpy.typing import NDArray
 
-from glassbox.extract.verify import fmt_log2
 from glassbox.mlp import ReLUNet
-from glassbox.report_numbers import neuron_errors
-from glassbox.toy import analysis, plots
+from glassbox.report.numbers import neuron_errors
+from glassbox.toy import analysis, geometry, plots
+from glassbox.verify.compare import fmt_log2
 
 Array = NDArray[np.float64]
 
@@ -49,7 +49,7 @@ def superposition_colors(w1: Array) -> tuple[Array, Array]:
     from matplotlib import colormaps
 
     unit_rows = analysis.normalize_neurons(w1, w1.T)[0]
-    s = np.clip(analysis.superposition(unit_rows), 0.0, 1.0)
+    s = np.clip(geometry.superposition(unit_rows), 0.0, 1.0)
     return s, np.asarray(colormaps["viridis"](1.0 - s))  # yellow alone, purple shared
 
 
@@ -370,7 +370,7 @@ def verification_figure(ver: dict[str, Any]) -> Figure:
 
 def line_plot(line: Any, top_k: int) -> Figure:
     """The attack's line plot with its legend beside the axes and a title that fits."""
-    from glassbox.extract.lineplot import line_figure
+    from glassbox.report.lineplot import line_figure
 
     fig = line_figure(line, top_k=top_k)
     fig.set_size_inches(10.0, 4.0)

@@ -10,9 +10,9 @@ from numpy.typing import NDArray
 
 from glassbox.errors import GlassboxError
 from glassbox.extract.kinks import LineKinks
-from glassbox.extract.verify import Alignment, align, fmt_log2, log2_error
 from glassbox.mlp import ReLUNet
 from glassbox.toy import analysis
+from glassbox.verify.compare import Alignment, align, fmt_log2, log2_error
 
 if TYPE_CHECKING:  # the toy half needs torch; a report of an extraction does not
     from glassbox.toy.config import ToyConfig

@@ -25,8 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from glassbox.extract.oracle import Oracle, round_significant
-from glassbox.extract.tolerance import FLOAT32_EPS, FLOAT64_EPS
+from glassbox.oracle.core import Oracle, round_significant
 
 Array = NDArray[np.float64]
 
@@ -52,6 +51,10 @@ NOISE_BOUND = 8.0
 CURVED_SHARE = 0.5
 # In the ten times wider windows, the share that counts (dense kinks there look curved too).
 WIDE_CURVED_SHARE = 0.9
+
+FLOAT64_EPS = 2.0**-52
+# Half an ulp: float32 answers computed in float64 then rounded are this close.
+FLOAT32_EPS = 2.0**-24
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,13 @@
 """An oracle that asks a running prediction service over HTTP (``glassbox serve`` or alike).
 
 Batches go over one persistent connection (httpx), in the binary float64 encoding of
-:mod:`glassbox.wire`, split to the service's row limit. Each batch carries a fresh request
+:mod:`glassbox.oracle.wire`, split to the service's row limit. Each batch carries a fresh request
 id that its retries reuse: connection errors, timeouts and 5xx answers are retried with
 exponential backoff, and the service answers a repeated id without charging it again, so
 the rows this oracle counts are the rows the service counts. The budget is the smaller of
 the one given and what the service says is left for the key; when the service refuses a
 batch because the key's budget is spent, the query raises
-:class:`~glassbox.extract.oracle.QueryBudgetExceeded` and nothing of it is counted.
+:class:`~glassbox.oracle.core.QueryBudgetExceeded` and nothing of it is counted.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from glassbox.errors import GlassboxError
-from glassbox.extract.oracle import UNLABELLED, Array, Oracle, QueryBudgetExceeded
 from glassbox.extras import require
-from glassbox.wire import (
+from glassbox.oracle.core import UNLABELLED, Array, Oracle, QueryBudgetExceeded
+from glassbox.oracle.wire import (
     API_KEY,
     BINARY,
     BUDGET_SPENT,

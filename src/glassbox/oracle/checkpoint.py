@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from glassbox.errors import GlassboxError
-from glassbox.extract.http_oracle import settle
-from glassbox.extract.oracle import Array, Oracle, QueryBudgetExceeded
 from glassbox.io import atomic_path, check_out_dir, dumps_json, read_json, write_json
+from glassbox.oracle.core import Array, Oracle, QueryBudgetExceeded
+from glassbox.oracle.http_client import settle
 
 CHECKPOINT, MANIFEST = "checkpoint", "checkpoint.json"
 FORMAT = 1

@@ -2,7 +2,7 @@
 
 By default the trained net is saved to a temporary file and served by ``glassbox serve`` in
 a child process on a free loopback port; the attack holds only an
-:class:`~glassbox.extract.http_oracle.HttpOracle`, so nothing but HTTP answers reaches it.
+:class:`~glassbox.oracle.http_client.HttpOracle`, so nothing but HTTP answers reaches it.
 ``in_process`` (``glassbox demo --in-process``) keeps the faster in-process oracle. Without
 the ``serve`` extra the demo falls back to in-process and says so.
 """
@@ -16,27 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from glassbox.extract.attack import ExtractConfig, ExtractionResult, extract
-from glassbox.extract.oracle import net_oracle
 from glassbox.mlp import ReLUNet
+from glassbox.oracle.core import net_oracle
+from glassbox.report.sections import HTTP
 
-HTTP, IN_PROCESS = "http", "in-process"
+IN_PROCESS = "in-process"
 SERVE_MODULES = ("fastapi", "uvicorn", "httpx")
 
 
 def can_serve() -> bool:
     """Whether the ``serve`` extra (FastAPI, uvicorn, httpx) is installed."""
     return all(importlib.util.find_spec(m) is not None for m in SERVE_MODULES)
-
-
-def describe(facts: dict[str, Any]) -> str:
-    """One sentence on the boundary a run used, for the report."""
-    if facts.get("boundary") == HTTP:
-        return (
-            "The attack reached the network only over HTTP: a separate `glassbox serve` "
-            f"process on the loopback interface, which counted {facts['service_queries']:,} "
-            "queries itself."
-        )
-    return "The attack and the network shared one Python process (an in-process oracle)."
 
 
 def attack(
@@ -58,7 +48,7 @@ def attack(
         return extract(net_oracle(truth, budget), config, progress=progress), {
             "boundary": IN_PROCESS
         }
-    from glassbox.extract.http_oracle import HttpOracle
+    from glassbox.oracle.http_client import HttpOracle
     from glassbox.serve.process import running_service
 
     with tempfile.TemporaryDirectory(prefix="glassbox-demo-") as tmp:

@@ -20,7 +20,8 @@ import numpy as np
 
 from glassbox.errors import GlassboxError
 from glassbox.extract.kinks import LineKinks
-from glassbox.extract_report_data import (
+from glassbox.io import atomic_path, dumps_json, read_json
+from glassbox.report.extraction_data import (
     CHECK_NAMES,
     LAYER_HEADER,
     check_value,
@@ -30,11 +31,10 @@ from glassbox.extract_report_data import (
     queries_by_layer,
     summary_lines,
 )
-from glassbox.io import atomic_path, dumps_json, read_json
-from glassbox.line_file import LINE, line_from_json
-from glassbox.report_figures import line_plot, queries_figure
-from glassbox.report_html import CSS, esc, img, section, table, toc
-from glassbox.report_sections import MAX_LINE_CURVES, queries_section, verification_section
+from glassbox.report.figures import line_plot, queries_figure
+from glassbox.report.html import CSS, esc, img, section, table, toc
+from glassbox.report.line_file import LINE, line_from_json
+from glassbox.report.sections import MAX_LINE_CURVES, queries_section, verification_section
 
 EXTRACTION, REPORT = "extraction.json", "report.html"
 

@@ -1,7 +1,7 @@
 """The inputs verification samples: standard distributions, and points on every neuron's hyperplane.
 
-Used by :func:`glassbox.extract.align.align` (to find dead neurons) and by
-:func:`glassbox.extract.verify.verify` (to measure the functional error).
+Used by :func:`glassbox.verify.align.align` (to find dead neurons) and by
+:func:`glassbox.verify.compare.verify` (to measure the functional error).
 """
 
 from __future__ import annotations

@@ -24,19 +24,20 @@ from pathlib import Path
 from typing import Any
 
 from glassbox.config import config_to_dict, load_config, save_config
-from glassbox.demo_boundary import attack
+from glassbox.demo.boundary import attack
 from glassbox.errors import GlassboxError
 from glassbox.extract.attack import ExtractConfig, ExtractionResult
-from glassbox.extract.verify import verify
 from glassbox.io import atomic_path, read_json, staged_dir, write_json
 from glassbox.io import check_out_dir as io_check_out_dir
-from glassbox.line_file import line_from_json as _line_from_json
-from glassbox.line_file import line_to_json as _line_to_json
 from glassbox.mlp import ReLUNet
-from glassbox.report import ReportInputs, build_report, summary
+from glassbox.report.demo_page import ReportInputs, build_report, summary
+from glassbox.report.line_file import line_from_json as _line_from_json
+from glassbox.report.line_file import line_to_json as _line_to_json
 from glassbox.toy.config import ToyConfig
-from glassbox.toy.run import TrainedRun, load_run, save_run
+from glassbox.toy.run import load_run, save_run
 from glassbox.toy.train import train
+from glassbox.toy.trained import TrainedRun
+from glassbox.verify.compare import verify
 
 CONFIG, TOY, TRUTH, RECOVERED = "config.json", "toy", "truth.safetensors", "recovered.safetensors"
 EXTRACTION, VERIFICATION, LINE, REPORT = (
@@ -166,7 +167,7 @@ def run_demo(
     the attack recovers no network (e.g. its budget ran out), the trained model and the
     attack's figures are still written, and the result has ``report=None``. The attack
     reaches the trained net over HTTP, served by a separate process (``in_process``: in
-    this process); extraction.json says which (see :mod:`glassbox.demo_boundary`).
+    this process); extraction.json says which (see :mod:`glassbox.demo.boundary`).
     """
     target = Path(out)
     check_out_dir(target, overwrite)

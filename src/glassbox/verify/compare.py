@@ -2,8 +2,8 @@
 
 A ReLU net is unchanged by permuting a hidden layer's neurons and by scaling a neuron's
 incoming weights and bias by ``c > 0`` while dividing its outgoing weights by ``c``.
-:func:`align` (in :mod:`glassbox.extract.align`) undoes those symmetries;
-:func:`verify` then measures, on inputs from :mod:`glassbox.extract.verify_inputs`,
+:func:`align` (in :mod:`glassbox.verify.align`) undoes those symmetries;
+:func:`verify` then measures, on inputs from :mod:`glassbox.verify.inputs`,
 
 * the weight error: after alignment, every hidden neuron of the truth is normalised so
   that its row (incoming weights and bias, in the coordinates of the already normalised
@@ -32,9 +32,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from glassbox.errors import GlassboxError
-from glassbox.extract.align import MIN_COSINE, Alignment, NeuronNote, align
-from glassbox.extract.verify_inputs import BOX, HYPERPLANE_OFFSETS, hyperplane_points, sample_inputs
 from glassbox.mlp import ReLUNet
+from glassbox.verify.align import MIN_COSINE, Alignment, NeuronNote, align
+from glassbox.verify.inputs import BOX, HYPERPLANE_OFFSETS, hyperplane_points, sample_inputs
 
 Array = NDArray[np.float64]
 

@@ -8,18 +8,21 @@ The truth is for verification only: the attack gets the oracle and nothing else.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from glassbox.errors import GlassboxError
-from glassbox.extract.onnx_oracle import OnnxOracle, computes_in_float32, fixed_batch_size
-from glassbox.extract.oracle import (
+from glassbox.mlp import ReLUNet, parse_spec
+from glassbox.oracle.core import (
     Oracle,
     float32_outputs,
     net_oracle,
 )
-from glassbox.extras import require
-from glassbox.mlp import ReLUNet, parse_spec
+from glassbox.oracle.onnx_model import OnnxOracle, computes_in_float32, fixed_batch_size
+
+#: Reads instance i of a toy run folder: its net, mean feature probability, description.
+ToyLoader = Callable[[Path, int | None], tuple[ReLUNet, float, str]]
 
 #: Refuse a random net whose float64 weights would take more than this share of free memory
 #: (the attack and the verification hold several copies and batches of queries besides).
@@ -63,11 +66,14 @@ def resolve_target(
     instance: int | None = None,
     budget: int | None = None,
     float32: bool = False,
+    toy_loader: ToyLoader | None = None,
 ) -> Target:
     """Build the :class:`Target` for a TARGET string (see the module docstring).
 
     ``instance`` chooses an instance of a toy run directory (default 0); for any other
-    target it is refused, since it would be silently ignored.
+    target it is refused, since it would be silently ignored. Toy runs are read by
+    ``toy_loader`` (:func:`glassbox.toy.target.toy_instance`), which callers above the
+    toy package pass in: this package sits below it and never imports it.
     """
     sparse: float | None = None
     path = Path(target)
@@ -78,7 +84,7 @@ def resolve_target(
             "drop --instance"
         )
     if target.startswith(("http://", "https://")):
-        from glassbox.extract.http_oracle import http_target
+        from glassbox.oracle.http_client import http_target
 
         oracle, truth, desc = http_target(target, budget)
     elif target.startswith("random:"):
@@ -87,26 +93,18 @@ def resolve_target(
         oracle = net_oracle(truth, budget)
     else:
         if is_run:
-            require("torch", f"attacking the toy run {path}")
-            from glassbox.toy.run import load_run
-
-            run = load_run(path)
-            instance = instance or 0
-            if not 0 <= instance < run.n_instances:
+            if toy_loader is None:
                 raise GlassboxError(
-                    f"--instance {instance}: the toy run {path} has instances 0 to {run.n_instances - 1}"
+                    f"{target}: a toy run directory, but this caller reads no toy runs; "
+                    "attack it with `glassbox extract`"
                 )
-            truth = run.instance_net(instance)
-            sparse = float(run.config.probability()[instance].mean())
-            desc = f"toy run {path} instance {instance} (sparsity {run.sparsity(instance):.3g})"
+            truth, sparse, desc = toy_loader(path, instance)
             oracle = net_oracle(truth, budget)
         elif path.suffix.lower() == ".onnx":
-            from glassbox.onnx_io import read_onnx
-
             oracle = OnnxOracle(path, budget, allow_float32=True)
             desc = f"ONNX {path}"
             try:
-                truth = read_onnx(path, allow_float32=True)
+                truth = ReLUNet.from_onnx(path, allow_float32=True)
             except GlassboxError as exc:
                 # Any graph is a black box to the attack; only verification needs the weights.
                 truth = None

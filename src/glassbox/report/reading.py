@@ -9,9 +9,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from glassbox.extract.kinks import LineKinks
-from glassbox.extract.verify import fmt_log2, log2_error
-from glassbox.report_numbers import Recovery, ReportInputs
+from glassbox.report.numbers import Recovery, ReportInputs
 from glassbox.toy import analysis
+from glassbox.verify.compare import fmt_log2, log2_error
 
 Array = NDArray[np.float64]
 

@@ -16,8 +16,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from glassbox.errors import GlassboxError
-from glassbox.extract.verify_inputs import sample_inputs
 from glassbox.mlp import ReLUNet
+from glassbox.verify.inputs import sample_inputs
 
 Array = NDArray[np.float64]
 IntArray = NDArray[np.int64]

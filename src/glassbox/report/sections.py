@@ -7,21 +7,34 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from glassbox.demo_boundary import describe
 from glassbox.extract.kinks import HIDDEN
-from glassbox.extract.verify import fmt_log2, log2_error
 from glassbox.io import dumps_json
-from glassbox.report_figures import layer_name, line_plot, queries_figure, verification_figure
-from glassbox.report_html import esc, img, section, table
-from glassbox.report_numbers import Recovery, ReportInputs, sample_count, summary_lines
-from glassbox.report_reading import line_range_text
+from glassbox.report.figures import layer_name, line_plot, queries_figure, verification_figure
+from glassbox.report.html import esc, img, section, table
+from glassbox.report.numbers import Recovery, ReportInputs, sample_count, summary_lines
+from glassbox.report.reading import line_range_text
 from glassbox.toy import plots
+from glassbox.verify.compare import fmt_log2, log2_error
 
 if TYPE_CHECKING:  # the toy half needs torch; a report of an extraction does not
     from glassbox.toy.config import ToyConfig
 
 # More curves than this make the line plot unreadable.
 MAX_LINE_CURVES = 10
+
+#: How the demo's attack reached its net, as written in extraction facts ("boundary").
+HTTP = "http"
+
+
+def describe(facts: dict[str, Any]) -> str:
+    """One sentence on the boundary a run used, for the report."""
+    if facts.get("boundary") == HTTP:
+        return (
+            "The attack reached the network only over HTTP: a separate `glassbox serve` "
+            f"process on the loopback interface, which counted {facts['service_queries']:,} "
+            "queries itself."
+        )
+    return "The attack and the network shared one Python process (an in-process oracle)."
 
 
 def training_figure(training: dict[str, Any], instance: int, label: str) -> Figure:

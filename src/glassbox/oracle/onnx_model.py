@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from glassbox.errors import GlassboxError
-from glassbox.extract.oracle import PROBE, Array, Oracle
+from glassbox.oracle.core import PROBE, Array, Oracle
 
 
 class OnnxOracle(Oracle):

@@ -18,9 +18,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from glassbox.extract.neurons import ON_PLANE, Neuron
-from glassbox.extract.oracle import Oracle
 from glassbox.extract.precision import onto_plane
 from glassbox.extract.prefix import Prefix
+from glassbox.oracle.core import Oracle
 
 Array = NDArray[np.float64]
 

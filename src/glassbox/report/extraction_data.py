@@ -10,7 +10,7 @@ from collections import Counter
 from typing import Any
 
 from glassbox.extract.kinks import HIDDEN, OUTPUT_RELU, LineKinks
-from glassbox.extract.verify import fmt_log2, log2_error
+from glassbox.verify.compare import fmt_log2, log2_error
 
 LAYER_HEADER = (
     "layer",

@@ -8,11 +8,11 @@ here from those inputs. The report covers the toy model's shape, ``ReLU(W2 ReLU(
 with one hidden layer.
 
 This module is the page builder. Its parts live beside it, one concept each:
-:mod:`glassbox.report_numbers` (the inputs and the numbers), :mod:`glassbox.report_reading`
-(the sentences), :mod:`glassbox.report_sections` (the sections that stand alone),
-:mod:`glassbox.report_html` (HTML building blocks) and :mod:`glassbox.report_figures`.
+:mod:`glassbox.report.numbers` (the inputs and the numbers), :mod:`glassbox.report.reading`
+(the sentences), :mod:`glassbox.report.sections` (the sections that stand alone),
+:mod:`glassbox.report.html` (HTML building blocks) and :mod:`glassbox.report.figures`.
 Every name importable from here before that split still is. The report of a plain
-``glassbox extract`` run, for nets of any depth, is :mod:`glassbox.extract_report`.
+``glassbox extract`` run, for nets of any depth, is :mod:`glassbox.report.extraction`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from glassbox.extract.verify import align, fmt_log2, log2_error
-from glassbox.report_figures import (
+from glassbox.report.figures import (
     EXACT_LOG2,
     ROUNDOFF_LOG2,
     abs_figure,
@@ -32,8 +31,8 @@ from glassbox.report_figures import (
     stack_figure,
     weights_figure,
 )
-from glassbox.report_html import CSS, DPI, esc, figure_data_uri, img, section, table, toc
-from glassbox.report_numbers import (
+from glassbox.report.html import CSS, DPI, esc, figure_data_uri, img, section, table, toc
+from glassbox.report.numbers import (
     Recovery,
     ReportInputs,
     drop_negligible_extras,
@@ -44,7 +43,7 @@ from glassbox.report_numbers import (
     summary_lines,
     weight_differences,
 )
-from glassbox.report_reading import (
+from glassbox.report.reading import (
     FEATURE_WORDS,
     abs_caption,
     dedicated_features,
@@ -56,7 +55,7 @@ from glassbox.report_reading import (
     reading,
     training_text,
 )
-from glassbox.report_sections import (
+from glassbox.report.sections import (
     MAX_LINE_CURVES,
     RUN_FILES,
     files_section,
@@ -68,9 +67,11 @@ from glassbox.report_sections import (
     training_figure,
     verification_section,
 )
-from glassbox.toy import analysis
+from glassbox.toy import analysis, geometry
+from glassbox.toy.summary import summarize
+from glassbox.verify.compare import align, fmt_log2, log2_error
 
-# Every name importable from glassbox.report before it was split stays importable here.
+# Every name importable from glassbox.report.demo_page before it was split stays importable here.
 __all__ = [
     "CSS",
     "DPI",
@@ -117,10 +118,10 @@ def build_report(inputs: ReportInputs, run_dir: Path | None = None) -> str:
     tw1, tw2, tb = net_layers(truth)
     m = tw1.shape[0]
     shown, dropped = drop_negligible_extras(aligned, m)
-    truth_summary = analysis.summarize(tw1, tw2, tb)
-    recon_summary = analysis.summarize(*net_layers(shown))
+    truth_summary = summarize(tw1, tw2, tb)
+    recon_summary = summarize(*net_layers(shown))
     features = analysis.feature_computation(tw1, tw2, tb)
-    order = [int(i) for i in analysis.neuron_order(tw1, importance)]
+    order = [int(i) for i in geometry.neuron_order(tw1, importance)]
     diffs = weight_differences(truth, aligned)
     per_neuron = neuron_errors(diffs)
     aw1, aw2, ab = net_layers(shown)

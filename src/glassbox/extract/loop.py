@@ -1,0 +1,374 @@
+"""The layer loop: search a layer, decide whether it is the last, sign it, push it; repeat.
+
+:class:`LayerLoop` holds the attack's working state. Each step is one method, in the
+order :meth:`LayerLoop.go` calls them; every query goes through the oracle it was given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from glassbox.extract.check import kink_layers, self_check
+from glassbox.extract.kinks import HIDDEN, LineKinks
+from glassbox.extract.layer import LayerSearch, search_layer
+from glassbox.extract.precision import polish_single_layer
+from glassbox.extract.predicted import SearchSettings
+from glassbox.extract.prefix import Prefix
+from glassbox.extract.progress import Progress
+from glassbox.extract.records import ExtractConfig, layer_record
+from glassbox.extract.sampling import fit_sample, straddle
+from glassbox.extract.signs.last_layer import LastLayerFit, fit_last_layer
+from glassbox.extract.signs.wiggle import points_on_plane, wiggle_signs
+from glassbox.extract.tolerance import FLOAT64_EPS, is_coarse
+from glassbox.mlp import ReLUNet
+from glassbox.oracle.core import Oracle
+from glassbox.oracle.probe import AnswerProfile
+
+Array = NDArray[np.float64]
+
+# A bias this small relative to its row is absent (bias-free layers stay bias-free).
+NO_BIAS = 1e-9
+# A first-layer fit this close (relative residual, log2) with rough rows: a lone hidden layer.
+NEARLY_EXACT = -12.0
+# Lines of the second look at a layer are this many times longer.
+EXTRA_REACH = 16.0
+
+
+@dataclass
+class Layer:
+    """One layer while the loop works on it: its search, rows (signs unknown), record and fit."""
+
+    depth: int
+    hint: int | None
+    t0: float
+    q0: int
+    search: LayerSearch
+    theta: Array
+    info: dict[str, Any]
+    fit: LastLayerFit | None = None
+    points: list[list[Array]] = dataclasses.field(default_factory=list)
+    signs: Array | None = None
+
+    def anchors(self) -> Array:
+        """One witness point per neuron (where the output fit samples around)."""
+        return np.array(self.info["_points"])
+
+    def spent(self, oracle: Oracle) -> dict[str, float]:
+        """Queries and seconds since the layer's search began."""
+        return {"queries": oracle.queries - self.q0, "seconds": time.perf_counter() - self.t0}
+
+
+class LayerLoop:
+    """The attack's working state, one layer after another."""
+
+    def __init__(
+        self,
+        oracle: Oracle,
+        config: ExtractConfig,
+        bar: Progress,
+        rng: np.random.Generator,
+        profile: AnswerProfile,
+    ) -> None:
+        self.oracle = oracle
+        self.config = config
+        self.bar = bar
+        self.rng = rng
+        self.prefix = Prefix(oracle.input_dim)
+        self.net: ReLUNet | None = None
+        self.success = False
+        self.message = ""
+        self.layers: list[dict[str, Any]] = []
+        self.invisible: list[str] = []
+        self.notes: list[str] = []
+        self.check: dict[str, float] = {}
+        self.first_line: LineKinks | None = None
+        self.n_lines = 0
+        self.eps = config.output_precision or max(profile.eps, FLOAT64_EPS)
+        if profile.kind != "float64":
+            self.notes.append(profile.describe())
+        self.saw_zero = False
+        self.output_relu = False
+        # Hidden kinks seen on the lines, as (point, line direction): each must be explained.
+        self.seen: list[tuple[Array, Array]] = []
+        self.on_points: dict[int, list[Array]] = {}
+        # Per recovered layer, points on each neuron's hyperplane (for the self-check).
+        self.plane_points: list[list[Array]] = []
+
+    def go(self) -> None:
+        """Layer after layer: search it, decide whether it is the last, sign it, push it."""
+        self._probe_zeros()
+        for depth in range(1, self.config.max_depth + 1):
+            layer = self._search_layer(depth)
+            if layer is None or not self._decide_last(layer):
+                return
+            assert layer.fit is not None
+            if layer.fit.exact:
+                self._finish(layer)
+                return
+            if not self._sign(layer):
+                return
+            self._push(layer)
+        self.message = f"failed: no exact output fit after {self.config.max_depth} hidden layers"
+
+    def _search_layer(self, depth: int) -> Layer | None:
+        """Find layer ``depth``'s neurons through the prefix (rows known up to sign)."""
+        widths = self.config.widths()
+        hint = widths[depth - 1] if widths and depth <= len(widths) else None
+        t0, q0 = time.perf_counter(), self.oracle.queries
+        self.bar.layer(depth)
+        search = self._search(depth, hint)
+        if not search.neurons:
+            self.message = (
+                f"failed: no neuron of layer {depth} found on {search.lines} lines "
+                f"({search.kinks} kinks, {len(search.unexplained)} without a usable "
+                "signature): an affine function, answers too coarse, or not a ReLU net"
+            )
+            return None
+        theta = np.array([n.theta for n in search.neurons])
+        return Layer(depth, hint, t0, q0, search, theta, layer_record(depth, search))
+
+    def _decide_last(self, layer: Layer) -> bool:
+        """Fit the output as a function of the layer: exact means it is the last hidden one."""
+        layer.fit = self._last_layer_fit(layer.theta, layer.anchors())
+        self._polish_lone_layer(layer)
+        if _clean(layer.fit):
+            return True
+        # A neuron on (or off) everywhere the lines went is linear on the samples and
+        # spoils the fit (or, exact, its signs): look again, briefly, further out, before
+        # deciding. (Deeper layers spoil it too; the look is short.)
+        return self._second_look(layer)
+
+    def _polish_lone_layer(self, layer: Layer) -> None:
+        """One hidden layer with rows too wide for the kink refinement: large safe steps."""
+        assert layer.fit is not None
+        rough = [i for i, n in enumerate(layer.search.neurons) if not n.refined]
+        if not (layer.fit.residual_log2 < NEARLY_EXACT and self.prefix.depth == 0 and rough):
+            return
+        with self.oracle.phase("refine"):
+            polished, _ = polish_single_layer(
+                self.oracle, layer.theta, layer.anchors(), self.config.input_scale
+            )
+        layer.theta[rough] = polished[rough]
+        layer.fit = self._last_layer_fit(layer.theta, layer.anchors())
+
+    def _second_look(self, layer: Layer) -> bool:
+        """Search the layer again with longer lines; refit if it found other neurons."""
+        before = [id(n) for n in layer.search.neurons]
+        layer.search = self._search(layer.depth, layer.hint, resume=layer.search)
+        if not layer.search.neurons:
+            self.message = f"failed: no neuron of layer {layer.depth} held up on a second look"
+            return False
+        if [id(n) for n in layer.search.neurons] != before:
+            layer.theta = np.array([n.theta for n in layer.search.neurons])
+            layer.info = layer_record(layer.depth, layer.search)
+            layer.fit = self._last_layer_fit(layer.theta, layer.anchors())
+        return True
+
+    def _sign(self, layer: Layer) -> bool:
+        """Signs of a layer that is not the last, by the neuron wiggle; ambiguous ones fail."""
+        assert layer.fit is not None
+        with self.oracle.phase("signs"):
+            layer.points = [points_on_plane(self.prefix, n) for n in layer.search.neurons]
+            votes = wiggle_signs(
+                self.oracle, self.prefix, layer.theta, layer.points, self.rng, self.eps
+            )
+        for n_info, v in zip(layer.info["neuron_evidence"], votes, strict=True):
+            n_info.update(
+                sign=v.sign,
+                votes=[v.votes_plus, v.votes_minus],
+                degenerate_votes=v.degenerate,
+                sign_confidence=v.confidence,
+            )
+        layer.info.update(
+            sign_method="neuron wiggle",
+            lowest_sign_confidence=min(v.confidence for v in votes),
+            **layer.spent(self.oracle),
+            last_layer_fit_residual_log2=layer.fit.residual_log2,
+        )
+        self.layers.append(layer.info)
+        bad = [j for j, v in enumerate(votes) if not v.decided]
+        if bad:
+            self.message = (
+                f"failed: signs of {len(bad)} of {len(votes)} neurons of layer {layer.depth} "
+                f"stay ambiguous after their votes (neurons {bad[:8]}); not guessed"
+            )
+            return False
+        layer.signs = np.array([v.sign for v in votes])
+        return True
+
+    def _push(self, layer: Layer) -> None:
+        """The signed layer joins the prefix; its plane points are kept for the self-check."""
+        assert layer.signs is not None
+        layer.info.pop("_points")
+        rows = layer.theta * layer.signs[:, None]
+        self.prefix.push(rows[:, :-1], rows[:, -1])
+        self.plane_points.append([p[0] for p in layer.points])
+
+    def _probe_zeros(self) -> None:
+        """A few Gaussian queries: do exact zeros appear (an output ReLU, maybe)?"""
+        with self.oracle.phase("probe"):
+            X = self.rng.normal(0.0, self.config.input_scale, size=(8, self.oracle.input_dim))
+            Y = self.oracle.query(X)
+        self.saw_zero = bool(np.any(Y == 0.0))
+
+    def _search(
+        self, depth: int, hint: int | None, resume: LayerSearch | None = None
+    ) -> LayerSearch:
+        cfg = self.config
+        # Coarse answers hide kinks with small slope jumps: lines find fewer per neuron.
+        patience = cfg.patience * (2 if is_coarse(self.eps) else 1)
+        settings = SearchSettings(
+            cfg.input_scale,
+            cfg.line_length,
+            cfg.lines_per_batch,
+            cfg.max_lines,
+            patience if resume is None else max(1, patience // 2),
+            self.eps,
+            hint,
+        )
+
+        before = resume.lines if resume is not None else 0
+        search = search_layer(
+            self.oracle,
+            self.prefix,
+            settings,
+            self.rng,
+            lambda s: self.bar.note(neurons=len(s.neurons), lines=s.lines),
+            resume=resume,
+            reach=1.0 if resume is None else EXTRA_REACH,
+        )
+        self.n_lines += search.lines - before
+        if self.first_line is None:
+            self.first_line = search.first_line
+        self.seen.extend(search.seen)
+        self.saw_zero |= search.saw_zero
+        for j, pts in search.on_points.items():
+            self.on_points.setdefault(j, []).extend(pts)
+        if hint is not None and len(search.neurons) < hint:
+            self.invisible.append(
+                f"layer {depth}: {hint - len(search.neurons)} of {hint} neurons never showed "
+                f"a kink on {search.lines} lines"
+            )
+        return search
+
+    def _last_layer_fit(self, theta: Array, anchors: Array) -> LastLayerFit:
+        relu = self.config.output_relu
+        with self.oracle.phase("outputs"):
+            X, Y = fit_sample(
+                self.oracle,
+                self.prefix,
+                theta,
+                anchors,
+                self.on_points,
+                self.rng,
+                self.config.input_scale,
+                per_anchor=8,
+            )
+        if relu is not None:
+            self.output_relu = relu
+            return fit_last_layer(self.prefix, theta, X, Y, output_relu=relu, eps=self.eps)
+        # Exact zeros alone do not mean an output ReLU (a bias-free net is 0 wherever all
+        # its last neurons are off): the plain fit is tried first, the ReLU one if it fails.
+        self.output_relu = False
+        fit = fit_last_layer(self.prefix, theta, X, Y, output_relu=False, eps=self.eps)
+        if fit.exact or not (self.saw_zero or bool(np.any(Y == 0.0))):
+            return fit
+        with_relu = fit_last_layer(self.prefix, theta, X, Y, output_relu=True, eps=self.eps)
+        for _ in range(2):
+            if not with_relu.exact or with_relu.seen is None:
+                return fit
+            self.output_relu = True
+            on = np.any(Y > 0, axis=0)
+            unseen = ~with_relu.seen & on[:, None]
+            if not unseen.any():
+                break
+            with self.oracle.phase("outputs"):
+                X, Y = straddle(
+                    self.oracle, self.prefix, theta, X, Y, unseen, self.rng, self.config.input_scale
+                )
+            with_relu = fit_last_layer(self.prefix, theta, X, Y, output_relu=True, eps=self.eps)
+        return with_relu
+
+    def _finish(self, layer: Layer) -> None:
+        """The last hidden layer: signs and output layer from the fit, then the self-check."""
+        fit, info = layer.fit, layer.info
+        assert fit is not None
+        info.update(
+            sign_method="last hidden layer (linear solve)",
+            lowest_sign_confidence=1.0 - fit.sigma_error if fit.rows is not None else 0.0,
+            last_layer_fit_residual_log2=fit.residual_log2,
+        )
+        self.notes.extend(fit.notes)
+        if fit.rows is None or fit.out_weights is None or fit.out_bias is None:
+            info.update(layer.spent(self.oracle))
+            self.layers.append(info)
+            self.message = f"failed: layer {layer.depth} is the last hidden layer, but " + (
+                "; ".join(fit.notes) or "its signs could not be read"
+            )
+            return
+        self._assemble(layer, fit)
+        self._self_check(fit)
+
+    def _assemble(self, layer: Layer, fit: LastLayerFit) -> None:
+        """The recovered net: the prefix, the signed last hidden layer and the output layer."""
+        assert fit.rows is not None and fit.out_weights is not None and fit.out_bias is not None
+        depth, info = layer.depth, layer.info
+        signs = fit.signs if fit.signs is not None else np.zeros(0)
+        for n_info, s in zip(info["neuron_evidence"], signs, strict=False):
+            n_info.update(sign=float(s), sign_confidence=1.0 - fit.sigma_error)
+        pairs = int(np.sum(fit.signs == 0.0)) if fit.signs is not None else 0
+        if pairs:
+            self.notes.append(f"{pairs} hyperplane(s) of layer {depth} hold a +/- pair of neurons")
+        weights = [*self.prefix.weights, fit.rows[:, :-1], fit.out_weights]
+        biases: list[Array | None] = [*self.prefix.biases, fit.rows[:, -1], fit.out_bias]
+        for i, (W, b) in enumerate(zip(weights, biases, strict=True)):
+            if b is not None and np.all(np.abs(b) <= NO_BIAS * np.max(np.abs(W))):
+                biases[i] = None
+        self.net = ReLUNet(weights, biases, output_relu=self.output_relu)
+        if self.first_line is not None:
+            line = self.first_line
+            hidden = line.point(line.t) if line.t.size else np.zeros((0, line.x0.size))
+            layers = kink_layers(self.net, hidden)
+            marks = tuple(layers[k] if kind == HIDDEN else 0 for k, kind in enumerate(line.kind))
+            self.first_line = dataclasses.replace(line, layer=marks)
+        self.plane_points.append([w for w in info.pop("_points")])
+        info["neurons"] = self.net.dims[depth]
+        info.update(layer.spent(self.oracle))
+        self.layers.append(info)
+
+    def _self_check(self, fit: LastLayerFit) -> None:
+        """The verdict: the recovered net against fresh queries (``check.py``)."""
+        assert self.net is not None
+        self.bar.layer(0)
+        with self.oracle.phase("check"):
+            verdict = self_check(
+                self.oracle,
+                self.net,
+                self.plane_points,
+                self.seen,
+                self.rng,
+                input_scale=self.config.input_scale,
+                samples=self.config.check_samples,
+                eps=self.eps,
+                tolerance_log2=self.config.check_tolerance_log2,
+            )
+        self.check = verdict.figures
+        self.check["unmeasured_weights"] = float(fit.unmeasured)
+        self.success = verdict.success and fit.unmeasured == 0
+        self.message = verdict.message
+        if fit.unmeasured:
+            self.message = self.message.replace("success:", "failed:", 1) + (
+                f"; {fit.unmeasured} outgoing weight(s) never measured (an output on only where "
+                "its neuron is off, in every sample): the net may differ where they matter"
+            )
+
+
+def _clean(fit: LastLayerFit) -> bool:
+    """An exact fit with every sign read cleanly and no +/- pair (pairs are rare; check twice)."""
+    return fit.exact and fit.signs is not None and not np.any(fit.signs == 0.0)

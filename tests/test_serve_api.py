@@ -68,6 +68,7 @@ def test_info_gives_dimensions_and_defences_and_nothing_about_weights() -> None:
         "label_only": True,
         "budget_per_key": 10,
         "max_rows": 7,
+        "max_body_bytes": 7 * 4 * 32 + 65536,  # a full batch of JSON numbers, under --max-body
         "api_key_required": True,
     }
     assert set(info) == {"input_dim", "output_dim", "defences", "encodings"}
@@ -194,10 +195,16 @@ def test_remembered_answers_are_bounded_in_count_and_bytes(monkeypatch: pytest.M
     import glassbox.serve.accounts as accounts
 
     monkeypatch.setattr(accounts, "REMEMBER_BYTES", 3 * 8 * 10)
-    acct = accounts.Account("a", None)
+    book = accounts.Accounts(("k",))
+    acct = book.authorize("k")
     for i in range(5):
-        acct.remember(str(i), "d", np.zeros((10, 1)))
-    assert list(acct.answered) == ["2", "3", "4"] and acct.answered_bytes == 240
+        book.charge(acct, str(i), "d", np.zeros((10, 1)))
+    assert book.remembered(acct) == ["2", "3", "4"]
     monkeypatch.setattr(accounts, "REMEMBER", 2)
-    acct.remember("5", "d", np.zeros((1, 1)))
-    assert list(acct.answered) == ["4", "5"] and acct.answered_bytes == 88
+    book.charge(acct, "5", "d", np.zeros((1, 1)))
+    assert book.remembered(acct) == ["4", "5"]
+    big = np.zeros((100, 1))  # alone over the byte limit: still remembered, the others dropped
+    book.charge(acct, "6", "d", big)
+    assert book.remembered(acct) == ["6"]
+    assert np.array_equal(book.before(acct, 100, "6", "d"), big)
+    assert book.usage(acct)["queries"] == 5 * 10 + 1 + 100

@@ -73,6 +73,29 @@ from glassbox.extras import require
     show_default=True,
     help="Defence: most rows in one request.",
 )
+@click.option(
+    "--max-body",
+    metavar="MIB",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="Largest request body, in MiB (lowered from ~200 MiB: the HTTP oracle splits its "
+    "batches to fit; a JSON body of 8192 rows of 784 inputs no longer does).",
+)
+@click.option(
+    "--state",
+    metavar="PATH",
+    default=None,
+    help="SQLite file keeping each key's usage (budgets survive restarts; several services "
+    "may share it), ':memory:' for none [default: one file per model in "
+    "$XDG_DATA_HOME/glassbox/serve/, ~/.local/share when unset].",
+)
+@click.option(
+    "--docs", is_flag=True, help="Serve /openapi.json and /docs (behind the key when keys are set)."
+)
+@click.option(
+    "--log-json", is_flag=True, help="Log one JSON object per line instead of text lines."
+)
 def serve_command(
     model: str,
     host: str,
@@ -87,17 +110,25 @@ def serve_command(
     api_keys: tuple[str, ...],
     budget: int | None,
     max_rows: int,
+    max_body: int,
+    state: str | None,
+    docs: bool,
+    log_json: bool,
 ) -> None:
     """Serve MODEL (random:SPEC, toy run dir, ONNX file or saved net) as a prediction API.
 
     POST /v1/predict takes {"inputs": [[...], ...]} (or raw float64, content type
     application/vnd.glassbox.float64) and answers {"outputs": [[...], ...]};
-    GET /v1/info gives the dimensions and defences, GET /v1/usage the caller's queries.
-    Prints the address on stdout, then one log line per request on stderr. Stop with Ctrl-C.
+    GET /v1/info gives the dimensions and defences, GET /v1/usage the caller's queries,
+    GET /v1/health (the one route open without a key) says the service is up. Usage and
+    budgets live in --state. Prints the address on stdout, then one log line per request
+    on stderr. Stop with Ctrl-C.
     """
     for module in ("fastapi", "uvicorn"):
         require(module, "glassbox serve")
-    from glassbox.serve.run import bind, build_service, is_loopback, serve
+    from glassbox.serve.run import bind, build_service, default_state, is_loopback, serve
+
+    where = state if state is not None else str(default_state(model, seed, instance))
 
     service, desc = build_service(
         model,
@@ -111,6 +142,9 @@ def serve_command(
         api_keys=api_keys,
         budget=budget,
         max_rows=max_rows,
+        max_body=max_body * 2**20,
+        state=where,
+        docs=docs,
     )
     if not is_loopback(host):
         click.echo(
@@ -122,10 +156,16 @@ def serve_command(
     sock = bind(host, port)
 
     def ready(url: str) -> None:
-        click.echo(f"glassbox serve: serving {desc} at {url}", err=True)
+        said = f"serving {desc} at {url}; usage kept in {where}"
+        if log_json:
+            from glassbox.serve.logs import log_event
+
+            log_event("start", said, url=url, state=where)
+        else:
+            click.echo(f"glassbox serve: {said}", err=True)
         click.echo(url)  # the one line on stdout: scripts read the address here
         import sys
 
         sys.stdout.flush()
 
-    serve(service, sock, ready)
+    serve(service, sock, ready, json_logs=log_json)

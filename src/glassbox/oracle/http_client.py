@@ -90,7 +90,11 @@ class HttpOracle(Oracle):
             info = self.__send("GET", f"{PREFIX}/info").json()
             left = self.__send("GET", f"{PREFIX}/usage").json().get("remaining")
             d, m = int(info["input_dim"]), int(info["output_dim"])
-            self.__max_rows = max(int(info.get("defences", {}).get("max_rows") or 8192), 1)
+            limits = info.get("defences", {})
+            rows = max(int(limits.get("max_rows") or 8192), 1)
+            body = limits.get("max_body_bytes")  # split batches to fit the body limit too
+            fit = rows if body is None else max(int(body) // (8 * d), 1)
+            self.__max_rows = min(rows, fit)
         except (ValueError, KeyError, TypeError, httpx.InvalidURL) as exc:
             self.__client.close()
             if isinstance(exc, GlassboxError):

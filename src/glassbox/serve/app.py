@@ -1,27 +1,26 @@
 """The prediction API: ``POST /v1/predict``, ``GET /v1/info``, ``GET /v1/usage`` (FastAPI).
 
-Every refusal is JSON ``{"error": CODE, "detail": REASON}`` with its status: 400 malformed
-JSON or request id, 401/403 missing or wrong key, 409 a request id reused for another
-batch, 413 a batch or body too large, 415 an unknown content type, 422 a batch of the wrong
-shape or with non-finite numbers, 429 the key's budget spent. One log line per request
-(path, status, rows, key label), never the inputs.
+When keys are set, every route but ``GET /v1/health`` needs one, unknown paths and the
+schema included; the schema and docs (``/openapi.json``, ``/docs``) exist only with
+``--docs``. Every refusal is JSON ``{"error": CODE, "detail": REASON}`` with its status: 400
+malformed JSON or request id, 401/403 missing or wrong key, 409 a request id reused for
+another batch, 413 a batch or body too large, 415 an unknown content type, 422 a batch of
+the wrong shape or with non-finite numbers, or outputs that JSON cannot carry
+(``not_finite_output``, not charged), 429 the key's budget spent. One log line per request
+(:mod:`glassbox.serve.logs`), never the inputs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-import json
-import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from glassbox.errors import GlassboxError
 from glassbox.oracle.core import Array, Oracle
 from glassbox.oracle.wire import (
     API_KEY,
@@ -29,14 +28,17 @@ from glassbox.oracle.wire import (
     JSON,
     PREFIX,
     REQUEST_ID,
-    decode_binary,
     encode_binary,
     media_type,
     wants_binary,
 )
 from glassbox.serve.accounts import Account, Accounts, Refusal
+from glassbox.serve.bodies import LARGE, Offload, encode_json, finite_or_refuse, parse, parse_json
+from glassbox.serve.logs import LogRequests, log_event, request_target
 
-LOG = logging.getLogger("glassbox.serve")
+HEALTH = f"{PREFIX}/health"
+#: The default largest request body, in bytes (a client splits larger batches; see --max-body).
+MAX_BODY = 16 * 2**20
 #: Bytes a JSON number may take, with its separator (the repr of a double is at most 24).
 JSON_BYTES_PER_NUMBER = 32
 
@@ -49,11 +51,14 @@ class Service:
     accounts: Accounts
     max_rows: int
     defences: dict[str, Any] = field(default_factory=dict)
+    max_body: int = MAX_BODY
+    docs: bool = False
+    offload: Offload = field(default_factory=Offload)
 
     @property
-    def max_body(self) -> int:
-        """The largest request body accepted, in bytes (a full batch of long JSON numbers)."""
-        return self.max_rows * self.oracle.input_dim * JSON_BYTES_PER_NUMBER + 65536
+    def body_limit(self) -> int:
+        """The largest body accepted: ``max_body``, or less when a full batch of JSON takes less."""
+        return min(self.max_body, self.max_rows * self.oracle.input_dim * JSON_BYTES_PER_NUMBER + 65536)
 
     def info(self) -> dict[str, Any]:
         """What ``GET /v1/info`` says: dimensions, defences, limits, encodings; nothing about weights."""
@@ -64,27 +69,51 @@ class Service:
                 **self.defences,
                 "budget_per_key": self.accounts.budget,
                 "max_rows": self.max_rows,
+                "max_body_bytes": self.body_limit,
                 "api_key_required": self.accounts.protected,
             },
             "encodings": [JSON, BINARY],
         }
+
+    def close(self) -> None:
+        """Stop the worker processes and close the state file."""
+        self.offload.close()
+        self.accounts.close()
 
 
 def _refuse(status: int, code: str, detail: str) -> JSONResponse:
     return JSONResponse({"error": code, "detail": detail}, status_code=status)
 
 
-def _key(request: Request) -> str | None:
-    auth = request.headers.get("authorization", "")
+def _key(headers: dict[str, str]) -> str | None:
+    auth = headers.get("authorization", "")
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip()
-    return request.headers.get(API_KEY)
+    return headers.get(API_KEY.lower())
+
+
+class Guard:
+    """ASGI middleware: a request to anything but the health check needs a key (when keys are set)."""
+
+    def __init__(self, app: Any, accounts: Accounts) -> None:
+        self.app, self.accounts = app, accounts
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Refuse (401/403) or pass the request on with its account in ``request.state``."""
+        if scope["type"] != "http" or scope["path"] == HEALTH:
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            account = self.accounts.authorize(_key(headers))
+        except Refusal as exc:
+            await _refuse(exc.status, exc.code, exc.detail)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["account"] = account
+        await self.app(scope, receive, send)
 
 
 async def _body(request: Request, limit: int) -> bytes:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise Refusal(413, "body_too_large", f"request body of {length} bytes exceeds {limit}")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -94,90 +123,98 @@ async def _body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _parse_json(body: bytes, width: int) -> Array:
-    try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and bad UTF-8 are ValueErrors
-        raise Refusal(400, "malformed_json", f"body is not valid JSON ({exc})") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list):
-        raise Refusal(422, "bad_shape", 'expected a JSON object {"inputs": [[...], ...]}')
-    try:
-        X = np.array(doc["inputs"])
-    except (ValueError, TypeError, RecursionError, OverflowError):
-        X = np.array([], dtype=object)
-    if X.dtype.kind not in "fiu" or X.ndim != 2:
-        raise Refusal(
-            422, "bad_shape", '"inputs" must be a list of rows, each a list of numbers of one width'
-        )
-    return _checked(X.astype(np.float64), width)
+def _request_id(request: Request) -> str | None:
+    rid = request.headers.get(REQUEST_ID)
+    if rid is not None and not (0 < len(rid) <= 128 and rid.isascii() and rid.isprintable()):
+        raise Refusal(400, "bad_request_id", f"{REQUEST_ID} must be 1 to 128 printable ASCII")
+    return rid
 
 
-def _checked(X: Array, width: int) -> Array:
-    if X.shape[1] != width:
-        raise Refusal(
-            422, "wrong_width", f"rows have {X.shape[1]} numbers; this model takes {width}"
-        )
-    if X.shape[0] == 0:
-        raise Refusal(422, "empty_batch", "the batch has no rows")
-    if not np.all(np.isfinite(X)):
-        raise Refusal(422, "not_finite", "inputs must be finite numbers (no NaN or Infinity)")
-    return X
+class Predictor:
+    """``POST /v1/predict``: read, parse, check the budget, answer, charge, reply."""
 
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.turn = asyncio.Lock()  # the oracle answers one batch at a time, in arrival order
 
-def _inputs(body: bytes, kind: str, width: int) -> Array:
-    if kind == JSON:
-        return _parse_json(body, width)
-    try:
-        return _checked(decode_binary(body, width), width)
-    except GlassboxError as exc:
-        raise Refusal(422, "bad_shape", str(exc)) from None
-
-
-def _reply(Y: Array, binary: bool) -> Response:
-    if binary:
-        return Response(encode_binary(Y), media_type=BINARY)
-    return Response(json.dumps({"outputs": Y.tolist()}), media_type=JSON)
-
-
-class LogRequests:
-    """ASGI middleware: one log line per request (method, path, status, rows, key), never the body."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        t0, status = time.perf_counter(), [500]
-
-        async def sending(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            state = scope.get("state", {})  # what the route put in request.state
-            LOG.info(
-                "%s %s %d rows=%s key=%s%s %.1f ms",
-                scope["method"],
-                scope["path"],
-                status[0],
-                state.get("rows", "-"),
-                state.get("key", "-"),
-                " replay" if state.get("replay") else "",
-                1e3 * (time.perf_counter() - t0),
+    async def __call__(self, request: Request) -> Response:
+        """The answer to one request (a Refusal raised for anything refused)."""
+        service = self.service
+        kind = media_type(request.headers.get("content-type"))
+        if kind not in (JSON, BINARY):
+            raise Refusal(
+                415, "unsupported_media_type", f"send {JSON} or {BINARY}, not {kind or 'nothing'}"
             )
+        binary = wants_binary(request.headers.get("accept"), kind)
+        rid = _request_id(request)
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > service.body_limit:
+            raise Refusal(
+                413,
+                "body_too_large",
+                f"request body of {length} bytes exceeds {service.body_limit}",
+            )
+        if length.isdigit() and int(length) <= LARGE:
+            return await self.answer(request, kind, binary, rid, large=False)
+        async with service.offload.slot():
+            return await self.answer(request, kind, binary, rid, large=True)
+
+    async def answer(
+        self, request: Request, kind: str, binary: bool, rid: str | None, *, large: bool
+    ) -> Response:
+        """Read and answer one batch; ``large`` ones are parsed and written off the event loop."""
+        service, oracle = self.service, self.service.oracle
+        acct: Account = request.state.account
+        body = await _body(request, service.body_limit)
+        if large:
+            digest = await asyncio.to_thread(_digest, kind, body)
+            if kind == JSON:
+                X = await service.offload.run(parse_json, body, oracle.input_dim)
+            else:
+                X = await asyncio.to_thread(parse, body, kind, oracle.input_dim)
+        else:
+            digest, X = _digest(kind, body), parse(body, kind, oracle.input_dim)
+        del body
+        request.state.rows = X.shape[0]
+        if X.shape[0] > service.max_rows:
+            raise Refusal(
+                413,
+                "batch_too_large",
+                f"a batch of {X.shape[0]} rows exceeds this service's limit of {service.max_rows}",
+            )
+        accounts = service.accounts
+        seen = await asyncio.to_thread(accounts.before, acct, X.shape[0], rid, digest)
+        if seen is not None:
+            request.state.replay, Y = True, seen
+        else:
+            async with self.turn:
+                Y = await asyncio.to_thread(oracle.query, X) if large else oracle.query(X)
+        if not binary:
+            finite_or_refuse(Y)  # before charging: a refused answer costs nothing
+        if seen is None:
+            Y = await asyncio.to_thread(accounts.charge, acct, rid, digest, Y)
+        if binary:
+            return Response(encode_binary(Y), media_type=BINARY)
+        text = await service.offload.run(encode_json, Y) if large else encode_json(Y)
+        return Response(text, media_type=JSON)
+
+
+def _digest(kind: str, body: bytes) -> str:
+    return hashlib.sha256(kind.encode() + b"\0" + body).hexdigest()
 
 
 def create_app(service: Service) -> FastAPI:
     """The FastAPI application serving ``service`` (one process, one model)."""
-    app = FastAPI(title="glassbox prediction service", docs_url=None, redoc_url=None)
-    app.add_middleware(LogRequests)
-    app.openapi_url = None  # the schema would only describe what /v1/info says
-    accounts, oracle = service.accounts, service.oracle
+    app = FastAPI(
+        title="glassbox prediction service",
+        openapi_url="/openapi.json" if service.docs else None,
+        docs_url="/docs" if service.docs else None,
+        redoc_url=None,
+    )
+    app.add_middleware(Guard, accounts=service.accounts)
+    app.add_middleware(LogRequests)  # outermost: refusals by the guard are logged too
+    accounts = service.accounts
+    predictor = Predictor(service)
 
     @app.exception_handler(Refusal)
     async def refused(request: Request, exc: Refusal) -> JSONResponse:
@@ -190,54 +227,24 @@ def create_app(service: Service) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:
-        LOG.error("internal error on %s: %s", request.url.path, type(exc).__name__)
+        where = request_target(request.scope)
+        log_event("error", f"internal error on {where}: {type(exc).__name__}", path=where)
         return _refuse(500, "internal", "internal error")
 
-    def account(request: Request) -> Account:
-        acct = accounts.authorize(_key(request))
-        request.state.key = acct.label
-        return acct
+    @app.get(HEALTH)
+    async def health() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
 
     @app.get(f"{PREFIX}/info")
-    async def info(request: Request) -> JSONResponse:
-        account(request)
+    async def info() -> JSONResponse:
         return JSONResponse(service.info())
 
     @app.get(f"{PREFIX}/usage")
     async def usage(request: Request) -> JSONResponse:
-        return JSONResponse(account(request).usage())
+        return JSONResponse(await asyncio.to_thread(accounts.usage, request.state.account))
 
     @app.post(f"{PREFIX}/predict")
     async def predict(request: Request) -> Response:
-        acct = account(request)
-        kind = media_type(request.headers.get("content-type"))
-        if kind not in (JSON, BINARY):
-            raise Refusal(
-                415, "unsupported_media_type", f"send {JSON} or {BINARY}, not {kind or 'nothing'}"
-            )
-        binary = wants_binary(request.headers.get("accept"), kind)
-        body = await _body(request, service.max_body)
-        rid = request.headers.get(REQUEST_ID)
-        if rid is not None and not (0 < len(rid) <= 128 and rid.isascii() and rid.isprintable()):
-            raise Refusal(400, "bad_request_id", f"{REQUEST_ID} must be 1 to 128 printable ASCII")
-        digest = hashlib.sha256(kind.encode() + b"\0" + body).hexdigest()
-        if rid is not None:
-            seen = acct.replay(rid, digest)
-            if seen is not None:
-                request.state.rows, request.state.replay = seen.shape[0], True
-                return _reply(seen, binary)
-        X = _inputs(body, kind, oracle.input_dim)
-        request.state.rows = X.shape[0]
-        if X.shape[0] > service.max_rows:
-            raise Refusal(
-                413,
-                "batch_too_large",
-                f"a batch of {X.shape[0]} rows exceeds this service's limit of {service.max_rows}",
-            )
-        acct.charge(X.shape[0])
-        Y = oracle.query(X)
-        if rid is not None:
-            acct.remember(rid, digest, Y)
-        return _reply(Y, binary)
+        return await predictor(request)
 
     return app

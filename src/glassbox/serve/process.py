@@ -41,10 +41,12 @@ def running_service(
 ) -> Iterator[str]:
     """Run ``glassbox serve MODEL --port 0 OPTIONS`` in a child process; yield its address.
 
-    The child's log goes to ``log`` (default: discarded). It is stopped (SIGTERM, then
-    SIGKILL) when the block ends, however it ends.
+    The child's log goes to ``log`` (default: discarded). Its usage is kept in memory only
+    unless ``options`` name a ``--state`` file. It is stopped (SIGTERM, then SIGKILL) when
+    the block ends, however it ends.
     """
-    cmd = [sys.executable, "-m", "glassbox.cli", "serve", model, "--port", "0", *options]
+    state = () if "--state" in options else ("--state", ":memory:")
+    cmd = [sys.executable, "-m", "glassbox.cli", "serve", model, "--port", "0", *state, *options]
     with open(log or os.devnull, "w") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=_env())
         try:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
-import logging
+import os
+import re
 import signal
 import socket
-import sys
+import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from glassbox.errors import GlassboxError
 from glassbox.oracle.core import label_only, noisy, rounded
-from glassbox.serve.accounts import Accounts
-from glassbox.serve.app import LOG, Service, create_app
+from glassbox.serve import logs
+from glassbox.serve.accounts import MEMORY, Accounts
+from glassbox.serve.app import MAX_BODY, Service, create_app
 
 #: The default request-size limit, in rows (the attack asks at most 8192 per batch).
 MAX_ROWS = 8192
@@ -32,6 +36,9 @@ def build_service(
     api_keys: tuple[str, ...] = (),
     budget: int | None = None,
     max_rows: int = MAX_ROWS,
+    max_body: int = MAX_BODY,
+    state: str | Path = MEMORY,
+    docs: bool = False,
 ) -> tuple[Service, str]:
     """The :class:`Service` for ``model`` (anything ``glassbox extract`` takes) and its description."""
     from glassbox.oracle.targets import resolve_target
@@ -41,6 +48,8 @@ def build_service(
         raise GlassboxError(f"{model}: glassbox serve needs a model, not the address of a service")
     if max_rows < 1:
         raise GlassboxError(f"--max-rows must be at least 1, got {max_rows}")
+    if max_body < 1024:
+        raise GlassboxError(f"--max-body must be at least 1 KiB, got {max_body} bytes")
     target = resolve_target(
         model, seed=seed, instance=instance, float32=float32, toy_loader=toy_instance
     )
@@ -52,6 +61,11 @@ def build_service(
         oracle = noisy(oracle, noise, seed=noise_seed)
         desc += f", noise sigma {noise:g}"
     if label:
+        if oracle.output_dim < 2:
+            raise GlassboxError(
+                f"--label-only needs a model with at least two outputs: {model} has one, so its "
+                "top-1 label would be 0 for every input; serve it without --label-only"
+            )
         oracle = label_only(oracle)
         desc += ", top-1 label only"
     defences: dict[str, Any] = {
@@ -60,7 +74,23 @@ def build_service(
         "noise_sigma": noise,
         "label_only": label,
     }
-    return Service(oracle, Accounts(api_keys, budget), max_rows, defences), desc
+    accounts = Accounts(api_keys, budget, state)
+    service = Service(oracle, accounts, max_rows, defences, max_body=max_body, docs=docs)
+    return service, desc
+
+
+def default_state(model: str, seed: int = 0, instance: int | None = None) -> Path:
+    """Where ``glassbox serve MODEL`` keeps usage by default: one SQLite file per model.
+
+    In the user data folder: ``$XDG_DATA_HOME/glassbox/serve/`` (``~/.local/share/...``
+    when unset), named after the model and a digest of its full identity (a file model by
+    its absolute path; the seed and the instance).
+    """
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    identity = model if model.startswith("random:") else str(Path(model).resolve())
+    digest = hashlib.sha256(f"{identity}\0{seed}\0{instance}".encode()).hexdigest()[:12]
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(model).name or model)[:48]
+    return base / "glassbox" / "serve" / f"{slug}-{digest}.sqlite"
 
 
 def is_loopback(host: str) -> bool:
@@ -95,15 +125,19 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def serve(service: Service, sock: socket.socket, ready: Callable[[str], None]) -> None:
+def serve(
+    service: Service,
+    sock: socket.socket,
+    ready: Callable[[str], None],
+    *,
+    json_logs: bool = False,
+) -> None:
     """Serve on ``sock`` until interrupted (SIGINT or SIGTERM); ``ready`` gets the address first."""
     import uvicorn
 
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("glassbox serve: %(message)s"))
-    LOG.addHandler(handler)
-    LOG.setLevel(logging.INFO)
-    LOG.propagate = False
+    logs.setup(json_logs)
+    # Overflow in the model is answered (binary) or refused (JSON), not warned about on stderr.
+    warnings.filterwarnings("ignore", category=RuntimeWarning)
     config = uvicorn.Config(
         create_app(service), log_level="warning", access_log=False, lifespan="off"
     )
@@ -117,6 +151,16 @@ def serve(service: Service, sock: socket.socket, ready: Callable[[str], None]) -
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop)
     ready(url_of(sock))
-    server.run(sockets=[sock])
-    for acct in service.accounts.all():
-        LOG.info("usage %s: %d queries in %d requests", acct.label, acct.queries, acct.requests)
+    try:
+        server.run(sockets=[sock])
+        for acct in service.accounts.all():
+            use = service.accounts.usage(acct)
+            logs.log_event(
+                "usage",
+                f"usage {acct.label}: {use['queries']} queries in {use['requests']} requests",
+                key=acct.label,
+                queries=use["queries"],
+                requests=use["requests"],
+            )
+    finally:
+        service.close()

@@ -96,6 +96,47 @@ def read_safetensors(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray
     return tensors, metadata
 
 
+#: safetensors' names of the dtypes glassbox writes.
+SAFETENSORS_DTYPES = {
+    "float64": "F64",
+    "float32": "F32",
+    "int64": "I64",
+    "int32": "I32",
+    "bool": "BOOL",
+}
+
+
+def write_safetensors(
+    path: str | os.PathLike[str], tensors: dict[str, np.ndarray], metadata: dict[str, str]
+) -> None:
+    """Write a safetensors file atomically, byte for byte the same for the same tensors.
+
+    The header is JSON with sorted keys and the tensors are laid out in name order (the
+    safetensors library writes its metadata in hash order, so two saves of one net differed).
+    """
+    header: dict[str, object] = {"__metadata__": dict(sorted(metadata.items()))}
+    blobs, offset = [], 0
+    for name in sorted(tensors):
+        array = np.asarray(tensors[name])
+        kind = SAFETENSORS_DTYPES.get(array.dtype.name)
+        if kind is None:
+            raise GlassboxError(f"cannot save tensor {name} of dtype {array.dtype} as safetensors")
+        blob = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+        header[name] = {
+            "dtype": kind,
+            "shape": list(array.shape),
+            "data_offsets": [offset, offset + len(blob)],
+        }
+        blobs.append(blob)
+        offset += len(blob)
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-(8 + len(text)) % 8)  # the data starts on an 8-byte boundary
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(len(text).to_bytes(8, "little") + text)
+        for blob in blobs:
+            f.write(blob)
+
+
 # ------------------------------------------------------------ checks before the work
 def check_writable(folder: str | os.PathLike[str], flag: str = "--out") -> None:
     """Raise a one-line GlassboxError unless ``folder`` exists or can be created, and is writable.

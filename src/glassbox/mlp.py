@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from glassbox.errors import GlassboxError
-from glassbox.io import atomic_path, read_safetensors
+from glassbox.io import read_safetensors, write_safetensors
 
 FORMAT = "glassbox.ReLUNet"
 FORMAT_VERSION = "1"
@@ -236,8 +236,6 @@ class ReLUNet:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Save as safetensors; the JSON header's metadata records format, layers and output ReLU."""
-        from safetensors.numpy import save_file
-
         metadata = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -245,8 +243,7 @@ class ReLUNet:
             "has_bias": json.dumps([b is not None for b in self.biases]),
             "output_relu": json.dumps(self.output_relu),
         }
-        with atomic_path(path) as tmp:
-            save_file(self.to_tensors(), str(tmp), metadata=metadata)
+        write_safetensors(path, self.to_tensors(), metadata)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ReLUNet:

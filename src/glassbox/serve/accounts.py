@@ -79,7 +79,9 @@ def _connect(state: str | Path) -> sqlite3.Connection:
     try:
         if where != MEMORY:
             Path(where).parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(where, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
+        db = sqlite3.connect(
+            where, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+        )
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript("BEGIN IMMEDIATE;" + SCHEMA + "COMMIT;")

@@ -21,7 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from glassbox.oracle.core import Array, Oracle
+from glassbox.oracle.core import Oracle
 from glassbox.oracle.wire import (
     API_KEY,
     BINARY,
@@ -58,7 +58,9 @@ class Service:
     @property
     def body_limit(self) -> int:
         """The largest body accepted: ``max_body``, or less when a full batch of JSON takes less."""
-        return min(self.max_body, self.max_rows * self.oracle.input_dim * JSON_BYTES_PER_NUMBER + 65536)
+        return min(
+            self.max_body, self.max_rows * self.oracle.input_dim * JSON_BYTES_PER_NUMBER + 65536
+        )
 
     def info(self) -> dict[str, Any]:
         """What ``GET /v1/info`` says: dimensions, defences, limits, encodings; nothing about weights."""

@@ -95,7 +95,9 @@ class Offload:
 
     def __init__(self, workers: int = 2, slots: int = 2) -> None:
         if workers < 1 or slots < 1:
-            raise GlassboxError("the service needs at least one worker and one slot for large bodies")
+            raise GlassboxError(
+                "the service needs at least one worker and one slot for large bodies"
+            )
         self.workers, self.slots = workers, slots
         self._pool: Executor | None = None
         self._slots: asyncio.Semaphore | None = None

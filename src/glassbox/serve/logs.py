@@ -44,7 +44,9 @@ class JsonLines(logging.Formatter):
             "level": record.levelname.lower(),
         }
         fields = getattr(record, "fields", None)
-        doc.update(fields if isinstance(fields, dict) else {"message": record.getMessage()})
+        if not isinstance(fields, dict):  # uvicorn's own lines
+            fields = {"event": "server", "message": record.getMessage()}
+        doc.update(fields)
         return json.dumps(doc, allow_nan=False, default=str)
 
 
@@ -58,12 +60,14 @@ class OneLine(logging.Formatter):
 
 
 def setup(json_lines: bool) -> None:
-    """Send the service's log to stderr, as JSON lines or as text."""
+    """Send the service's log and uvicorn's warnings to stderr, as JSON lines or as text."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLines() if json_lines else OneLine("glassbox serve: %(message)s"))
-    LOG.handlers[:] = [handler]
-    LOG.setLevel(logging.INFO)
-    LOG.propagate = False
+    for name, level in ((LOG.name, logging.INFO), ("uvicorn", logging.WARNING)):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level)
+        logger.propagate = False
 
 
 def log_request(fields: dict[str, Any]) -> None:

@@ -139,7 +139,7 @@ def serve(
     # Overflow in the model is answered (binary) or refused (JSON), not warned about on stderr.
     warnings.filterwarnings("ignore", category=RuntimeWarning)
     config = uvicorn.Config(
-        create_app(service), log_level="warning", access_log=False, lifespan="off"
+        create_app(service), log_config=None, access_log=False, lifespan="off"
     )
     server = uvicorn.Server(config)
 

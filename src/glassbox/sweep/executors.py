@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +29,8 @@ from glassbox.extras import require
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 #: Seconds to reach a Dask scheduler, and to wait for its first worker.
 CONNECT_TIMEOUT, WORKER_TIMEOUT = 20, 60
+#: Seconds the first plain connection to a scheduler's host and port may take.
+PROBE_TIMEOUT = 3.0
 #: Seconds between a pool worker's checks that the sweep that started it is still there.
 ORPHAN_POLL = 1.0
 
@@ -134,11 +137,47 @@ def process_pool(workers: int, threads: int | None = None) -> Pool:
     return Pool(pool, 2 * workers, f"{workers} local process{plural}, {threads} thread(s) each")
 
 
+def check_dask_address(address: str) -> None:
+    """A one-line error, within seconds, for an address no Dask scheduler can be at.
+
+    Checked before a ``distributed.Client`` exists: a client whose connection failed
+    waits 40 s and prints a traceback as it is collected.
+    """
+    from distributed.comm import parse_address, parse_host_port
+    from distributed.comm.registry import backends
+
+    def bad(reason: str) -> GlassboxError:
+        return GlassboxError(
+            f"--dask {address}: {reason}; give the scheduler's address, e.g. tcp://HOST:8786"
+        )
+
+    try:
+        scheme, location = parse_address(address)
+        host, port = parse_host_port(location, default_port=8786) if location else ("", 0)
+    except (ValueError, TypeError) as exc:
+        raise bad(f"not an address ({exc})") from None
+    if scheme not in backends:
+        raise bad(f"unknown scheme {scheme!r} (known: {', '.join(sorted(backends))})")
+    if scheme in ("inproc", "ucx"):
+        return
+    if not host:
+        raise bad("no host")
+    try:
+        socket.create_connection((host, port), timeout=PROBE_TIMEOUT).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise GlassboxError(
+            f"--dask {address}: cannot reach a Dask scheduler there ({reason}); "
+            "start one with `dask scheduler` (see the README)"
+        ) from None
+
+
 def dask_executor(address: str) -> tuple[Pool, Any]:
     """An executor on the Dask cluster whose scheduler is at ``address``; returns it and the client."""
     require("distributed", "--dask")
     from distributed import Client
 
+    check_dask_address(address)
     try:
         client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
     except Exception as exc:

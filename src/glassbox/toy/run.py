@@ -15,7 +15,7 @@ import numpy as np
 
 from glassbox.config import load_config, save_config
 from glassbox.errors import GlassboxError
-from glassbox.io import read_json, read_safetensors, write_json
+from glassbox.io import read_json, read_safetensors, write_json, write_safetensors
 from glassbox.toy.config import ToyConfig
 from glassbox.toy.trained import TrainedRun
 
@@ -64,14 +64,8 @@ def save_run(
 
 
 def _write_contents(run: TrainedRun, folder: Path, plots: bool) -> None:
-    from safetensors.numpy import save_file
-
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": run.config.model}
-    save_file(
-        {k: np.ascontiguousarray(v) for k, v in run.weights.items()},
-        str(folder / WEIGHTS),
-        metadata=metadata,
-    )
+    write_safetensors(folder / WEIGHTS, dict(run.weights), metadata)
     save_config(run.config, folder / CONFIG)
     write_json(folder / METRICS, run.metrics)
     write_analysis(run, folder)

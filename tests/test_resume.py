@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 
 from glassbox.cli import main
+from glassbox.config import config_to_dict
+from glassbox.extract.attack import ExtractConfig
 from glassbox.errors import GlassboxError
 from glassbox.extract.attack import extract
 from glassbox.mlp import ReLUNet
@@ -92,11 +94,68 @@ def test_the_out_folder_says_what_to_do_with_a_checkpoint(tmp_path: Path, capsys
     assert main(["extract", "random:4-5-1", "--out", str(out)]) == 2
     assert "pass --resume to go on from it, or --overwrite" in capsys.readouterr().err
     assert main(["extract", "random:4-5-1", "--out", str(out), "--resume"]) == 2
-    assert "unreadable checkpoint (format None, expected 1)" in capsys.readouterr().err
+    assert (
+        "unreadable checkpoint (format None, expected 1); pass --overwrite"
+        in capsys.readouterr().err
+    )
     assert main(["extract", "random:4-5-1", "--out", str(out), "--overwrite"]) in (0, 1)
     assert not (out / CHECKPOINT).exists() and (out / "extraction.json").is_file()
     assert main(["extract", "random:4-5-1", "--out", str(out), "--resume"]) == 2
     assert "holds a finished extraction; there is nothing to resume" in capsys.readouterr().err
+    assert main(["extract", "random:4-5-1", "--out", str(tmp_path / "new"), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "holds no checkpoint to resume" in err and "without --resume" in err
+    assert err.count("\n") == 1 and not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated segment", "missing segment", "truncated manifest"])
+def test_a_damaged_checkpoint_is_a_one_line_error(tmp_path: Path, capsys, damage: str) -> None:
+    net = ReLUNet.random("4-5-3", seed=0)
+    out = tmp_path / "x"
+    key = {"target": "random:4-5-3 (seed 0)", "config": config_to_dict(ExtractConfig(seed=0))}
+    rec = CheckpointOracle(net_oracle(net), out / CHECKPOINT, key)
+    for i in range(3):
+        rec.query(np.full((2, 4), float(i)))
+    rec.flush()
+    segment = next((out / CHECKPOINT).glob("answers-*.npz"))
+    if damage == "truncated segment":
+        segment.write_bytes(segment.read_bytes()[:50])
+    elif damage == "missing segment":
+        segment.unlink()
+    else:
+        manifest = out / CHECKPOINT / MANIFEST
+        manifest.write_text(manifest.read_text()[:30])
+    with pytest.raises(
+        GlassboxError, match=r"unreadable checkpoint \(.*\); pass --overwrite"
+    ) as err:
+        CheckpointOracle(net_oracle(net), out / CHECKPOINT, key, resume=True)
+    assert "\n" not in str(err.value)
+    # Through the CLI: one line, exit status 2, no traceback.
+    assert main(["extract", "random:4-5-3", "--out", str(out), "--resume"]) == 2
+    said = capsys.readouterr().err
+    assert said.startswith("extracting random:4-5-3") and "Traceback" not in said
+    assert said.splitlines()[1:] == [f"glassbox: error: {err.value}"]
+
+
+def test_two_saves_of_one_net_are_the_same_bytes(tmp_path: Path) -> None:
+    from safetensors.numpy import load_file
+
+    net = ReLUNet.random("6-5-4-2", seed=3)
+    for name in "ab":
+        net.save(tmp_path / f"{name}.safetensors")
+    data = (tmp_path / "a.safetensors").read_bytes()
+    assert data == (tmp_path / "b.safetensors").read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    assert list(header) == sorted(header) and list(header["__metadata__"]) == sorted(
+        header["__metadata__"]
+    )
+    assert (8 + size) % 8 == 0
+    again = ReLUNet.load(tmp_path / "a.safetensors")  # and the library reads it back
+    assert all(np.array_equal(x, y) for x, y in zip(again.weights, net.weights, strict=True))
+    assert np.array_equal(
+        load_file(str(tmp_path / "a.safetensors"))["layers.2.bias"], net.biases[2]
+    )
 
 
 def _extract(url: str, out: Path, *extra: str) -> subprocess.Popen[str]:
@@ -110,6 +169,40 @@ def _checkpointed_queries(out: Path) -> int:
         return int(json.loads((out / CHECKPOINT / MANIFEST).read_text())["queries"])
     except (OSError, ValueError, KeyError):
         return 0
+
+
+def _served(url: str) -> int:
+    return int(httpx.get(f"{url}/v1/usage", timeout=10).json()["queries"])
+
+
+@pytest.mark.parametrize("at", [0.25, 0.5, 0.95])
+def test_a_kill_at_any_point_costs_at_most_ten_percent_more_queries(
+    tmp_path: Path, at: float
+) -> None:
+    # The default checkpoint timing (5 s): the whole run takes about 2 s, so only the
+    # checkpoints by rows are written before the kill.
+    net = ReLUNet.random(DEEP, seed=0)
+    reference = extract(net_oracle(net))
+    out = tmp_path / "x"
+    with running_service(f"random:{DEEP}") as url:
+        run = _extract(url, out)
+        deadline = time.monotonic() + 240
+        while _served(url) < at * reference.queries and run.poll() is None:
+            assert time.monotonic() < deadline, "the run never reached the kill point"
+            time.sleep(0.003)
+        run.send_signal(signal.SIGKILL)
+        run.communicate(timeout=60)
+        assert run.returncode == -signal.SIGKILL, "the run ended before the kill"
+        killed_at = _served(url)
+        resumed = _extract(url, out, "--resume")
+        stdout, stderr = resumed.communicate(timeout=300)
+        spent = _served(url)
+    assert resumed.returncode == 0, stderr
+    record = json.loads((out / "extraction.json").read_text())
+    assert record["queries"] == reference.queries
+    extra = spent / reference.queries - 1
+    print(f"killed at {killed_at} of {reference.queries} ({at:.0%}): {extra:.1%} more queries")
+    assert 0 <= extra <= 0.10, (killed_at, spent, reference.queries)
 
 
 def test_sigkill_at_a_random_moment_then_resume_over_http(tmp_path: Path) -> None:

@@ -82,3 +82,35 @@ def test_a_non_loopback_host_is_warned_about(tmp_path: Path) -> None:
         _, err = proc.communicate(timeout=30)
     assert "warning: listening on 0.0.0.0, which is not loopback" in err
     assert "(and no --api-key is set)" in err
+
+
+def test_label_only_on_a_one_output_model_is_refused_at_start() -> None:
+    code, _, err = run_cli("serve", "random:4-5-1", "--label-only", "--state", ":memory:")
+    assert code == 2 and err.count("\n") == 1
+    assert "--label-only needs a model with at least two outputs: random:4-5-1 has one" in err
+
+
+def test_help_states_the_body_limit_the_state_file_and_the_flags() -> None:
+    code, out, _ = run_cli("serve", "--help")
+    text = " ".join(out.split())
+    assert code == 0
+    assert "--max-body MIB Largest request body, in MiB (lowered from ~200 MiB" in text
+    assert "[default: 16; x>=1]" in text
+    assert "$XDG_DATA_HOME/glassbox/serve/" in text and "--docs" in text and "--log-json" in text
+
+
+def test_the_default_state_file_is_one_per_model_in_the_user_data_folder(monkeypatch, tmp_path):
+    from glassbox.serve.run import default_state
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    a, b = default_state("random:4-5-3"), default_state("random:4-5-3", seed=1)
+    assert a.parent == tmp_path / "glassbox" / "serve" and a.name.startswith("random_4-5-3-")
+    assert a != b and a == default_state("random:4-5-3") and a.suffix == ".sqlite"
+
+
+def test_a_state_path_that_is_not_a_database_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "state.sqlite"
+    bad.write_text("not sqlite at all, " * 100)
+    code, _, err = run_cli("serve", "random:4-5-3", "--state", str(bad))
+    assert code == 2 and err.count("\n") == 1
+    assert f"--state {bad}: cannot use it as the service's state file" in err

@@ -131,3 +131,19 @@ def test_an_unreachable_scheduler_is_a_one_line_error(tmp_path: Path, monkeypatc
     code, _, err = run_cli("sweep", str(grid), "--out", str(tmp_path / "d"), "--dask", address)
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert f"--dask {address}: cannot reach a Dask scheduler there" in err
+
+
+@pytest.mark.parametrize("address", ["nonsense:://", "tcp://127.0.0.1:x"])
+def test_a_malformed_address_is_one_line_and_exit_2_at_once(tmp_path: Path, address: str) -> None:
+    grid = _grids(tmp_path)[1]
+    cmd = [sys.executable, "-m", "glassbox.cli", "sweep", str(grid), "--out", str(tmp_path / "d")]
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    t0 = time.monotonic()
+    run = subprocess.run(
+        [*cmd, "--dask", address], env=env, capture_output=True, text=True, timeout=60
+    )
+    took = time.monotonic() - t0
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.startswith(f"glassbox: error: --dask {address}: ")
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    assert took < 30, took  # it hung 40 s (Client.__del__) before the address was checked first

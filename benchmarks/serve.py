@@ -1,7 +1,8 @@
 """The prediction service's speed (figures for BENCHMARKS.md).
 
-    python benchmarks/serve.py                     # all three tables
-    python benchmarks/serve.py --only throughput   # or: demo, deep
+    python benchmarks/serve.py                     # the first three tables
+    python benchmarks/serve.py --only throughput   # or: demo, deep, latency, resume
+    python benchmarks/serve.py --only latency --baseline /tmp/base/src   # beside an old tree
 
 1. Throughput: rows per second through ``glassbox serve`` (a child process on a loopback
    port) for batches of 1, 64 and 4096 rows, JSON and binary, over one persistent httpx
@@ -11,6 +12,12 @@
    HTTP to a separate process and in-process.
 3. Deep extraction of random:10-10-10-1 and random:80-40-20-1 (seed 0): wall time and
    queries through the service beside in-process; the service's own count must match.
+4. Latency under load: p50/p99 of 1-row JSON requests from 20 clients while 4 maximal JSON
+   requests run (random:784-32-10; the 4 are posted by separate processes).
+5. Resume overhead: ``glassbox extract`` over HTTP killed (SIGKILL) at 25, 50 and 95% of its
+   queries, then resumed; the service's total count against one uninterrupted run.
+``--baseline SRC`` runs 4 and 5 also with the glassbox source tree SRC (e.g. an older commit
+from ``git archive``), on the same machine in the same run.
 """
 
 from __future__ import annotations
@@ -19,10 +26,15 @@ import argparse
 import json
 import os
 import platform
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -122,11 +134,166 @@ def deep() -> None:
     print()
 
 
+HERE = str(Path(__file__).resolve().parents[1] / "src")
+POST = """
+import sys, time, httpx
+body = open(sys.argv[2], "rb").read()
+t0 = time.perf_counter()
+r = httpx.post(sys.argv[1] + "/v1/predict", content=body, timeout=600,
+               headers={"Content-Type": "application/json"})
+print(r.status_code, time.perf_counter() - t0)
+"""
+
+
+@contextmanager
+def service_from(src: str, model: str, *options: str) -> Iterator[str]:
+    """``glassbox serve MODEL --port 0`` with the glassbox of source tree ``src``; its address."""
+    env = {**os.environ, "PYTHONPATH": src}
+    cmd = [sys.executable, "-m", "glassbox.cli", "serve", model, "--port", "0", *options]
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://"), f"the service of {src} did not start"
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def _json_body(path: Path, rows: int, width: int, limit: int) -> int:
+    """Write a JSON batch of up to ``rows`` rows that fits ``limit`` bytes; its row count."""
+    row = json.dumps(np.random.default_rng(0).normal(size=width).tolist())
+    rows = min(rows, (limit - 20) // (len(row) + 2))
+    path.write_text('{"inputs": [' + ", ".join([row] * rows) + "]}")
+    return rows
+
+
+def _load(url: str, body: Path, clients: int = 20) -> dict[str, float]:
+    """1-row latencies from ``clients`` threads while 4 processes post ``body``."""
+    one = json.dumps({"inputs": [[0.0] * 784]}).encode()
+    times: list[tuple[float, float]] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        with httpx.Client(base_url=url, timeout=600) as c:
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                r = c.post("/v1/predict", content=one, headers={"Content-Type": JSON})
+                assert r.status_code == 200, r.text
+                times.append((t0, time.perf_counter()))
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    start = time.perf_counter()
+    big = [
+        subprocess.Popen(
+            [sys.executable, "-c", POST, url, str(body)], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
+    outs = [p.communicate()[0].split() for p in big]
+    end = time.perf_counter()
+    stop.set()
+    for t in threads:
+        t.join()
+    during = np.array([b - a for a, b in times if a >= start and b <= end]) * 1e3
+    return {
+        "n": len(during),
+        "p50": float(np.percentile(during, 50)) if len(during) else float("nan"),
+        "p99": float(np.percentile(during, 99)) if len(during) else float("nan"),
+        "max": float(during.max()) if len(during) else float("nan"),
+        "big": max(float(o[1]) for o in outs),
+        "status": ",".join(sorted({o[0] for o in outs})),
+    }
+
+
+def latency(baseline: str | None) -> None:
+    print(f"### 1-row latency under 4 maximal requests: random:784-32-10 ({machine()})\n")
+    print(
+        "| service | maximal body | 1-row requests during | p50 ms | p99 ms | max ms | slowest maximal s | its status |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---|")
+    cases = []
+    if baseline:  # today's default limit: 8192 rows of 784 long JSON numbers (~205 MB)
+        cases.append(("baseline", baseline, (), 8192, 8192 * 784 * 32 + 65536))
+    cases += [
+        ("this tree, default --max-body 16", HERE, ("--state", ":memory:"), 8192, 16 * 2**20),
+        (
+            "this tree, --max-body 256",
+            HERE,
+            ("--state", ":memory:", "--max-body", "256"),
+            8192,
+            256 * 2**20,
+        ),
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, src, options, rows, limit in cases:
+            body = Path(tmp) / "big.json"
+            n = _json_body(body, rows, 784, limit)
+            with service_from(src, "random:784-32-10", *options) as url:
+                got = _load(url, body)
+            size = body.stat().st_size / 2**20
+            print(
+                f"| {name} | {n} rows, {size:.0f} MiB JSON | {got['n']} | {got['p50']:.1f} | "
+                f"{got['p99']:.1f} | {got['max']:.0f} | {got['big']:.1f} | {got['status']} |"
+            )
+    print()
+
+
+def _resume_once(src: str, spec: str, at: float, total: int, out: Path) -> tuple[int, int]:
+    env = {**os.environ, "PYTHONPATH": src}
+    cmd = [sys.executable, "-m", "glassbox.cli", "extract"]
+    with service_from(HERE, f"random:{spec}", "--state", ":memory:") as url:
+        served = lambda: httpx.get(f"{url}/v1/usage", timeout=30).json()["queries"]  # noqa: E731
+        run = subprocess.Popen(
+            [*cmd, url, "--out", str(out)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        while served() < at * total and run.poll() is None:
+            time.sleep(0.003)
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+        killed = served()
+        subprocess.run(
+            [*cmd, url, "--out", str(out), "--resume"], env=env, capture_output=True, check=True
+        )
+        return killed, served()
+
+
+def resume(baseline: str | None, spec: str = "10-10-10-1") -> None:
+    total = extract(net_oracle(ReLUNet.random(spec, seed=0))).queries
+    print(f"### Resume overhead: random:{spec}, {total:,} queries uninterrupted ({machine()})\n")
+    print("| extract from | killed at | queries then | service's total | overhead |")
+    print("|---|---:|---:|---:|---:|")
+    trees = ([("baseline", baseline)] if baseline else []) + [("this tree", HERE)]
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, src in trees:
+            for at in (0.25, 0.5, 0.95):
+                out = Path(tmp) / f"{name}-{at}".replace(" ", "")
+                killed, spent = _resume_once(src, spec, at, total, out)
+                print(f"| {name} | {at:.0%} | {killed:,} | {spent:,} | {spent / total - 1:+.1%} |")
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["throughput", "demo", "deep"], default=None)
+    parser.add_argument(
+        "--only", choices=["throughput", "demo", "deep", "latency", "resume"], default=None
+    )
     parser.add_argument("--seconds", type=float, default=2.0, help="per throughput cell")
+    parser.add_argument("--baseline", default=None, help="an older glassbox src/ to compare with")
     args = parser.parse_args()
+    if args.only == "latency":
+        latency(args.baseline)
+    if args.only == "resume":
+        resume(args.baseline)
     if args.only in (None, "throughput"):
         throughput(args.seconds)
     if args.only in (None, "deep"):

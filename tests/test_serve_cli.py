@@ -72,6 +72,7 @@ def test_loopback_and_a_taken_port() -> None:
 def test_a_non_loopback_host_is_warned_about(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": SRC}
     cmd = [sys.executable, "-m", "glassbox.cli", "serve", "random:4-5-1", "--host", "0.0.0.0"]
+    cmd += ["--state", ":memory:"]
     proc = subprocess.Popen(
         [*cmd, "--port", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )

@@ -13,6 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
+from glassbox.mlp import ReLUNet
 from glassbox.oracle.wire import BINARY, decode_binary, encode_binary
 from glassbox.serve.logs import escape
 from glassbox.serve.process import running_service
@@ -221,3 +222,26 @@ def test_a_one_row_request_is_not_stalled_behind_maximal_ones() -> None:
         np.percentile(during, 90),
         slowest_large,
     )
+
+
+def test_large_bodies_are_refused_and_answered_like_small_ones() -> None:
+    # Over 256 KiB, a body is parsed in a worker process: its refusals come back the same.
+    X = np.random.default_rng(1).normal(size=(20000, 4))
+    truth = ReLUNet.random("4-5-3", seed=0).forward(X)
+    big = json.dumps({"inputs": X.tolist()})
+    assert len(big) > 256 * 1024
+    json_type = {"Content-Type": "application/json"}
+    with running_service("random:4-5-3", "--max-rows", "30000") as url:
+        post = lambda body: httpx.post(
+            f"{url}/v1/predict", content=body, headers=json_type, timeout=60
+        )  # noqa: E731
+        r = post(big)
+        assert r.status_code == 200 and np.array_equal(np.array(r.json()["outputs"]), truth)
+        r = post(big[:-1])
+        assert (r.status_code, r.json()["error"]) == (400, "malformed_json")
+        r = post(json.dumps({"inputs": np.zeros((20000, 5)).tolist()}))
+        assert (r.status_code, r.json()["error"]) == (422, "wrong_width")
+        r = post(json.dumps({"inputs": [[-1e308] * 4] + X.tolist()}))
+        assert (r.status_code, r.json()["error"]) == (422, "not_finite_output")
+        used = httpx.get(f"{url}/v1/usage", timeout=10).json()
+    assert (used["queries"], used["requests"]) == (20000, 1)

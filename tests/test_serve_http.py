@@ -6,7 +6,9 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -134,6 +136,16 @@ def test_the_cli_run_stops_at_the_service_budget_with_equal_counts(tmp_path: Pat
 PRINTABLE = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=30).map(str.strip)
 
 
+PATHS = st.one_of(
+    st.sampled_from(
+        ["/v1/predict", "/v1/info", "/v1/usage", "/v1/health", "/openapi.json", "/docs", "/"]
+    ),
+    st.text(st.characters(min_codepoint=32, max_codepoint=0x2FFF), max_size=20).map(
+        lambda t: "/v1/" + quote(t, safe="/?=&%")
+    ),
+)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     headers=st.dictionaries(
@@ -147,20 +159,35 @@ PRINTABLE = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size
             lambda v: json.dumps({"inputs": v}).encode()
         ),
     ),
+    path=PATHS,
+    method=st.sampled_from(["POST", "GET"]),
 )
-def test_the_real_service_never_answers_500_to_random_requests(live_service, headers, body) -> None:
-    r = httpx.post(f"{live_service}/v1/predict", content=body, headers=headers, timeout=30)
+def test_the_real_service_never_answers_500_to_random_requests(
+    live_service, headers, body, path, method
+) -> None:
+    url, log = live_service
+    before = len(log.read_text().splitlines())
+    r = httpx.request(method, url + path, content=body, headers=headers, timeout=30)
     assert r.status_code < 500, r.text
-    assert (
-        httpx.get(f"{live_service}/v1/info", headers={"X-API-Key": "k"}, timeout=30).status_code
-        == 200
-    )
+    assert httpx.get(f"{url}/v1/info", headers={"X-API-Key": "k"}, timeout=30).status_code == 200
+    # Two requests, two log lines, each one JSON object.
+    lines = log.read_text().splitlines()
+    deadline = time.monotonic() + 10
+    while len(lines) < before + 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+        lines = log.read_text().splitlines()
+    assert len(lines) == before + 2, lines[before:]
+    docs = [json.loads(line) for line in lines[before:]]
+    assert docs[0]["status"] == r.status_code and docs[0]["event"] == "request"
 
 
 @pytest.fixture(scope="module")
-def live_service():
-    with running_service("random:4-5-3", "--api-key", "k", "--max-rows", "3") as url:
-        yield url
+def live_service(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("live")
+    log, state = folder / "serve.log", str(folder / "state.sqlite")
+    flags = ("--api-key", "k", "--max-rows", "3", "--docs", "--log-json", "--state", state)
+    with running_service("random:4-5-3", *flags, log=log) as url:
+        yield url, log
 
 
 def test_the_http_oracle_holds_nothing_of_the_net() -> None:

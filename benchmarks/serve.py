@@ -171,8 +171,8 @@ def _json_body(path: Path, rows: int, width: int, limit: int) -> int:
     return rows
 
 
-def _load(url: str, body: Path, clients: int = 20) -> dict[str, float]:
-    """1-row latencies from ``clients`` threads while 4 processes post ``body``."""
+def _load(url: str, body: Path | None, clients: int = 20) -> dict[str, float]:
+    """1-row latencies from ``clients`` threads while 4 processes post ``body`` (None: 5 s, none)."""
     one = json.dumps({"inputs": [[0.0] * 784]}).encode()
     times: list[tuple[float, float]] = []
     stop = threading.Event()
@@ -218,10 +218,11 @@ def latency(baseline: str | None) -> None:
         "| service | maximal body | 1-row requests during | p50 ms | p99 ms | max ms | slowest maximal s | its status |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---|")
-    cases = []
+    cases: list[tuple[str, str, tuple[str, ...], int, int]] = []
     if baseline:  # today's default limit: 8192 rows of 784 long JSON numbers (~205 MB)
         cases.append(("baseline", baseline, (), 8192, 8192 * 784 * 32 + 65536))
     cases += [
+        ("this tree, no maximal requests (the floor)", HERE, ("--state", ":memory:"), 0, 0),
         ("this tree, default --max-body 16", HERE, ("--state", ":memory:"), 8192, 16 * 2**20),
         (
             "this tree, --max-body 256",
@@ -234,10 +235,10 @@ def latency(baseline: str | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name, src, options, rows, limit in cases:
             body = Path(tmp) / "big.json"
-            n = _json_body(body, rows, 784, limit)
+            n = _json_body(body, rows, 784, limit) if rows else 0
             with service_from(src, "random:784-32-10", *options) as url:
-                got = _load(url, body)
-            size = body.stat().st_size / 2**20
+                got = _load(url, body if rows else None)
+            size = body.stat().st_size / 2**20 if rows else 0
             print(
                 f"| {name} | {n} rows, {size:.0f} MiB JSON | {got['n']} | {got['p50']:.1f} | "
                 f"{got['p99']:.1f} | {got['max']:.0f} | {got['big']:.1f} | {got['status']} |"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from glassbox.oracle.core import Oracle
+from glassbox.oracle.core import Array, Oracle
 from glassbox.oracle.wire import (
     API_KEY,
     BINARY,
@@ -137,7 +138,29 @@ class Predictor:
 
     def __init__(self, service: Service) -> None:
         self.service = service
-        self.turn = asyncio.Lock()  # the oracle answers one batch at a time, in arrival order
+        self.turn = threading.Lock()  # the oracle answers one batch at a time
+
+    def settle(
+        self, acct: Account, X: Array, rid: str | None, digest: str, binary: bool
+    ) -> tuple[Array, bool]:
+        """The answer to ``X`` and whether it was a replay; charged unless refused (in a thread).
+
+        A retried request id gets the answer already given, free; otherwise the budget is
+        checked, the oracle asked, a JSON answer checked to be finite (a refusal costs
+        nothing), and the rows charged with the answer remembered, in one transaction.
+        """
+        accounts = self.service.accounts
+        seen = accounts.before(acct, X.shape[0], rid, digest)
+        if seen is None:
+            with self.turn:
+                Y = self.service.oracle.query(X)
+        else:
+            Y = seen
+        if not binary:
+            finite_or_refuse(Y)
+        if seen is not None:
+            return seen, True
+        return accounts.charge(acct, rid, digest, Y), False
 
     async def __call__(self, request: Request) -> Response:
         """The answer to one request (a Refusal raised for anything refused)."""
@@ -184,17 +207,8 @@ class Predictor:
                 "batch_too_large",
                 f"a batch of {X.shape[0]} rows exceeds this service's limit of {service.max_rows}",
             )
-        accounts = service.accounts
-        seen = await asyncio.to_thread(accounts.before, acct, X.shape[0], rid, digest)
-        if seen is not None:
-            request.state.replay, Y = True, seen
-        else:
-            async with self.turn:
-                Y = await asyncio.to_thread(oracle.query, X) if large else oracle.query(X)
-        if not binary:
-            finite_or_refuse(Y)  # before charging: a refused answer costs nothing
-        if seen is None:
-            Y = await asyncio.to_thread(accounts.charge, acct, rid, digest, Y)
+        Y, replay = await asyncio.to_thread(self.settle, acct, X, rid, digest, binary)
+        request.state.replay = replay
         if binary:
             return Response(encode_binary(Y), media_type=BINARY)
         text = await service.offload.run(encode_json, Y) if large else encode_json(Y)

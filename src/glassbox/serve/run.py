@@ -138,9 +138,7 @@ def serve(
     logs.setup(json_logs)
     # Overflow in the model is answered (binary) or refused (JSON), not warned about on stderr.
     warnings.filterwarnings("ignore", category=RuntimeWarning)
-    config = uvicorn.Config(
-        create_app(service), log_config=None, access_log=False, lifespan="off"
-    )
+    config = uvicorn.Config(create_app(service), log_config=None, access_log=False, lifespan="off")
     server = uvicorn.Server(config)
 
     def stop(*_: object) -> None:

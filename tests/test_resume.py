@@ -17,9 +17,8 @@ import pytest
 
 from glassbox.cli import main
 from glassbox.config import config_to_dict
-from glassbox.extract.attack import ExtractConfig
 from glassbox.errors import GlassboxError
-from glassbox.extract.attack import extract
+from glassbox.extract.attack import ExtractConfig, extract
 from glassbox.mlp import ReLUNet
 from glassbox.oracle.checkpoint import CHECKPOINT, MANIFEST, CheckpointOracle
 from glassbox.oracle.core import FunctionOracle, net_oracle

@@ -232,9 +232,10 @@ def test_large_bodies_are_refused_and_answered_like_small_ones() -> None:
     assert len(big) > 256 * 1024
     json_type = {"Content-Type": "application/json"}
     with running_service("random:4-5-3", "--max-rows", "30000") as url:
-        post = lambda body: httpx.post(
-            f"{url}/v1/predict", content=body, headers=json_type, timeout=60
-        )  # noqa: E731
+
+        def post(body: str) -> httpx.Response:
+            return httpx.post(f"{url}/v1/predict", content=body, headers=json_type, timeout=60)
+
         r = post(big)
         assert r.status_code == 200 and np.array_equal(np.array(r.json()["outputs"]), truth)
         r = post(big[:-1])

@@ -34,7 +34,15 @@ from glassbox.oracle.wire import (
     wants_binary,
 )
 from glassbox.serve.accounts import Account, Accounts, Refusal
-from glassbox.serve.bodies import LARGE, Offload, encode_json, finite_or_refuse, parse, parse_json
+from glassbox.serve.bodies import (
+    LARGE,
+    LARGE_ANSWER,
+    Offload,
+    encode_json,
+    finite_or_refuse,
+    parse,
+    parse_json,
+)
 from glassbox.serve.logs import LogRequests, log_event, request_target
 
 HEALTH = f"{PREFIX}/health"
@@ -211,7 +219,8 @@ class Predictor:
         request.state.replay = replay
         if binary:
             return Response(encode_binary(Y), media_type=BINARY)
-        text = await service.offload.run(encode_json, Y) if large else encode_json(Y)
+        offload = large and Y.size > LARGE_ANSWER
+        text = await service.offload.run(encode_json, Y) if offload else encode_json(Y)
         return Response(text, media_type=JSON)
 
 

@@ -4,14 +4,18 @@
 would still stall every other client: bodies over :data:`LARGE` bytes are parsed (and their
 JSON answers written) in a small pool of worker processes, and at most ``slots`` of them
 are in flight at once (reading, parsing, answering), which also bounds the memory they take.
-Small bodies are handled inline: a thread hop would cost them more than it saves.
+The workers run at a lower CPU priority (nice +10), so that on a busy machine the event loop
+answering the small requests is served first. Small bodies are handled inline: a thread hop
+would cost them more than it saves.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import multiprocessing
+import os
 import threading
 from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import Any
@@ -27,6 +31,15 @@ from glassbox.serve.accounts import Refusal
 LARGE = 256 * 1024
 #: Rows of non-finite outputs named in a refusal (then "and N more").
 NAMED_ROWS = 20
+#: Answers of more numbers than this are written as JSON in a worker process too.
+LARGE_ANSWER = 20_000
+#: How much lower the workers' CPU priority is than the service's.
+NICE = 10
+
+
+def _lower_priority() -> None:
+    with contextlib.suppress(OSError):  # not allowed here: run at the same priority
+        os.nice(NICE)
 
 
 def _checked(X: Array, width: int) -> Array:
@@ -93,7 +106,7 @@ def encode_json(Y: Array) -> bytes:
 class Offload:
     """Bounded off-loop work: ``slots`` large bodies at once, ``workers`` processes to parse them."""
 
-    def __init__(self, workers: int = 2, slots: int = 2) -> None:
+    def __init__(self, workers: int = 1, slots: int = 2) -> None:
         if workers < 1 or slots < 1:
             raise GlassboxError(
                 "the service needs at least one worker and one slot for large bodies"
@@ -113,7 +126,9 @@ class Offload:
         with self._lock:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(
-                    self.workers, mp_context=multiprocessing.get_context("spawn")
+                    self.workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_lower_priority,
                 )
             return self._pool
 

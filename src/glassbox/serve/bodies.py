@@ -32,7 +32,7 @@ LARGE = 256 * 1024
 #: Rows of non-finite outputs named in a refusal (then "and N more").
 NAMED_ROWS = 20
 #: Answers of more numbers than this are written as JSON in a worker process too.
-LARGE_ANSWER = 20_000
+LARGE_ANSWER = 2_000
 #: How much lower the workers' CPU priority is than the service's.
 NICE = 10
 

@@ -246,3 +246,24 @@ def test_large_bodies_are_refused_and_answered_like_small_ones() -> None:
         assert (r.status_code, r.json()["error"]) == (422, "not_finite_output")
         used = httpx.get(f"{url}/v1/usage", timeout=10).json()
     assert (used["queries"], used["requests"]) == (20000, 1)
+
+
+def test_a_lost_body_worker_is_a_503_and_the_next_body_gets_a_new_one() -> None:
+    import asyncio
+    import os
+
+    from glassbox.serve.accounts import Refusal
+    from glassbox.serve.bodies import Offload, parse_json
+
+    offload = Offload()
+
+    async def go() -> np.ndarray:
+        with pytest.raises(Refusal) as lost:
+            await offload.run(os._exit, 1)  # the worker dies mid-task
+        assert (lost.value.status, lost.value.code) == (503, "worker_lost")
+        return await offload.run(parse_json, b'{"inputs": [[1, 2.5]]}', 2)
+
+    try:
+        assert asyncio.run(go()).tolist() == [[1.0, 2.5]]
+    finally:
+        offload.close()

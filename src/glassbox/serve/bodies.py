@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import threading
 from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import numpy as np
@@ -136,7 +137,15 @@ class Offload:
         """``fn(*args)`` in a worker process (its Refusal comes back as one)."""
         loop = asyncio.get_running_loop()
         pool = self._pool or await asyncio.to_thread(self._executor)  # spawning blocks
-        return await loop.run_in_executor(pool, fn, *args)
+        try:
+            return await loop.run_in_executor(pool, fn, *args)
+        except BrokenProcessPool:  # a worker died (out of memory?): start afresh next time
+            with self._lock:
+                if self._pool is pool:
+                    self._pool = None
+            raise Refusal(
+                503, "worker_lost", "the worker parsing this body stopped; retry the request"
+            ) from None
 
     def close(self) -> None:
         """Stop the worker processes."""

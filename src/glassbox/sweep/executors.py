@@ -29,7 +29,7 @@ from glassbox.extras import require
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 #: Seconds to reach a Dask scheduler, and to wait for its first worker.
 CONNECT_TIMEOUT, WORKER_TIMEOUT = 20, 60
-#: Seconds the first plain connection to a scheduler's host and port may take.
+#: Seconds one plain connection to a scheduler's host and port may take (tried until CONNECT_TIMEOUT).
 PROBE_TIMEOUT = 3.0
 #: Seconds between a pool worker's checks that the sweep that started it is still there.
 ORPHAN_POLL = 1.0
@@ -162,14 +162,19 @@ def check_dask_address(address: str) -> None:
         return
     if not host:
         raise bad("no host")
-    try:
-        socket.create_connection((host, port), timeout=PROBE_TIMEOUT).close()
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise GlassboxError(
-            f"--dask {address}: cannot reach a Dask scheduler there ({reason}); "
-            "start one with `dask scheduler` (see the README)"
-        ) from None
+    deadline = time.monotonic() + CONNECT_TIMEOUT  # a scheduler may still be starting
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=PROBE_TIMEOUT).close()
+            return
+        except OSError as exc:
+            if time.monotonic() >= deadline:
+                reason = exc.strerror or type(exc).__name__
+                raise GlassboxError(
+                    f"--dask {address}: cannot reach a Dask scheduler there ({reason}); "
+                    "start one with `dask scheduler` (see the README)"
+                ) from None
+            time.sleep(0.2)
 
 
 def dask_executor(address: str) -> tuple[Pool, Any]:

@@ -217,11 +217,11 @@ def test_a_one_row_request_is_not_stalled_behind_maximal_ones() -> None:
     during = [b - a for a, b in small if a >= start and b <= end]
     slowest_large = max(b - a for a, b, _ in large)
     assert len(during) >= 10, (len(during), slowest_large)
-    # Served between the big ones' parsing, each 1-row request waits a small part of one of them.
-    assert np.percentile(during, 90) < 0.25 * slowest_large, (
-        np.percentile(during, 90),
-        slowest_large,
-    )
+    # Each 1-row request waits a tiny part of a maximal one. Before the bodies went off the
+    # event loop, every 1-row request sent during a parse waited for all of it: 13 were
+    # answered in 1.5 s, p90 0.14 of the slowest maximal request (0.001 now).
+    p90 = np.percentile(during, 90)
+    assert p90 < 0.05 * slowest_large, (p90, slowest_large)
 
 
 def test_large_bodies_are_refused_and_answered_like_small_ones() -> None:

@@ -10,7 +10,11 @@ A cheap first phase (a few hundred queries; a few thousand for noisy answers) te
 - whether they are labels (integers, constant between jumps along every line);
 - whether they are piecewise linear: along short windows of lines, a ReLU net's second
   differences vanish except where a kink falls inside; a smooth net (tanh, sigmoid,
-  softplus) curves in nearly every window.
+  softplus) curves in nearly every window;
+- whether they are probabilities: softmax rows (non-negative, summing to 1) or curved
+  answers in (0, 1) with straight logits (:mod:`glassbox.oracle.logits`). Then ``eps`` is
+  the log-ratios' precision and the attack is stopped: ``logit_view(oracle, profile.head())``
+  is what to attack (``glassbox extract`` does).
 
 The verdict is an :class:`AnswerProfile`: the relative precision the attack's tolerances
 derive from, or the one-line reason it must not start.
@@ -25,7 +29,17 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from glassbox.oracle.core import Oracle, round_significant
+from glassbox.oracle.core import NonFiniteAnswer, Oracle, round_significant
+from glassbox.oracle.logits import (
+    Head,
+    best_reference,
+    log_ratios,
+    logit_view,
+    sigmoid_answers,
+    softmax_rows,
+    tiny_for,
+    view_precision,
+)
 
 Array = NDArray[np.float64]
 
@@ -70,6 +84,16 @@ class AnswerProfile:
     queries: int = 0
     curved_share: float | None = None
     stop: str | None = None
+    base: str | None = None
+    classes: int | None = None
+    reference: int | None = None
+
+    def head(self) -> Head | None:
+        """The classifier head the answers come through (None: raw scores)."""
+        if self.kind not in ("softmax", "sigmoid") or self.classes is None:
+            return None
+        tiny = tiny_for(FLOAT32_EPS if self.base == "float32" else FLOAT64_EPS)
+        return Head(self.kind, self.classes, self.reference or 0, tiny)
 
     def describe(self) -> str:
         """One line for the user, e.g. ``float32 answers (relative precision 2^-24)``."""
@@ -82,6 +106,9 @@ class AnswerProfile:
             "constant": "a constant answer",
             "not-finite": "non-finite answers",
             "unknown": "not known (the probe did not finish)",
+            "softmax": f"{self.base} softmax probabilities over {self.classes} classes, "
+            f"read as log-ratios to class {self.reference}",
+            "sigmoid": f"{self.base} sigmoid probabilities, read as their logits",
         }.get(self.kind, self.kind)
         if self.kind in ("labels", "constant", "not-finite", "unknown"):
             return what
@@ -145,11 +172,63 @@ def profile_oracle(
             scale=scale,
             digits=digits,
         )
-    curved = _curved_share(oracle, rng, input_scale, eps, 1)
+    sums_to_one = softmax_rows(first, eps)
+    curved = 1.0 if sums_to_one else _curved_share(oracle, rng, input_scale, eps, 1)
     profile = AnswerProfile(
         kind, eps, scale, digits=digits, queries=oracle.queries - q0, curved_share=curved
     )
+    if sums_to_one or (curved >= CURVED_SHARE and sigmoid_answers(first)):
+        kind = "softmax" if sums_to_one else "sigmoid"
+        ref = best_reference(first) if sums_to_one else 0
+        head = Head(kind, first.shape[1], ref, tiny_for(eps))
+        return _probabilities(oracle, rng, input_scale, profile, head, first, q0)
     return _judge_linearity(profile)
+
+
+def _probabilities(
+    oracle: Oracle,
+    rng: np.random.Generator,
+    input_scale: float,
+    raw: AnswerProfile,
+    head: Head,
+    P: Array,
+    q0: int,
+) -> AnswerProfile:
+    """Probabilities: is the map below the head (log-ratios or logits) piecewise linear?"""
+    ref = head.reference if head.kind == "softmax" else None
+    profile = replace(raw, kind=head.kind, base=raw.kind, classes=head.classes, reference=ref)
+    if np.any(head.tiny > P):
+        return replace(
+            profile,
+            queries=oracle.queries - q0,
+            stop=f"{head.kind} probabilities that underflow already at the probe's Gaussian "
+            "inputs: their logs are lost; the classifier saturates at this input scale",
+        )
+    eps = view_precision(P, head, raw.eps)
+    try:
+        curved = _curved_share(logit_view(oracle, head), rng, input_scale, eps, 1)
+    except NonFiniteAnswer as exc:
+        return replace(profile, queries=oracle.queries - q0, stop=f"probing the logits: {exc}")
+    what = "log-ratios of its softmax" if head.kind == "softmax" else "logits of its sigmoid"
+    profile = replace(
+        profile,
+        eps=eps,
+        scale=float(np.max(np.abs(log_ratios(P, head)))),
+        queries=oracle.queries - q0,
+        curved_share=curved,
+    )
+    if curved >= CURVED_SHARE:
+        return replace(
+            profile,
+            stop=f"the target is not piecewise linear, not even the {what}: {curved:.0%} of "
+            "short windows along lines curve; the net below the "
+            f"{head.kind} is not a ReLU network (tanh, sigmoid or softplus?)",
+        )
+    return replace(
+        profile,
+        stop=f"{profile.describe()}: the attack runs on the {what}, not on the probabilities; "
+        "attack logit_view(oracle, profile.head()) (glassbox extract does it by itself)",
+    )
 
 
 def _noisy(

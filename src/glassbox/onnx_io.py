@@ -77,8 +77,10 @@ def write_onnx(net: OnnxLayers, path: str | os.PathLike[str]) -> None:
     if net.head != "identity":
         (op,) = [k for k, v in HEAD_OPS.items() if v == net.head]
         nodes[-1].output[0] = "logits"
-        extra = {"axis": -1} if op == "Softmax" else {}
-        nodes.append(helper.make_node(op, ["logits"], [OUTPUT_NAME], name="head", **extra))
+        head = helper.make_node(op, ["logits"], [OUTPUT_NAME], name="head")
+        if op == "Softmax":
+            head.attribute.append(helper.make_attribute("axis", -1))
+        nodes.append(head)
     graph = helper.make_graph(
         nodes,
         "glassbox_relunet",

@@ -73,6 +73,13 @@ from glassbox.extras import require
     show_default=True,
     help="Defence: most rows in one request.",
 )
+@click.option(
+    "--output",
+    "output",
+    metavar="NAME",
+    default=None,
+    help="The output of an ONNX file with several [default: its one real-valued (batch, k) output].",
+)
 def serve_command(
     model: str,
     host: str,
@@ -87,6 +94,7 @@ def serve_command(
     api_keys: tuple[str, ...],
     budget: int | None,
     max_rows: int,
+    output: str | None,
 ) -> None:
     """Serve MODEL (random:SPEC, toy run dir, ONNX file or saved net) as a prediction API.
 
@@ -111,6 +119,7 @@ def serve_command(
         api_keys=api_keys,
         budget=budget,
         max_rows=max_rows,
+        output=output,
     )
     if not is_loopback(host):
         click.echo(

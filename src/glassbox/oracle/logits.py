@@ -7,16 +7,16 @@ when ``z`` is a ReLU net. A sigmoid answer ``p`` gives ``log(p / (1 - p)) = z`` 
 the attack runs on it unchanged; :func:`with_head` puts the softmax or sigmoid back on
 what it recovers, so that the saved net answers what the black box answers.
 
-Precision: a float32 softmax computes ``exp(z_i - m)`` from a rounded difference, so
-``log p_i`` carries an absolute error of about ``eps (2 + |log p_i|)``; a sigmoid near 1
-leaves ``1 - p`` only ``eps / (1 - p)`` relative precision. :func:`view_precision` bounds the
-log-ratios' error by those terms at the probe's answers and gives it relative to their
-scale. A probability that underflows (zero or subnormal; a sigmoid of exactly 1) has lost
+Precision: a softmax computes ``exp(z_i - m)`` from a rounded difference, so ``log p_i``
+carries an absolute error of about ``eps (1 + |log p_i|)``; a sigmoid near 1 leaves the
+logit only ``eps / (1 - p)``. :func:`view_precision` takes the largest of those at the
+probe's answers, relative to the view's scale (as the attack reads any answers' precision). A probability that underflows (zero or subnormal; a sigmoid of exactly 1) has lost
 its log: the view refuses such a row with the reason rather than answer a wrong number.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -32,6 +32,8 @@ Array = NDArray[np.float64]
 HEADS = ("softmax", "sigmoid")
 # Rows of probabilities sum to 1 within this many units of their precision per class.
 SUM_SLACK = 8.0
+# A sigmoid's logit z > 0 keeps only eps * e^z of precision: trusted up to |z| <= 14 (2^20 lost).
+SIGMOID_LIMIT = 14.0
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,13 @@ class Head:
             )
 
     @property
+    def limit(self) -> float:
+        """The largest log-ratio (or logit) the view trusts: half the log of ``1 / tiny``
+        (a margin before underflow); for a sigmoid also :data:`SIGMOID_LIMIT`."""
+        half = 0.5 * float(np.log(1.0 / self.tiny))
+        return half if self.kind == "softmax" else min(half, SIGMOID_LIMIT)
+
+    @property
     def view_dim(self) -> int:
         """Outputs of the log-ratio view: ``k - 1`` for a softmax, ``k`` for sigmoids."""
         return self.classes - 1 if self.kind == "softmax" else self.classes
@@ -79,8 +88,14 @@ def softmax_rows(P: Array, eps: float) -> bool:
 
 
 def sigmoid_answers(P: Array) -> bool:
-    """Whether every answer lies in (0, 1), the range of a sigmoid (not all the same)."""
-    return bool(np.all((P > 0) & (P < 1)) and np.any(P[:1] != P))
+    """Whether answers lie in [0, 1], most strictly inside, like a sigmoid's (some may saturate)."""
+    inside = (P > 0) & (P < 1)
+    return bool(np.all((P >= 0) & (P <= 1)) and np.mean(inside) >= 0.5 and np.any(P[:1] != P))
+
+
+def saturated(P: Array) -> bool:
+    """Whether some answers sit exactly at 0 or 1 while others are inside (a saturated sigmoid)."""
+    return bool(np.any((P == 0) | (P == 1)))
 
 
 def tiny_for(eps: float) -> float:
@@ -109,14 +124,29 @@ def log_ratios(P: Array, head: Head) -> Array:
         return np.log(P) - np.log1p(-P)
 
 
+def safe_scale(V0: Array, V: Array, scale: float, head: Head, reach: float) -> float:
+    """The input scale at which the view stays within ``head.limit`` out to ``reach`` times it.
+
+    ``V0`` is the view at the origin, ``V`` at inputs of scale ``scale``: a piecewise-linear
+    map grows at most about linearly away from the origin.
+    """
+    growth = float(np.max(np.abs(V - V0))) / scale
+    room = head.limit - float(np.max(np.abs(V0)))
+    if room <= 0:
+        return 0.0
+    return room / (growth * reach) if growth > 0 else math.inf
+
+
 def view_precision(P: Array, head: Head, eps: float) -> float:
     """A bound on the view's error at answers ``P``, relative to the view's largest answer."""
     V = log_ratios(P, head)
     if head.kind == "softmax":
-        each = eps * (2.0 + np.abs(np.log(P)))
-        err = np.delete(each + each[:, [head.reference]], head.reference, axis=1)
+        logs = np.abs(np.log(P))
+        each = np.maximum(logs, logs[:, [head.reference]])
+        err = eps * (1.0 + np.delete(each, head.reference, axis=1))
     else:
-        err = eps * (2.0 + np.abs(V)) / (1.0 - P)
+        err = eps * np.maximum(1.0, 1.0 / (1.0 - P))
+    # Relative to the view's scale, like the attack reads any answers' precision.
     return float(max(np.max(err) / max(float(np.max(np.abs(V))), 1.0), eps))
 
 

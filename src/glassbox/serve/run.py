@@ -32,6 +32,7 @@ def build_service(
     api_keys: tuple[str, ...] = (),
     budget: int | None = None,
     max_rows: int = MAX_ROWS,
+    output: str | None = None,
 ) -> tuple[Service, str]:
     """The :class:`Service` for ``model`` (anything ``glassbox extract`` takes) and its description."""
     from glassbox.oracle.targets import resolve_target
@@ -42,7 +43,12 @@ def build_service(
     if max_rows < 1:
         raise GlassboxError(f"--max-rows must be at least 1, got {max_rows}")
     target = resolve_target(
-        model, seed=seed, instance=instance, float32=float32, toy_loader=toy_instance
+        model,
+        seed=seed,
+        instance=instance,
+        float32=float32,
+        toy_loader=toy_instance,
+        output=output,
     )
     oracle, desc = target.oracle, target.description
     if round_digits is not None:

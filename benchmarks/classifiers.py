@@ -16,7 +16,9 @@ Rows (issue 25):
 Each file is attacked by the command a user types, ``glassbox extract FILE --out DIR``;
 the verification comes from its extraction.json, and for classifiers the recovered net
 (with its head) is also held against the truth on the data's own inputs (same class on
-every one?). Prints one line per run, then the machine and the load.
+every one?). When a classifier's attack fails, a control attacks the truth's logit
+differences asked directly (float64, no softmax): if that fails too, the failure is the
+attack's on this net, not the classifier's. Prints one line per run, then the machine.
 """
 
 from __future__ import annotations
@@ -36,9 +38,11 @@ import numpy as np
 
 from extract import parse_seeds
 from glassbox.cli import main as glassbox
+from glassbox.extract import ExtractConfig, extract
 from glassbox.io import read_json
 from glassbox.mlp import ReLUNet
-from glassbox.verify.classifier import verify_classifier
+from glassbox.oracle.core import net_oracle
+from glassbox.verify.classifier import logit_differences, verify_classifier
 from glassbox.verify.compare import fmt_log2
 
 
@@ -125,6 +129,8 @@ def attack(path: Path, out: Path, seed: int, data: np.ndarray, output: str | Non
     rec = read_json(out / "extraction.json")
     line = f"exit {code}; {rec['message'][:110]}; queries 2^{math.log2(rec['queries']):.2f}, {seconds:.0f} s"
     v = rec.get("verification")
+    if code != 0 and rec.get("classifier"):
+        line += "; " + control(path, output, seed, rec["classifier"]["reference"])
     if v is None:
         return line
     line += f"; weight error {fmt_log2(v['max_weight_error_log2'])}"
@@ -139,6 +145,15 @@ def attack(path: Path, out: Path, seed: int, data: np.ndarray, output: str | Non
             f"{cv.argmax_agreement['gaussian']:.2%} of Gaussian inputs"
         )
     return line
+
+
+def control(path: Path, output: str | None, seed: int, reference: int | None) -> str:
+    """The same attack on the truth's logit differences, asked directly (no softmax, float64):
+    whether a failure is the classifier's or the attack's on this net."""
+    truth = ReLUNet.from_onnx(path, allow_float32=True, output=output)
+    body = truth.without_head() if reference is None else logit_differences(truth, reference)
+    result = extract(net_oracle(body), ExtractConfig(seed=seed))
+    return f"control (its logits asked directly): {result.message[:100]}"
 
 
 def main() -> None:

@@ -209,7 +209,7 @@ def extract_command(
         click.echo(
             f"verification: max weight error {fmt_log2(v['max_weight_error_log2'])}, "
             f"functional error {fmt_log2(v['epsilon_log2'])}"
-            + (" (of the logits, common shift removed)" if "classifier" in v else "")
+            + (_compared(v["classifier"]) if "classifier" in v else "")
         )
         if "classifier" in v:
             c = v["classifier"]
@@ -285,3 +285,9 @@ def _verification(
         record["verification_skipped"] = (
             f"the truth answers through a {truth.head} head, the recovered net through {net.head}"
         )
+
+
+def _compared(c: dict[str, Any]) -> str:
+    return (
+        " (of the logits, common shift removed)" if c["head"] == "softmax" else " (of the logits)"
+    )

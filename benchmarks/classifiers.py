@@ -56,10 +56,14 @@ def sklearn_digits(path: Path, seed: int, float32: bool, regressor: bool = False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if regressor:
-            model = MLPRegressor((24, 12), max_iter=500, random_state=seed).fit(X, y)
+            model = MLPRegressor(hidden_layer_sizes=(24, 12), max_iter=500, random_state=seed).fit(
+                X, y
+            )
             onx = to_onnx(model, X[:1].astype(np.float64))
         else:
-            model = MLPClassifier((64, 32), max_iter=500, random_state=seed).fit(X, y)
+            model = MLPClassifier(hidden_layer_sizes=(64, 32), max_iter=500, random_state=seed).fit(
+                X, y
+            )
             dtype = np.float32 if float32 else np.float64
             options = None if float32 else {id(model): {"zipmap": False}}
             onx = to_onnx(model, X[:1].astype(dtype), options=options)

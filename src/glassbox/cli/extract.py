@@ -260,12 +260,9 @@ def _classifier_record(record: dict[str, Any], first: ExtractionResult, head: He
         "attacked": head.describe(),
         "queries_to_recognise": first.queries,
     }
+    # Both runs asked the same ledger: its phases already hold the first run's queries.
     record["queries"] += first.queries
     record["queries_log2"] = math.log2(record["queries"])
-    phases = dict(record["queries_by_phase"])
-    for k, v in first.queries_by_phase.items():
-        phases[k] = phases.get(k, 0) + v
-    record["queries_by_phase"] = phases
 
 
 def _verification(

@@ -2,7 +2,8 @@
 
 A classifier's chain may end in a Softmax or Sigmoid (its head); a graph with several
 outputs is read along the chain that computes the chosen one (other branches, such as a
-label's ArgMax, are ignored; Cast, Identity and ZipMap pass values through).
+label's ArgMax, are ignored; Cast, Identity, ZipMap and a Reshape to (batch, width) pass
+values through).
 
 Plain arrays in and out (:class:`OnnxLayers`); :class:`glassbox.mlp.ReLUNet` builds itself
 from them (``ReLUNet.from_onnx``, ``net.to_onnx``), so this module never imports it.
@@ -28,7 +29,7 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 SUPPORTED_OPS = ("Gemm", "MatMul", "Add", "Relu")
 HEAD_OPS = {"Softmax": "softmax", "Sigmoid": "sigmoid"}
-PASS_OPS = ("Cast", "Identity", "ZipMap")
+PASS_OPS = ("Cast", "Identity", "ZipMap", "Reshape")
 
 
 class OnnxLayers(NamedTuple):
@@ -179,7 +180,12 @@ def read_onnx(
         if head != "identity" and node.op_type not in PASS_OPS:
             raise GlassboxError(f"{where}: only the output may follow the {head}")
         open_layer = bool(weights) and not relu_after[-1]
-        if node.op_type in PASS_OPS:
+        if node.op_type == "Reshape":
+            shape = inits.get(node.input[1]) if len(node.input) > 1 else None
+            width = weights[-1].shape[0] if weights else None
+            if shape is None or shape.size != 2 or int(shape[-1]) not in (width, -1):
+                raise GlassboxError(f"{where}: only a Reshape to (batch, width) is read")
+        elif node.op_type in PASS_OPS:
             pass  # a cast between float types, a copy, or a table of the same values
         elif node.op_type in HEAD_OPS:
             if not open_layer:

@@ -164,7 +164,11 @@ def extract_command(
     net = result.net
     if first is not None and head is not None:
         _classifier_record(record, first, head)
-        net = None if net is None else with_head(net, head)
+        if net is not None:
+            net = with_head(net, head)
+            record["classifier"]["attacked_architecture"] = record["architecture"]
+            record["architecture"] = "-".join(map(str, net.dims))
+            record["net"] = net.describe()
     if resuming:
         record["resumed"] = {"replayed_queries": oracle.replayed}
     if net is not None and tgt.truth is not None:
@@ -192,7 +196,11 @@ def extract_command(
     answers = record.get("answers") or {}
     if answers and answers.get("kind") != "float64":
         click.echo(f"answers: {answers['description']}")
-    click.echo(f"architecture: {result.architecture or 'not recovered'}")
+    arch = record["architecture"] or "not recovered"
+    if "attacked_architecture" in record.get("classifier", {}):
+        c = record["classifier"]
+        arch += f", then {c['head']} (attacked as {c['attacked_architecture']}: {c['attacked']})"
+    click.echo(f"architecture: {arch}")
     for layer in result.layers:
         click.echo(
             f"  layer {layer['layer']}: {layer['neurons']} neurons, {layer['queries']} queries, "
@@ -215,7 +223,7 @@ def extract_command(
             c = v["classifier"]
             click.echo(
                 f"probabilities: max error {fmt_log2(c['max_probability_error_log2'])}, "
-                f"same class on {c['min_argmax_agreement']:.2%} of sampled inputs or more"
+                f"same class on {c['min_argmax_agreement']:.2%} of sampled inputs"
             )
     if resuming:
         click.echo(f"resumed: {oracle.replayed} of the queries answered from the checkpoint")

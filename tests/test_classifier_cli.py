@@ -129,3 +129,27 @@ def test_a_scikit_learn_classifier_is_extracted_through_the_cli(tmp_path):
     # Against scikit-learn's own float64 model, on the data's scale (0-16, not Gaussian).
     np.testing.assert_allclose(recovered.forward(X), model.predict_proba(X), atol=2.0**-12)
     assert np.array_equal(np.argmax(recovered.forward(X), axis=1), model.predict(X))
+
+
+def test_the_readme_classifier_section_runs_as_written(tmp_path, monkeypatch):
+    import re
+    import shlex
+
+    pytest.importorskip("skl2onnx")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("#### Attacking a classifier") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    bash = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert code and bash
+    monkeypatch.chdir(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exec(compile(code.group(1), "README.md", "exec"), {})
+    printed = []
+    for line in bash.group(1).splitlines():
+        argv = shlex.split(line, comments=True)
+        status, out, err = run_cli(*argv[1:])
+        assert status == 0, out + err
+        printed.append(out)
+    assert "softmax probabilities over 10 classes" in printed[0]
+    assert "then softmax" in printed[1] and "64-16-10" in printed[1]

@@ -153,3 +153,33 @@ def test_the_readme_classifier_section_runs_as_written(tmp_path, monkeypatch):
         printed.append(out)
     assert "softmax probabilities over 10 classes" in printed[0]
     assert "then softmax" in printed[1] and "64-16-10" in printed[1]
+
+
+def test_serve_takes_the_chosen_output(two):
+    pytest.importorskip("fastapi")
+    from glassbox.serve.run import build_service
+
+    _, desc = build_service(str(two), output="probs")
+    assert "(output probs)" in desc
+    with pytest.raises(Exception, match="choose one with --output NAME"):
+        build_service(str(two))
+
+
+def test_glassbox_verify_compares_classifiers_after_the_common_shift(tmp_path):
+    truth = ReLUNet.random("5-6-3", seed=3)
+    w, b = truth.weights[-1], truth.biases[-1]
+    # Every logit shifted by the same affine function of the hidden layer: same probabilities.
+    shift = np.random.default_rng(0).normal(size=6)
+    shifted = ReLUNet([truth.weights[0], w + shift], [truth.biases[0], b + 2.5], head="softmax")
+    ReLUNet(truth.weights, truth.biases, head="softmax").save(tmp_path / "t.safetensors")
+    shifted.save(tmp_path / "s.safetensors")
+    code, out, _ = run_cli(
+        "verify", str(tmp_path / "s.safetensors"), str(tmp_path / "t.safetensors"), "--json"
+    )
+    assert code == 0
+    import json
+
+    figures = json.loads(out)
+    assert figures["max_weight_error_log2"] < -45
+    assert figures["classifier"]["min_argmax_agreement"] == 1.0
+    assert figures["classifier"]["max_probability_error_log2"] < -45

@@ -69,7 +69,7 @@ def test_the_chosen_output_is_the_one_attacked(two, tmp_path):
     assert rec["answers"]["kind"] == "softmax" and rec["classifier"]["head"] == "softmax"
     # Every query of both runs (recognising the probabilities, then the view) is counted.
     assert rec["queries"] == sum(rec["queries_by_phase"].values())
-    assert 0 < rec["classifier"]["queries_to_recognise"] < rec["queries"]
+    assert 0 < rec["classifier"]["queries_before"] < rec["queries"]
     assert rec["verification"]["max_weight_error_log2"] < -30
     assert rec["verification"]["classifier"]["max_probability_error_log2"] < -40
     recovered = ReLUNet.load(tmp_path / "p" / "recovered.safetensors")

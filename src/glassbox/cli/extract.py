@@ -18,12 +18,15 @@ from glassbox.io import staged_dir, write_json
 from glassbox.mlp import ReLUNet
 from glassbox.oracle.checkpoint import CHECKPOINT, checkpointed, prepare
 from glassbox.oracle.core import Oracle
-from glassbox.oracle.logits import Head, logit_view, with_head
+from glassbox.oracle.logits import UNDERFLOW, Head, logit_view, with_head
 from glassbox.oracle.probe import view_head
 from glassbox.oracle.targets import resolve_target
 from glassbox.toy.target import toy_instance
 from glassbox.verify.classifier import verify_classifier
 from glassbox.verify.compare import fmt_log2, verify
+
+# How much smaller the input scale of a classifier's second try, after an underflow.
+FAR = 8.0
 
 
 @cli.command("extract")
@@ -239,8 +242,9 @@ def _attack(
 ) -> tuple[ExtractionResult, ExtractionResult | None, Head | None]:
     """The attack; on a classifier's probabilities, again on their logit view.
 
-    Returns the result, the first run when the probe found probabilities (its config
-    carries the view's precision), and their head.
+    Returns the result, the run that found probabilities (its config carries the view's
+    precision and input scale; its queries include a view run stopped by an underflow),
+    and their head.
     """
     result = extract(oracle, config, progress=progress)
     head = view_head(result.answers)
@@ -253,8 +257,14 @@ def _attack(
     scale = min(config.input_scale, float(result.answers["input_scale"]))
     precise = replace(config, output_precision=float(result.answers["eps"]), input_scale=scale)
     second = extract(logit_view(oracle, head), precise, progress=progress)
-    first = replace(result, config=precise)
-    return second, first, head
+    spent = result.queries
+    if not second.success and UNDERFLOW in second.message:
+        # A second look at a layer reaches 16 times further than the scale was set for.
+        spent += second.queries
+        precise = replace(precise, input_scale=scale / FAR)
+        click.echo(f"{second.message}; again at input scale {scale / FAR:.3g}", err=True)
+        second = extract(logit_view(oracle, head), precise, progress=progress)
+    return second, replace(result, config=precise, queries=spent), head
 
 
 def _classifier_record(record: dict[str, Any], first: ExtractionResult, head: Head) -> None:
@@ -266,7 +276,8 @@ def _classifier_record(record: dict[str, Any], first: ExtractionResult, head: He
         "classes": head.classes,
         "reference": head.reference if head.kind == "softmax" else None,
         "attacked": head.describe(),
-        "queries_to_recognise": first.queries,
+        "queries_before": first.queries,
+        "input_scale": first.config.input_scale,
     }
     # Both runs asked the same ledger: its phases already hold the first run's queries.
     record["queries"] += first.queries

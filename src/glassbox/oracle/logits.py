@@ -34,6 +34,7 @@ HEADS = ("softmax", "sigmoid")
 SUM_SLACK = 8.0
 # A sigmoid's logit z > 0 keeps only eps * e^z of precision: trusted up to |z| <= 14 (2^20 lost).
 SIGMOID_LIMIT = 14.0
+UNDERFLOW = "a probability underflowed"
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ def _transform(head: Head) -> Callable[[Array], Array]:
         lost = underflowed(P, head)
         if np.any(lost):
             raise NonFiniteAnswer(
-                f"a probability underflowed at {int(np.sum(lost))} of {P.shape[0]} inputs "
+                f"{UNDERFLOW} at {int(np.sum(lost))} of {P.shape[0]} inputs "
                 f"(below {head.tiny:.3g}, or a sigmoid of exactly 1): its log, and the logits "
                 "there, are lost; the attack's inputs reach where the classifier saturates"
             )

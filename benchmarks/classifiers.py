@@ -17,8 +17,8 @@ Each file is attacked by the command a user types, ``glassbox extract FILE --out
 the verification comes from its extraction.json, and for classifiers the recovered net
 (with its head) is also held against the truth on the data's own inputs (same class on
 every one?). When a classifier's attack fails, a control attacks the truth's logit
-differences asked directly (float64, no softmax): if that fails too, the failure is the
-attack's on this net, not the classifier's. Prints one line per run, then the machine.
+differences asked directly (no softmax; rounded to float32 for a float32 file): if that
+fails too, the failure is the attack's on this net, not the classifier's. Prints one line per run, then the machine.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ from glassbox.cli import main as glassbox
 from glassbox.extract import ExtractConfig, extract
 from glassbox.io import read_json
 from glassbox.mlp import ReLUNet
-from glassbox.oracle.core import net_oracle
+from glassbox.oracle.core import float32_outputs, net_oracle
+from glassbox.oracle.onnx_model import OnnxOracle, computes_in_float32
 from glassbox.verify.classifier import logit_differences, verify_classifier
 from glassbox.verify.compare import fmt_log2
 
@@ -156,8 +157,11 @@ def control(path: Path, output: str | None, seed: int, reference: int | None) ->
     whether a failure is the classifier's or the attack's on this net."""
     truth = ReLUNet.from_onnx(path, allow_float32=True, output=output)
     body = truth.without_head() if reference is None else logit_differences(truth, reference)
-    result = extract(net_oracle(body), ExtractConfig(seed=seed))
-    return f"control (its logits asked directly): {result.message[:100]}"
+    oracle, how = net_oracle(body), "float64"
+    if computes_in_float32(OnnxOracle(path, allow_float32=True, output=output)):
+        oracle, how = float32_outputs(oracle), "rounded to float32"
+    result = extract(oracle, ExtractConfig(seed=seed))
+    return f"control (its logits asked directly, {how}): {result.message[:100]}"
 
 
 def main() -> None:

@@ -175,3 +175,34 @@ def test_a_head_travels_through_safetensors_and_onnx(tmp_path):
         assert ReLUNet.from_onnx(tmp_path / f"{head}.onnx").head == head
     with pytest.raises(GlassboxError, match="no output ReLU"):
         ReLUNet(net.weights, net.biases, output_relu=True, head="softmax")
+
+
+def test_a_reshape_to_batch_by_width_is_read_and_any_other_refused(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.arange(6.0).reshape(2, 3)
+
+    def graph(shape):
+        inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.array(shape), "s")]
+        nodes = [
+            helper.make_node("Gemm", ["x", "w"], ["z"], transB=1),
+            helper.make_node("Reshape", ["z", "s"], ["y"]),
+        ]
+        g = helper.make_graph(
+            nodes,
+            "r",
+            [helper.make_tensor_value_info("x", TensorProto.DOUBLE, ["batch", 3])],
+            [helper.make_tensor_value_info("y", TensorProto.DOUBLE, None)],
+            inits,
+        )
+        path = tmp_path / f"r{len(list(tmp_path.iterdir()))}.onnx"
+        onnx.save_model(
+            helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path)
+        )
+        return path
+
+    net = ReLUNet.from_onnx(graph([-1, 2]))
+    np.testing.assert_array_equal(net.weights[0], w)
+    with pytest.raises(GlassboxError, match="only a Reshape to"):
+        ReLUNet.from_onnx(graph([-1]))

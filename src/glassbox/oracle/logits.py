@@ -10,7 +10,8 @@ what it recovers, so that the saved net answers what the black box answers.
 Precision: a softmax computes ``exp(z_i - m)`` from a rounded difference, so ``log p_i``
 carries an absolute error of about ``eps (1 + |log p_i|)``; a sigmoid near 1 leaves the
 logit only ``eps / (1 - p)``. :func:`view_precision` takes the largest of those at the
-probe's answers, relative to the view's scale (as the attack reads any answers' precision). A probability that underflows (zero or subnormal; a sigmoid of exactly 1) has lost
+probe's answers, relative to the view's scale (as the attack reads any answers' precision),
+in whole powers of two of the answers' own precision. A probability that underflows (zero or subnormal; a sigmoid of exactly 1) has lost
 its log: the view refuses such a row with the reason rather than answer a wrong number.
 """
 
@@ -147,8 +148,12 @@ def view_precision(P: Array, head: Head, eps: float) -> float:
         err = eps * (1.0 + np.delete(each, head.reference, axis=1))
     else:
         err = eps * np.maximum(1.0, 1.0 / (1.0 - P))
-    # Relative to the view's scale, like the attack reads any answers' precision.
-    return float(max(np.max(err) / max(float(np.max(np.abs(V))), 1.0), eps))
+    # Relative to the view's scale, like the attack reads any answers' precision. The attack's
+    # tolerances take a precision as nominal (a float64 answer is already off by a few ulps):
+    # a loss under a factor of 2 keeps the answers' own (measured: a float64 softmax's view
+    # at 2^-51.7 failed a sign vote that it passes at 2^-52).
+    loss = max(float(np.max(err)) / max(float(np.max(np.abs(V))), 1.0) / eps, 1.0)
+    return eps * 2.0 ** math.floor(math.log2(loss))
 
 
 def _transform(head: Head) -> Callable[[Array], Array]:

@@ -206,3 +206,10 @@ def test_a_reshape_to_batch_by_width_is_read_and_any_other_refused(tmp_path):
     np.testing.assert_array_equal(net.weights[0], w)
     with pytest.raises(GlassboxError, match="only a Reshape to"):
         ReLUNet.from_onnx(graph([-1]))
+
+
+def test_an_output_relu_with_small_answers_is_not_a_sigmoid():
+    # Exact zeros and values in (0, 1), straight between kinks: raw scores.
+    net = ReLUNet.random("6-8-2:relu", seed=5)
+    p = _profile(lambda X: 1e-2 * net.forward(X), 6, 2)
+    assert p.kind == "float64" and p.stop is None

@@ -96,8 +96,9 @@ def sigmoid_answers(P: Array) -> bool:
 
 
 def saturated(P: Array) -> bool:
-    """Whether some answers sit exactly at 0 or 1 while others are inside (a saturated sigmoid)."""
-    return bool(np.any((P == 0) | (P == 1)))
+    """Whether some answers sit exactly at 1, as a sigmoid's do past a logit of 37 in float64
+    (exact zeros are left out: a ReLU output gives those)."""
+    return bool(np.any(P == 1))
 
 
 def tiny_for(eps: float) -> float:

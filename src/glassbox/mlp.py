@@ -3,7 +3,9 @@
 Layer ``l`` maps ``d_l -> d_{l+1}`` as ``z = a @ W_l.T + b_l``; every layer but the last
 is followed by a ReLU, the last one only when ``output_relu`` is set (the toy model's
 ``y' = ReLU(W2 h + b)``). A layer without a bias stores ``None``: that is part of the
-architecture, not a bias of zeros.
+architecture, not a bias of zeros. A classifier's ``head`` (``"softmax"`` over the outputs,
+or ``"sigmoid"`` on each) turns the last layer's logits into the probabilities it answers;
+the default ``"identity"`` answers the logits themselves.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from glassbox.io import read_safetensors, write_safetensors
 
 FORMAT = "glassbox.ReLUNet"
 FORMAT_VERSION = "1"
+HEADS = ("identity", "softmax", "sigmoid")
 
 Array = NDArray[np.float64]
 
@@ -54,12 +57,14 @@ class ReLUNet:
     weights: tuple[Array, ...]
     biases: tuple[Array | None, ...]
     output_relu: bool = False
+    head: str = "identity"
 
     def __init__(
         self,
         weights: Sequence[ArrayLike],
         biases: Sequence[ArrayLike | None] | None = None,
         output_relu: bool = False,
+        head: str = "identity",
     ) -> None:
         if len(weights) == 0:
             raise GlassboxError("a ReLUNet needs at least one layer")
@@ -80,7 +85,12 @@ class ReLUNet:
         )
         object.__setattr__(self, "weights", ws)
         object.__setattr__(self, "biases", bs)
+        if head not in HEADS:
+            raise GlassboxError(f"unknown output head {head!r}; known: {', '.join(HEADS)}")
+        if head != "identity" and output_relu:
+            raise GlassboxError(f"a {head} head takes the logits: no output ReLU before it")
         object.__setattr__(self, "output_relu", bool(output_relu))
+        object.__setattr__(self, "head", head)
 
     # ----------------------------------------------------------------- shape
     @property
@@ -112,7 +122,8 @@ class ReLUNet:
         """A one-line architecture string like ``784-128-1 (biases: yes,yes; output ReLU: no)``."""
         bias = ",".join("yes" if b is not None else "no" for b in self.biases)
         relu = "yes" if self.output_relu else "no"
-        return f"{'-'.join(map(str, self.dims))} (biases: {bias}; output ReLU: {relu})"
+        head = "" if self.head == "identity" else f"; then {self.head}"
+        return f"{'-'.join(map(str, self.dims))} (biases: {bias}; output ReLU: {relu}{head})"
 
     # --------------------------------------------------------------- compute
     def _check_input(self, X: ArrayLike) -> Array:
@@ -138,10 +149,18 @@ class ReLUNet:
                 a = np.maximum(z, 0.0)
         return out
 
-    def forward(self, X: ArrayLike) -> Array:
-        """Outputs for a batch ``X`` of shape ``(k, d_in)`` (a single row is promoted to a batch)."""
+    def logits(self, X: ArrayLike) -> Array:
+        """The last layer's outputs before the head (after the output ReLU if there is one)."""
         z = self.preactivations(X)[-1]
         return np.maximum(z, 0.0) if self.output_relu else z
+
+    def forward(self, X: ArrayLike) -> Array:
+        """Outputs for a batch ``X`` of shape ``(k, d_in)`` (a single row is promoted to a batch)."""
+        return apply_head(self.logits(X), self.head)
+
+    def without_head(self) -> ReLUNet:
+        """The same net answering its logits (the head dropped)."""
+        return ReLUNet(self.weights, self.biases, self.output_relu)
 
     __call__ = forward
 
@@ -209,13 +228,18 @@ class ReLUNet:
         return cls(weights, biases, output_relu=relu_after[-1])
 
     @classmethod
-    def from_onnx(cls, path: str | os.PathLike[str], *, allow_float32: bool = False) -> ReLUNet:
-        """A net from an ONNX chain of Gemm | MatMul(+Add), Relu (see :mod:`glassbox.onnx_io`)."""
+    def from_onnx(
+        cls, path: str | os.PathLike[str], *, allow_float32: bool = False, output: str | None = None
+    ) -> ReLUNet:
+        """A net from an ONNX chain of Gemm | MatMul(+Add), Relu, and a head, ending at ``output``.
+
+        See :func:`glassbox.onnx_io.read_onnx`.
+        """
         from glassbox.onnx_io import read_onnx
 
-        layers = read_onnx(path, allow_float32=allow_float32)
+        layers = read_onnx(path, allow_float32=allow_float32, output=output)
         try:
-            return cls(layers.weights, layers.biases, output_relu=layers.output_relu)
+            return cls(layers.weights, layers.biases, layers.output_relu, layers.head)
         except GlassboxError as exc:
             raise GlassboxError(f"{path}: {exc}") from None
 
@@ -223,7 +247,7 @@ class ReLUNet:
         """Export as a float64 ONNX graph (Gemm and Relu nodes, opset 17)."""
         from glassbox.onnx_io import OnnxLayers, write_onnx
 
-        write_onnx(OnnxLayers(self.weights, self.biases, self.output_relu), path)
+        write_onnx(OnnxLayers(self.weights, self.biases, self.output_relu, self.head), path)
 
     def to_tensors(self) -> dict[str, Array]:
         """The weights as a flat name -> array mapping (``layers.i.weight``, ``layers.i.bias``)."""
@@ -243,6 +267,8 @@ class ReLUNet:
             "has_bias": json.dumps([b is not None for b in self.biases]),
             "output_relu": json.dumps(self.output_relu),
         }
+        if self.head != "identity":  # files of plain nets stay as they always were
+            metadata["head"] = self.head
         write_safetensors(path, self.to_tensors(), metadata)
 
     @classmethod
@@ -272,10 +298,24 @@ class ReLUNet:
                 raise GlassboxError(f"{p}: layer {i} bias presence disagrees with the header")
             weights.append(w)
             biases.append(b)
-        net = cls(weights, biases, output_relu=bool(output_relu))
+        net = cls(
+            weights, biases, output_relu=bool(output_relu), head=metadata.get("head", "identity")
+        )
         if list(net.dims) != list(dims):
             raise GlassboxError(f"{p}: tensor shapes {net.dims} disagree with header dims {dims}")
         return net
+
+
+def apply_head(z: Array, head: str) -> Array:
+    """Logits to what a classifier answers: softmax over each row, sigmoid of each entry, or ``z``."""
+    if head == "softmax":
+        e = np.exp(z - np.max(z, axis=1, keepdims=True))
+        return e / np.sum(e, axis=1, keepdims=True)
+    if head == "sigmoid":
+        # Either branch's exp has a non-positive argument: no overflow at any logit.
+        e = np.exp(-np.abs(z))
+        return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return z
 
 
 _SPEC_RE = re.compile(r"^\d+(-\d+)+$")

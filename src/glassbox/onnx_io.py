@@ -1,5 +1,10 @@
 """Layers <-> ONNX: export in float64, import a chain of Gemm | MatMul+Add, Relu.
 
+A classifier's chain may end in a Softmax or Sigmoid (its head); a graph with several
+outputs is read along the chain that computes the chosen one (other branches, such as a
+label's ArgMax, are ignored; Cast, Identity, ZipMap and a Reshape to (batch, width) pass
+values through).
+
 Plain arrays in and out (:class:`OnnxLayers`); :class:`glassbox.mlp.ReLUNet` builds itself
 from them (``ReLUNet.from_onnx``, ``net.to_onnx``), so this module never imports it.
 Needs the ``onnx`` extra (``pip install 'glassbox[onnx]'``).
@@ -23,6 +28,8 @@ IR_VERSION = 8
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 SUPPORTED_OPS = ("Gemm", "MatMul", "Add", "Relu")
+HEAD_OPS = {"Softmax": "softmax", "Sigmoid": "sigmoid"}
+PASS_OPS = ("Cast", "Identity", "ZipMap", "Reshape")
 
 
 class OnnxLayers(NamedTuple):
@@ -31,6 +38,7 @@ class OnnxLayers(NamedTuple):
     weights: Sequence[np.ndarray]
     biases: Sequence[np.ndarray | None]
     output_relu: bool
+    head: str = "identity"
 
 
 def _onnx() -> Any:
@@ -67,6 +75,13 @@ def write_onnx(net: OnnxLayers, path: str | os.PathLike[str]) -> None:
             current = a
         else:
             current = z
+    if net.head != "identity":
+        (op,) = [k for k, v in HEAD_OPS.items() if v == net.head]
+        nodes[-1].output[0] = "logits"
+        head = helper.make_node(op, ["logits"], [OUTPUT_NAME], name="head")
+        if op == "Softmax":
+            head.attribute.append(helper.make_attribute("axis", -1))
+        nodes.append(head)
     graph = helper.make_graph(
         nodes,
         "glassbox_relunet",
@@ -101,8 +116,14 @@ def _attr(node: Any, name: str, default: float | int) -> float | int:
     return default
 
 
-def read_onnx(path: str | os.PathLike[str], *, allow_float32: bool = False) -> OnnxLayers:
-    """Read an ONNX chain of Gemm | MatMul(+Add), Relu into its layers; other ops are refused."""
+def read_onnx(
+    path: str | os.PathLike[str], *, allow_float32: bool = False, output: str | None = None
+) -> OnnxLayers:
+    """Read an ONNX chain of Gemm | MatMul(+Add), Relu (and a head) into its layers.
+
+    ``output`` names the graph output to read (needed when the graph has several); the
+    nodes that output does not depend on are ignored, any other op is refused.
+    """
     onnx = _onnx()
     from onnx import TensorProto, numpy_helper
 
@@ -116,10 +137,16 @@ def read_onnx(path: str | os.PathLike[str], *, allow_float32: bool = False) -> O
     graph = model.graph
     inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     inputs = [v for v in graph.input if v.name not in inits]
-    if len(inputs) != 1 or len(graph.output) != 1:
+    names = [o.name for o in graph.output]
+    if len(inputs) != 1:
+        raise GlassboxError(f"{p}: expected one input, got {len(inputs)}")
+    if output is None and len(names) != 1:
         raise GlassboxError(
-            f"{p}: expected one input and one output, got {len(inputs)} and {len(graph.output)}"
+            f"{p}: the graph has {len(names)} outputs ({', '.join(names)}); choose one (--output NAME)"
         )
+    target = names[0] if output is None else output
+    if target not in names:
+        raise GlassboxError(f"{p}: no output {target!r}; the graph's outputs: {', '.join(names)}")
     elem = inputs[0].type.tensor_type.elem_type
     allowed = {TensorProto.DOUBLE} | ({TensorProto.FLOAT} if allow_float32 else set())
     if elem not in allowed:
@@ -138,18 +165,35 @@ def read_onnx(path: str | os.PathLike[str], *, allow_float32: bool = False) -> O
     weights: list[np.ndarray] = []
     biases: list[np.ndarray | None] = []
     relu_after: list[bool] = []
+    head = "identity"
     current = inputs[0].name
-    for node in graph.node:
+    for node in _ancestors(graph.node, target):
         where = f"{p}: node {node.name or node.op_type!r}"
-        if node.op_type not in SUPPORTED_OPS:
+        known = (*SUPPORTED_OPS, *HEAD_OPS, *PASS_OPS)
+        if node.op_type not in known:
             raise GlassboxError(
-                f"{where}: unsupported op {node.op_type}; glassbox reads only {', '.join(SUPPORTED_OPS)}"
+                f"{where}: unsupported op {node.op_type}; glassbox reads only {', '.join(known)}"
             )
         data = [x for x in node.input if x not in inits]
         if data != [current] or len(node.output) != 1:
             raise GlassboxError(f"{where}: the graph is not a single chain of layers")
+        if head != "identity" and node.op_type not in PASS_OPS:
+            raise GlassboxError(f"{where}: only the output may follow the {head}")
         open_layer = bool(weights) and not relu_after[-1]
-        if node.op_type == "Gemm":
+        if node.op_type == "Reshape":
+            shape = inits.get(node.input[1]) if len(node.input) > 1 else None
+            width = weights[-1].shape[0] if weights else None
+            if shape is None or shape.size != 2 or int(shape[-1]) not in (width, -1):
+                raise GlassboxError(f"{where}: only a Reshape to (batch, width) is read")
+        elif node.op_type in PASS_OPS:
+            pass  # a cast between float types, a copy, or a table of the same values
+        elif node.op_type in HEAD_OPS:
+            if not open_layer:
+                raise GlassboxError(f"{where}: {node.op_type} must follow a linear layer")
+            if node.op_type == "Softmax" and _attr(node, "axis", -1) not in (-1, 1):
+                raise GlassboxError(f"{where}: Softmax must be over the last axis")
+            head = HEAD_OPS[node.op_type]
+        elif node.op_type == "Gemm":
             if node.input[0] != current or _attr(node, "transA", 0):
                 raise GlassboxError(f"{where}: Gemm must take the activations as A, untransposed")
             if open_layer:
@@ -181,9 +225,21 @@ def read_onnx(path: str | os.PathLike[str], *, allow_float32: bool = False) -> O
         current = node.output[0]
     if not weights:
         raise GlassboxError(f"{p}: the graph has no linear layer")
-    if current != graph.output[0].name:
+    if current != target:
         raise GlassboxError(f"{p}: the graph output is not the end of the layer chain")
     if not all(relu_after[:-1]):
         raise GlassboxError(f"{p}: a hidden layer has no Relu after it")
     bias_vectors = [None if b is None else np.reshape(b, -1) for b in biases]
-    return OnnxLayers(weights, bias_vectors, relu_after[-1])
+    return OnnxLayers(weights, bias_vectors, relu_after[-1], head)
+
+
+def _ancestors(nodes: Sequence[Any], output: str) -> list[Any]:
+    """The nodes ``output`` depends on, in graph order."""
+    made_by = {o: n for n in nodes for o in n.output}
+    need, todo = set(), [output]
+    while todo:
+        node = made_by.get(todo.pop())
+        if node is not None and id(node) not in need:
+            need.add(id(node))
+            todo.extend(node.input)
+    return [n for n in nodes if id(n) in need]

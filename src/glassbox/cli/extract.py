@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -11,11 +13,20 @@ from glassbox.cli import cli, show_progress
 from glassbox.config import config_to_dict, save_config
 from glassbox.errors import GlassboxError
 from glassbox.extract.attack import ExtractConfig, extract
+from glassbox.extract.records import ExtractionResult
 from glassbox.io import staged_dir, write_json
+from glassbox.mlp import ReLUNet
 from glassbox.oracle.checkpoint import CHECKPOINT, checkpointed, prepare
+from glassbox.oracle.core import Oracle
+from glassbox.oracle.logits import UNDERFLOW, Head, logit_view, with_head
+from glassbox.oracle.probe import view_head
 from glassbox.oracle.targets import resolve_target
 from glassbox.toy.target import toy_instance
+from glassbox.verify.classifier import verify_classifier
 from glassbox.verify.compare import fmt_log2, verify
+
+# How much smaller the input scale of a classifier's second try, after an underflow.
+FAR = 8.0
 
 
 @cli.command("extract")
@@ -83,6 +94,13 @@ from glassbox.verify.compare import fmt_log2, verify
     show_default=True,
     help="Seconds between checkpoint writes to --out/checkpoint (kept until the run ends).",
 )
+@click.option(
+    "--output",
+    "output",
+    metavar="NAME",
+    default=None,
+    help="The output of an ONNX file with several [default: its one real-valued (batch, k) output].",
+)
 def extract_command(
     target: str,
     out: Path,
@@ -97,6 +115,7 @@ def extract_command(
     architecture: str | None,
     resume: bool,
     checkpoint_every: float,
+    output: str | None,
 ) -> None:
     """Extract TARGET (random:SPEC, toy run dir, ONNX file or saved net) into --out.
 
@@ -116,6 +135,7 @@ def extract_command(
         budget=budget,
         float32=float32,
         toy_loader=toy_instance,
+        output=output,
     )
     config = ExtractConfig(seed=seed, architecture=architecture)
     if architecture is not None:
@@ -136,28 +156,31 @@ def extract_command(
         tgt.oracle, out, key, resume=resuming, every=checkpoint_every, budget=budget
     )
     try:
-        result = extract(oracle, config, progress=show_progress(False if quiet else progress))
+        bar = show_progress(False if quiet else progress)
+        result, first, head = _attack(oracle, config, bar)
     except BaseException:
         oracle.flush()  # keep every answer so far for --resume
         raise
-    record = {"target": tgt.description, **result.to_json()}
+    if first is not None:
+        config = first.config
+    record: dict[str, Any] = {"target": tgt.description, **result.to_json()}
+    net = result.net
+    if first is not None and head is not None:
+        _classifier_record(record, first, head)
+        if net is not None:
+            net = with_head(net, head)
+            record["classifier"]["attacked_architecture"] = record["architecture"]
+            record["architecture"] = "-".join(map(str, net.dims))
+            record["net"] = net.describe()
     if resuming:
         record["resumed"] = {"replayed_queries": oracle.replayed}
-    if result.net is not None and tgt.truth is not None:
-        ver = verify(
-            result.net,
-            tgt.truth,
-            n_samples=4096,
-            seed=seed,
-            sparse_probability=tgt.sparse_probability,
-            queries=result.queries,
-        )
-        record["verification"] = ver.to_json()
+    if net is not None and tgt.truth is not None:
+        _verification(record, net, tgt.truth, seed, tgt.sparse_probability)
 
     # Everything goes to a fresh folder beside --out, moved into place at the end.
     with staged_dir(out, overwrite or (out / CHECKPOINT).exists()) as tmp:
-        if result.net is not None:
-            result.net.save(tmp / "recovered.safetensors")
+        if net is not None:
+            net.save(tmp / "recovered.safetensors")
         save_config(config, tmp / "config.json")
         write_json(tmp / "extraction.json", record)
         if result.line is not None:
@@ -173,17 +196,23 @@ def extract_command(
             (tmp / REPORT).write_text(page, encoding="utf-8")
 
     click.echo(result.message)
-    if result.answers and result.answers.get("kind") != "float64":
-        click.echo(f"answers: {result.answers['description']}")
-    click.echo(f"architecture: {result.architecture or 'not recovered'}")
+    answers = record.get("answers") or {}
+    if answers and answers.get("kind") != "float64":
+        click.echo(f"answers: {answers['description']}")
+    arch = record["architecture"] or "not recovered"
+    if "attacked_architecture" in record.get("classifier", {}):
+        c = record["classifier"]
+        arch += f", then {c['head']} (attacked as {c['attacked_architecture']}: {c['attacked']})"
+    click.echo(f"architecture: {arch}")
     for layer in result.layers:
         click.echo(
             f"  layer {layer['layer']}: {layer['neurons']} neurons, {layer['queries']} queries, "
             f"{layer['seconds']:.1f} s, signs by {layer['sign_method']} "
             f"(lowest confidence {layer['lowest_sign_confidence']:.2f})"
         )
+    queries = int(record["queries"])
     click.echo(
-        f"queries 2^{math.log2(max(result.queries, 1)):.2f} ({result.queries}), "
+        f"queries 2^{math.log2(max(queries, 1)):.2f} ({queries}), "
         f"{result.seconds:.1f} s, peak RSS {result.peak_rss_mb:.0f} MiB"
     )
     if "verification" in record:
@@ -191,7 +220,14 @@ def extract_command(
         click.echo(
             f"verification: max weight error {fmt_log2(v['max_weight_error_log2'])}, "
             f"functional error {fmt_log2(v['epsilon_log2'])}"
+            + (_compared(v["classifier"]) if "classifier" in v else "")
         )
+        if "classifier" in v:
+            c = v["classifier"]
+            click.echo(
+                f"probabilities: max error {fmt_log2(c['max_probability_error_log2'])}, "
+                f"same class on {c['min_argmax_agreement']:.2%} of sampled inputs"
+            )
     if resuming:
         click.echo(f"resumed: {oracle.replayed} of the queries answered from the checkpoint")
     click.echo(f"wrote {out}")
@@ -199,3 +235,75 @@ def extract_command(
         click.echo(f"report: {out / 'report.html'}")
     if not result.success:
         raise click.exceptions.Exit(1)
+
+
+def _attack(
+    oracle: Oracle, config: ExtractConfig, progress: bool
+) -> tuple[ExtractionResult, ExtractionResult | None, Head | None]:
+    """The attack; on a classifier's probabilities, again on their logit view.
+
+    Returns the result, the run that found probabilities (its config carries the view's
+    precision and input scale; its queries include a view run stopped by an underflow),
+    and their head.
+    """
+    result = extract(oracle, config, progress=progress)
+    head = view_head(result.answers)
+    if head is None:
+        return result, None, None
+    click.echo(
+        f"answers: {result.answers['description']}: attacking the {head.describe()}", err=True
+    )
+    # The view's precision, and an input scale at which no line reaches a class's underflow.
+    scale = min(config.input_scale, float(result.answers["input_scale"]))
+    precise = replace(config, output_precision=float(result.answers["eps"]), input_scale=scale)
+    second = extract(logit_view(oracle, head), precise, progress=progress)
+    spent = result.queries
+    if not second.success and UNDERFLOW in second.message:
+        # A second look at a layer reaches 16 times further than the scale was set for.
+        spent += second.queries
+        precise = replace(precise, input_scale=scale / FAR)
+        click.echo(f"{second.message}; again at input scale {scale / FAR:.3g}", err=True)
+        second = extract(logit_view(oracle, head), precise, progress=progress)
+    return second, replace(result, config=precise, queries=spent), head
+
+
+def _classifier_record(record: dict[str, Any], first: ExtractionResult, head: Head) -> None:
+    """The probabilities' profile as the answers, and every query of both runs counted."""
+    record["attacked_answers"] = record["answers"]
+    record["answers"] = first.answers
+    record["classifier"] = {
+        "head": head.kind,
+        "classes": head.classes,
+        "reference": head.reference if head.kind == "softmax" else None,
+        "attacked": head.describe(),
+        "queries_before": first.queries,
+        "input_scale": first.config.input_scale,
+    }
+    # Both runs asked the same ledger: its phases already hold the first run's queries.
+    record["queries"] += first.queries
+    record["queries_log2"] = math.log2(record["queries"])
+
+
+def _verification(
+    record: dict[str, Any], net: ReLUNet, truth: ReLUNet, seed: int, sparse: float | None
+) -> None:
+    """The verification object: the classifier's figures when both nets have the same head."""
+    queries = int(record["queries"])
+    if truth.head != "identity" and net.head == truth.head:
+        cv = verify_classifier(net, truth, n_samples=4096, seed=seed, queries=queries)
+        record["verification"] = {**cv.logits.to_json(), "classifier": cv.to_json()}
+    elif truth.head == net.head:
+        ver = verify(
+            net, truth, n_samples=4096, seed=seed, sparse_probability=sparse, queries=queries
+        )
+        record["verification"] = ver.to_json()
+    else:
+        record["verification_skipped"] = (
+            f"the truth answers through a {truth.head} head, the recovered net through {net.head}"
+        )
+
+
+def _compared(c: dict[str, Any]) -> str:
+    return (
+        " (of the logits, common shift removed)" if c["head"] == "softmax" else " (of the logits)"
+    )

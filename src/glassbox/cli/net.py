@@ -93,10 +93,19 @@ def net_export(file: Path, onnx_out: Path, overwrite: bool) -> None:
     is_flag=True,
     help="Accept a float32 graph (its weights are widened to float64 exactly).",
 )
+@click.option(
+    "--output",
+    "output",
+    metavar="NAME",
+    default=None,
+    help="The graph output to read, when it has several (e.g. a classifier's probabilities).",
+)
 @OVERWRITE
-def net_import(onnx_file: Path, out: Path, allow_float32: bool, overwrite: bool) -> None:
-    """Read an ONNX chain of Gemm | MatMul+Add, Relu into a glassbox net."""
+def net_import(
+    onnx_file: Path, out: Path, allow_float32: bool, output: str | None, overwrite: bool
+) -> None:
+    """Read an ONNX chain of Gemm | MatMul+Add, Relu (then Softmax or Sigmoid) into a glassbox net."""
     check_out_file(out, overwrite)
-    model = ReLUNet.from_onnx(onnx_file, allow_float32=allow_float32)
+    model = ReLUNet.from_onnx(onnx_file, allow_float32=allow_float32, output=output)
     model.save(out)
     click.echo(f"wrote {out}: {model.describe()}, {model.n_params} parameters")

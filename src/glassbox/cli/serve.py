@@ -95,6 +95,11 @@ from glassbox.extras import require
 )
 @click.option(
     "--log-json", is_flag=True, help="Log one JSON object per line instead of text lines."
+    "--output",
+    "output",
+    metavar="NAME",
+    default=None,
+    help="The output of an ONNX file with several [default: its one real-valued (batch, k) output].",
 )
 def serve_command(
     model: str,
@@ -114,6 +119,7 @@ def serve_command(
     state: str | None,
     docs: bool,
     log_json: bool,
+    output: str | None,
 ) -> None:
     """Serve MODEL (random:SPEC, toy run dir, ONNX file or saved net) as a prediction API.
 
@@ -145,6 +151,7 @@ def serve_command(
         max_body=max_body * 2**20,
         state=where,
         docs=docs,
+        output=output,
     )
     if not is_loopback(host):
         click.echo(

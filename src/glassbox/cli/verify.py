@@ -9,6 +9,7 @@ import click
 from glassbox.cli import cli
 from glassbox.io import check_out_file, dumps_json, write_json
 from glassbox.mlp import ReLUNet
+from glassbox.verify.classifier import verify_classifier
 from glassbox.verify.compare import Verification, fmt_log2, verify
 
 
@@ -116,17 +117,32 @@ def verify_cmd(
     if out is not None:
         check_out_file(out, overwrite)
     rec_net, true_net = ReLUNet.load(recovered), ReLUNet.load(truth)
-    result = verify(
-        rec_net,
-        true_net,
-        n_samples=samples,
-        seed=seed,
-        sparse_probability=sparse_probability,
-        queries=queries,
-    )
+    extra: dict[str, object] = {}
+    if true_net.head != "identity" and rec_net.head == true_net.head:
+        # Classifiers: the logits compared after removing a softmax's common shift.
+        cv = verify_classifier(rec_net, true_net, n_samples=samples, seed=seed, queries=queries)
+        result, extra = cv.logits, {"classifier": cv.to_json()}
+    else:
+        result = verify(
+            rec_net,
+            true_net,
+            n_samples=samples,
+            seed=seed,
+            sparse_probability=sparse_probability,
+            queries=queries,
+        )
+    figures = {**result.to_json(), **extra}
     if out is not None:
-        write_json(out, result.to_json())
-    click.echo(dumps_json(result.to_json()).rstrip("\n") if as_json else render(result))
+        write_json(out, figures)
+    text = render(result)
+    if extra:
+        c = cv.to_json()
+        text += f"\n\n{true_net.head} classifier: compared {c['weights_compared']}\n" + "\n".join(
+            f"  {name:<12} probabilities {fmt_log2(c['probability_error_log2'][name])}, "
+            f"same class {c['argmax_agreement'][name]:.2%}"
+            for name in c["argmax_agreement"]
+        )
+    click.echo(dumps_json(figures).rstrip("\n") if as_json else text)
     click.echo(verdict(result), err=as_json)
     if result.delta > 0:
         raise click.exceptions.Exit(1)

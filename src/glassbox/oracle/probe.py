@@ -10,7 +10,11 @@ A cheap first phase (a few hundred queries; a few thousand for noisy answers) te
 - whether they are labels (integers, constant between jumps along every line);
 - whether they are piecewise linear: along short windows of lines, a ReLU net's second
   differences vanish except where a kink falls inside; a smooth net (tanh, sigmoid,
-  softplus) curves in nearly every window.
+  softplus) curves in nearly every window;
+- whether they are probabilities: softmax rows (non-negative, summing to 1) or curved
+  answers in (0, 1) with straight logits (:mod:`glassbox.oracle.logits`). Then ``eps`` is
+  the log-ratios' precision and the attack is stopped: ``logit_view(oracle, profile.head())``
+  is what to attack (``glassbox extract`` does).
 
 The verdict is an :class:`AnswerProfile`: the relative precision the attack's tolerances
 derive from, or the one-line reason it must not start.
@@ -25,7 +29,21 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from glassbox.oracle.core import Oracle, round_significant
+from glassbox.oracle.core import NonFiniteAnswer, Oracle, round_significant
+from glassbox.oracle.logits import (
+    Head,
+    best_reference,
+    log_ratios,
+    logit_view,
+    safe_scale,
+    saturated,
+    sigmoid_answers,
+    softmax_rows,
+    tiny_for,
+    underflowed,
+    view_precision,
+)
+from glassbox.oracle.windows import curved_share, steps_only, windows
 
 Array = NDArray[np.float64]
 
@@ -33,10 +51,6 @@ Array = NDArray[np.float64]
 POINTS = 16
 NOISE_POINTS = 4
 NOISE_COPIES = 16
-# Windows of the piecewise-linearity test: lines, windows per line, points per window.
-LINES = 8
-WINDOWS = 4
-WINDOW_POINTS = 5
 # Answers coarser than this (relative) cannot place kinks well enough for the witnesses'
 # slopes: the attack stops with the reason instead of flailing. (Measured: float32 and 8
 # digits, 2^-24, extract shallow nets; 6 digits, 2^-17.6, never did.)
@@ -49,8 +63,15 @@ MAX_REPEATS = 256
 NOISE_BOUND = 8.0
 # Share of curved windows above which the target is not piecewise linear.
 CURVED_SHARE = 0.5
-# In the ten times wider windows, the share that counts (dense kinks there look curved too).
-WIDE_CURVED_SHARE = 0.9
+
+# How far the attack's lines reach, in units of the probe's Gaussian inputs: a layer's
+# lines end about 5 times further out (4 input scales per unit of sqrt(d), from a Gaussian
+# start). Probabilities are attacked at an input scale small enough that those ends stay
+# clear of a class's underflow. A second look at a layer goes 16 times further
+# (glassbox.extract.loop.EXTRA_REACH) and may meet it: the view then stops with the reason.
+# (Measured: covering the second look too shrinks the scale so far that lines miss neurons.)
+REACH = 8.0
+SHRINK, SHRINKS = 8.0, 6
 
 FLOAT64_EPS = 2.0**-52
 # Half an ulp: float32 answers computed in float64 then rounded are this close.
@@ -70,6 +91,15 @@ class AnswerProfile:
     queries: int = 0
     curved_share: float | None = None
     stop: str | None = None
+    base: str | None = None
+    classes: int | None = None
+    reference: int | None = None
+    attack_view: bool = False
+    input_scale: float | None = None
+
+    def head(self) -> Head | None:
+        """The classifier head the answers come through (None: raw scores)."""
+        return view_head(asdict(self))
 
     def describe(self) -> str:
         """One line for the user, e.g. ``float32 answers (relative precision 2^-24)``."""
@@ -82,6 +112,9 @@ class AnswerProfile:
             "constant": "a constant answer",
             "not-finite": "non-finite answers",
             "unknown": "not known (the probe did not finish)",
+            "softmax": f"{self.base} softmax probabilities over {self.classes} classes, "
+            f"read as log-ratios to class {self.reference}",
+            "sigmoid": f"{self.base} sigmoid probabilities, read as their logits",
         }.get(self.kind, self.kind)
         if self.kind in ("labels", "constant", "not-finite", "unknown"):
             return what
@@ -95,6 +128,14 @@ class AnswerProfile:
             "eps_log2": math.log2(self.eps) if self.eps > 0 else None,
             "description": self.describe(),
         }
+
+
+def view_head(answers: dict[str, Any]) -> Head | None:
+    """From a profile's JSON: the head whose logit view is piecewise linear (None: no such view)."""
+    if not answers.get("attack_view"):
+        return None
+    tiny = tiny_for(FLOAT32_EPS if answers.get("base") == "float32" else FLOAT64_EPS)
+    return Head(answers["kind"], int(answers["classes"]), int(answers["reference"] or 0), tiny)
 
 
 def profile_oracle(
@@ -113,7 +154,7 @@ def profile_oracle(
     if not np.array_equal(first, again):
         return _noisy(oracle, rng, X, scale, q0, input_scale)
     if np.all(first == first[0]):
-        far = _windows(oracle, rng, 4 * input_scale, 4 * input_scale, 1)
+        far = windows(oracle, rng, 4 * input_scale, 4 * input_scale, 1)
         if np.all(far == first[0]):
             return _stopped(
                 "constant",
@@ -124,7 +165,7 @@ def profile_oracle(
                 "ReLU that is always off, or labels of one class)",
             )
         first = np.vstack([first, far.reshape(-1, first.shape[1])])
-    if _integral(first) and oracle.output_dim == 1 and _steps_only(oracle, rng, input_scale):
+    if _integral(first) and oracle.output_dim == 1 and steps_only(oracle, rng, input_scale):
         return _stopped(
             "labels",
             oracle,
@@ -145,11 +186,66 @@ def profile_oracle(
             scale=scale,
             digits=digits,
         )
-    curved = _curved_share(oracle, rng, input_scale, eps, 1)
+    sums_to_one = softmax_rows(first, eps)
+    curved = 1.0 if sums_to_one else curved_share(oracle, rng, input_scale, eps, 1)
     profile = AnswerProfile(
         kind, eps, scale, digits=digits, queries=oracle.queries - q0, curved_share=curved
     )
+    if sums_to_one or ((curved >= CURVED_SHARE or saturated(first)) and sigmoid_answers(first)):
+        kind = "softmax" if sums_to_one else "sigmoid"
+        ref = best_reference(first) if sums_to_one else 0
+        head = Head(kind, first.shape[1], ref, tiny_for(eps))
+        return _probabilities(oracle, rng, input_scale, profile, head, first, q0)
     return _judge_linearity(profile)
+
+
+def _probabilities(
+    oracle: Oracle,
+    rng: np.random.Generator,
+    input_scale: float,
+    raw: AnswerProfile,
+    head: Head,
+    P: Array,
+    q0: int,
+) -> AnswerProfile:
+    """Probabilities: is the map below the head (log-ratios or logits) piecewise linear?"""
+    ref = head.reference if head.kind == "softmax" else None
+    profile = replace(raw, kind=head.kind, base=raw.kind, classes=head.classes, reference=ref)
+    scale, P = _unsaturated(oracle, rng, head, input_scale, P)
+    if scale is None:
+        return replace(
+            profile,
+            queries=oracle.queries - q0,
+            stop=f"{head.kind} probabilities that underflow (or saturate) even at the origin "
+            f"and at inputs of scale {input_scale * SHRINK**-SHRINKS:.2g}: their logs are lost",
+        )
+    eps = view_precision(P, head, raw.eps)
+    profile = replace(profile, input_scale=scale)
+    try:
+        curved = curved_share(logit_view(oracle, head), rng, scale, eps, 1)
+    except NonFiniteAnswer as exc:
+        return replace(profile, queries=oracle.queries - q0, stop=f"probing the logits: {exc}")
+    what = "log-ratios of its softmax" if head.kind == "softmax" else "logits of its sigmoid"
+    profile = replace(
+        profile,
+        eps=eps,
+        scale=float(np.max(np.abs(log_ratios(P, head)))),
+        queries=oracle.queries - q0,
+        curved_share=curved,
+    )
+    if curved >= CURVED_SHARE:
+        return replace(
+            profile,
+            stop=f"the target is not piecewise linear, not even the {what}: {curved:.0%} of "
+            "short windows along lines curve; the net below the "
+            f"{head.kind} is not a ReLU network (tanh, sigmoid or softplus?)",
+        )
+    return replace(
+        profile,
+        attack_view=True,
+        stop=f"{profile.describe()}: the attack runs on the {what}, not on the probabilities; "
+        "attack logit_view(oracle, profile.head()) (glassbox extract does it by itself)",
+    )
 
 
 def _noisy(
@@ -178,7 +274,7 @@ def _noisy(
             sigma=sigma,
         )
     eps = rel / math.sqrt(repeats)
-    curved = _curved_share(oracle, rng, input_scale, eps, repeats)
+    curved = curved_share(oracle, rng, input_scale, eps, repeats)
     profile = AnswerProfile(
         "noisy",
         eps,
@@ -203,6 +299,28 @@ def _judge_linearity(profile: AnswerProfile) -> AnswerProfile:
             "sigmoid or softplus?)"
         ),
     )
+
+
+def _unsaturated(
+    oracle: Oracle, rng: np.random.Generator, head: Head, input_scale: float, P: Array
+) -> tuple[float | None, Array]:
+    """The largest input scale (up to ``input_scale``) at which the attack's lines, out to
+    :data:`REACH` times it, keep the view within its limit; answers there (None: no scale)."""
+    d = oracle.input_dim
+    s = input_scale
+    for _ in range(SHRINKS):
+        Y = oracle.query(np.vstack([np.zeros((1, d)), rng.normal(0.0, s, size=(POINTS, d))]))
+        if not np.any(underflowed(Y, head)):
+            V = log_ratios(Y, head)
+            safe = min(input_scale, safe_scale(V[0], V[1:], s, head, REACH))
+            if safe >= s:
+                return s, Y[1:]
+            if safe > 0:
+                Y = oracle.query(rng.normal(0.0, safe, size=(POINTS, d)))
+                if not np.any(underflowed(Y, head)):
+                    return safe, Y
+        s /= SHRINK
+    return None, P
 
 
 def _stopped(
@@ -255,63 +373,3 @@ def _precision(Y: Array) -> tuple[str, float, int | None]:
 
 def _digits_needed() -> int:
     return math.ceil(-math.log10(2 * COARSEST)) + 1
-
-
-def _windows(
-    oracle: Oracle, rng: np.random.Generator, input_scale: float, h: float, repeats: int
-) -> Array:
-    """Answers on ``LINES x WINDOWS`` windows of ``WINDOW_POINTS`` points ``h`` apart."""
-    d0 = oracle.input_dim
-    n = LINES * WINDOWS
-    centres = rng.normal(0.0, input_scale, size=(n, d0))
-    d = rng.normal(size=(n, d0))
-    d /= np.linalg.norm(d, axis=1, keepdims=True)
-    offsets = h * (np.arange(WINDOW_POINTS) - WINDOW_POINTS // 2)
-    P = centres[:, None, :] + offsets[None, :, None] * d[:, None, :]
-    P = np.repeat(P.reshape(-1, d0), repeats, axis=0)
-    Y = oracle.query(P).reshape(n * WINDOW_POINTS, repeats, -1).mean(axis=1)
-    return Y.reshape(n, WINDOW_POINTS, -1)
-
-
-def _steps_only(oracle: Oracle, rng: np.random.Generator, input_scale: float) -> bool:
-    """Whether the answers are constant on nearly every short window (labels are)."""
-    F = _windows(oracle, rng, input_scale, 1e-3 * input_scale, 1)
-    flat = np.all(F[:, :1] == F, axis=(1, 2))
-    return bool(np.mean(flat) >= 0.75)
-
-
-def _curved_share(
-    oracle: Oracle, rng: np.random.Generator, input_scale: float, eps: float, repeats: int
-) -> float:
-    """Share of short windows whose second differences all curve the same way, well above
-    the rounding: a kink bends at most two of a window's three; a smooth function all.
-
-    Two window sizes: one just wide enough that a smooth function's ``f'' h^2`` stands far
-    above the rounding, and one ten times wider for functions that curve gently (small
-    pre-activations keep a tanh net nearly straight). A deep ReLU net's dense kinks can look
-    curved in wide windows too (measured: 41% for 100-200-200-200-10 in float32), so the wide
-    windows count only when nearly all of them curve.
-    """
-    h = input_scale * min(1e-2, max(1e-4, 64 * math.sqrt(eps)))
-    narrow = _curved_at(oracle, rng, input_scale, eps, repeats, h)
-    wide = _curved_at(oracle, rng, input_scale, eps, repeats, 10 * h)
-    return wide if wide >= WIDE_CURVED_SHARE else narrow
-
-
-def _curved_at(
-    oracle: Oracle,
-    rng: np.random.Generator,
-    input_scale: float,
-    eps: float,
-    repeats: int,
-    h: float,
-) -> float:
-    F = _windows(oracle, rng, input_scale, h, repeats)
-    D = F[:, :-2] - 2 * F[:, 1:-1] + F[:, 2:]  # (n, 3, k)
-    floor = 64 * eps * max(float(np.max(np.abs(F))), 1e-300)
-    big = np.abs(D) > floor
-    same = np.all(np.sign(D) == np.sign(D[:, :1]), axis=1)
-    mag = np.abs(D)
-    even = np.max(mag, axis=1) <= 4 * np.maximum(np.min(mag, axis=1), 1e-300)
-    curved = np.any(np.all(big, axis=1) & same & even, axis=1)
-    return float(np.mean(curved))

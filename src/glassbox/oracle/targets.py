@@ -19,7 +19,12 @@ from glassbox.oracle.core import (
     float32_outputs,
     net_oracle,
 )
-from glassbox.oracle.onnx_model import OnnxOracle, computes_in_float32, fixed_batch_size
+from glassbox.oracle.onnx_model import (
+    OnnxOracle,
+    chosen_output,
+    computes_in_float32,
+    fixed_batch_size,
+)
 
 #: Reads instance i of a toy run folder: its net, mean feature probability, description.
 ToyLoader = Callable[[Path, int | None], tuple[ReLUNet, float, str]]
@@ -67,6 +72,7 @@ def resolve_target(
     budget: int | None = None,
     float32: bool = False,
     toy_loader: ToyLoader | None = None,
+    output: str | None = None,
 ) -> Target:
     """Build the :class:`Target` for a TARGET string (see the module docstring).
 
@@ -74,6 +80,7 @@ def resolve_target(
     target it is refused, since it would be silently ignored. Toy runs are read by
     ``toy_loader`` (:func:`glassbox.toy.target.toy_instance`), which callers above the
     toy package pass in: this package sits below it and never imports it.
+    ``output`` names the output of an ONNX file with several (refused for other targets).
     """
     sparse: float | None = None
     path = Path(target)
@@ -82,6 +89,12 @@ def resolve_target(
         raise GlassboxError(
             f"--instance {instance}: {target} is not a toy run directory, which has instances; "
             "drop --instance"
+        )
+    is_onnx = path.suffix.lower() == ".onnx" and not is_run
+    if output is not None and not is_onnx:
+        raise GlassboxError(
+            f"--output {output}: {target} is not an ONNX file, which may have several outputs; "
+            "drop --output"
         )
     if target.startswith(("http://", "https://")):
         from glassbox.oracle.http_client import http_target
@@ -100,11 +113,13 @@ def resolve_target(
                 )
             truth, sparse, desc = toy_loader(path, instance)
             oracle = net_oracle(truth, budget)
-        elif path.suffix.lower() == ".onnx":
-            oracle = OnnxOracle(path, budget, allow_float32=True)
+        elif is_onnx:
+            oracle = OnnxOracle(path, budget, allow_float32=True, output=output)
             desc = f"ONNX {path}"
+            name, note = chosen_output(oracle) or (None, "")
+            desc += note
             try:
-                truth = ReLUNet.from_onnx(path, allow_float32=True)
+                truth = ReLUNet.from_onnx(path, allow_float32=True, output=name)
             except GlassboxError as exc:
                 # Any graph is a black box to the attack; only verification needs the weights.
                 truth = None

@@ -39,6 +39,7 @@ def build_service(
     max_body: int = MAX_BODY,
     state: str | Path = MEMORY,
     docs: bool = False,
+    output: str | None = None,
 ) -> tuple[Service, str]:
     """The :class:`Service` for ``model`` (anything ``glassbox extract`` takes) and its description."""
     from glassbox.oracle.targets import resolve_target
@@ -51,7 +52,12 @@ def build_service(
     if max_body < 1024:
         raise GlassboxError(f"--max-body must be at least 1 KiB, got {max_body} bytes")
     target = resolve_target(
-        model, seed=seed, instance=instance, float32=float32, toy_loader=toy_instance
+        model,
+        seed=seed,
+        instance=instance,
+        float32=float32,
+        toy_loader=toy_instance,
+        output=output,
     )
     oracle, desc = target.oracle, target.description
     if round_digits is not None:

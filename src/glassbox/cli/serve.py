@@ -95,6 +95,8 @@ from glassbox.extras import require
 )
 @click.option(
     "--log-json", is_flag=True, help="Log one JSON object per line instead of text lines."
+)
+@click.option(
     "--output",
     "output",
     metavar="NAME",

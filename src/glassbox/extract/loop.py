@@ -176,7 +176,13 @@ class LayerLoop:
         with self.oracle.phase("signs"):
             layer.points = [points_on_plane(self.prefix, n) for n in layer.search.neurons]
             votes = wiggle_signs(
-                self.oracle, self.prefix, layer.theta, layer.points, self.rng, self.eps
+                self.oracle,
+                self.prefix,
+                layer.theta,
+                layer.points,
+                self.rng,
+                self.eps,
+                self.config.input_scale,
             )
         for n_info, v in zip(layer.info["neuron_evidence"], votes, strict=True):
             n_info.update(
@@ -299,11 +305,21 @@ class LayerLoop:
         """The last hidden layer: signs and output layer from the fit, then the self-check."""
         fit, info = layer.fit, layer.info
         assert fit is not None
+        margin = 1.0 - fit.sigma_error if fit.rows is not None else 0.0
         info.update(
-            sign_method="last hidden layer (linear solve)",
-            lowest_sign_confidence=1.0 - fit.sigma_error if fit.rows is not None else 0.0,
+            sign_method=f"last hidden layer ({fit.method})",
+            sign_methods_agreed=[fit.method] if fit.rows is not None else [],
+            lowest_sign_confidence=margin,
+            lowest_sign_margin=margin,
+            sign_seconds=fit.sign_seconds,
             last_layer_fit_residual_log2=fit.residual_log2,
         )
+        if fit.rivals:
+            self.notes.append(
+                f"layer {layer.depth}: {fit.rivals} other sign vector(s) fit the answers as well "
+                "(too few inputs to tell them apart); their nets give the same function to the "
+                "answers' precision, and the weights are not identifiable there"
+            )
         self.notes.extend(fit.notes)
         if fit.rows is None or fit.out_weights is None or fit.out_bias is None:
             info.update(layer.spent(self.oracle))

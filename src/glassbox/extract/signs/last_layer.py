@@ -13,6 +13,7 @@ output is fitted on the points where it is on.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from glassbox.extract.prefix import Prefix
+from glassbox.extract.signs.lattice import lattice_sigma
 from glassbox.extract.tolerance import FLOAT64_EPS, loosen
 
 Array = NDArray[np.float64]
@@ -47,6 +49,11 @@ class LastLayerFit:
     # Outgoing weights (output, neuron) never measured: the output was on only where the
     # neuron was off, in every sample.
     unmeasured: int = 0
+    # How the signs were read ("linear solve" or "lattice") and, for the lattice, how many
+    # other sign vectors fit as well (their nets give the same function to the precision).
+    method: str = "linear solve"
+    rivals: int = 0
+    sign_seconds: float = 0.0
 
 
 def fit_last_layer(
@@ -93,8 +100,10 @@ def fit_last_layer(
     # Rows measured from coarse answers fit less exactly; a missing neuron leaves more.
     if worst > loosen(EXACT, eps):
         return LastLayerFit(False, res_log2)
+    t0 = time.perf_counter()
     fit = _signs(theta, C, T, seen, side, res_log2)
     fit.seen = seen
+    fit.sign_seconds = time.perf_counter() - t0
     return fit
 
 
@@ -114,22 +123,38 @@ def _signs(
     k = C.shape[0]
     width = m1 - 1
     base = theta[:, :width].T  # (width, n)
+    method, rivals = "linear solve", 0
     if np.linalg.matrix_rank(base) == n:
         D = -np.linalg.lstsq(base, T[:, :width].T, rcond=None)[0].T  # (k, n)
     else:
         A = np.einsum("oj,jw->owj", C, theta[:, :width]).reshape(k * width, n)
         rank = int(np.linalg.matrix_rank(A))
-        if rank < n or not seen.all():
+        if not seen.all():
             return LastLayerFit(
                 True,
                 res_log2,
                 notes=[
-                    f"signs of the last hidden layer are not pinned down by a linear solve: "
-                    f"{n} neurons but {rank} independent equations ({k} output(s) x {width} "
-                    "inputs to the layer)"
+                    "signs of the last hidden layer need every output to see every neuron "
+                    f"from both sides when the layer is wider than its {width} input(s)"
                 ],
             )
-        sigma = np.linalg.lstsq(A, -T[:, :width].reshape(-1), rcond=None)[0]
+        b = -T[:, :width].reshape(-1)
+        if rank == n:
+            sigma = np.linalg.lstsq(A, b, rcond=None)[0]
+        else:
+            # Fewer equations than neurons: a low-density subset sum, by lattice reduction.
+            found = lattice_sigma(A, b, slack=max(1.0, 2.0 ** (res_log2 + 32)))
+            if found is None:
+                return LastLayerFit(
+                    True,
+                    res_log2,
+                    notes=[
+                        f"signs of the last hidden layer: {n} neurons, {rank} independent "
+                        f"equations ({k} output(s) x {width} inputs to the layer), and lattice "
+                        "reduction found no 0/1 solution at any precision"
+                    ],
+                )
+            sigma, method, rivals = found.sigma, "lattice", found.rivals
         D = C * sigma[None, :]
     D_solved = D.copy()
     tiny = 1e-7 * max(float(np.max(np.abs(C))), float(np.max(np.abs(T))), 1e-300)
@@ -193,4 +218,6 @@ def _signs(
         sigma_error=worst,
         notes=notes,
         unmeasured=unmeasured,
+        method=method,
+        rivals=rivals,
     )

@@ -107,6 +107,56 @@ def fit_last_layer(
     return fit
 
 
+def _sigma_solve(
+    theta: Array, C: Array, T: Array, seen: NDArray[np.bool_], res_log2: float
+) -> tuple[Array, str, int] | str:
+    """``D`` from a 0/1 ``sigma`` per neuron (``D_oj = sigma_j C_oj``), or why it cannot be read.
+
+    Output ``o`` gives ``T_o = -sum_j sigma_j C_oj theta_j`` over the neurons it sees from
+    both sides, plus a free multiple of ``theta_j`` for each neuron it sees from one side
+    only (linear on its on-rows): projecting those directions out leaves equations in
+    ``sigma`` alone. Stacked over outputs they are solved by least squares when their rank
+    is ``n``, else by lattice reduction (:mod:`glassbox.extract.signs.lattice`); the free
+    multiples are then read back per output.
+    """
+    n, m1 = theta.shape
+    k, width = C.shape[0], m1 - 1
+    base = theta[:, :width]
+    blocks, rhs, frees = [], [], []
+    for o in range(k):
+        free = base[~seen[o]].T  # (width, unseen)
+        q, r = np.linalg.qr(free) if free.size else (np.zeros((width, 0)), np.zeros((0, 0)))
+        q = q[:, np.abs(np.diag(r)) > 1e-12 * max(float(np.max(np.abs(r), initial=0.0)), 1e-300)]
+        frees.append(free)
+        P = np.eye(width) - q @ q.T
+        blocks.append(P @ (base.T * C[o][None, :] * seen[o][None, :]))
+        rhs.append(-P @ T[o, :width])
+    A, b = np.vstack(blocks), np.concatenate(rhs)
+    quiet = [j for j in range(n) if not np.any(A[:, j])]
+    if quiet:
+        return f"neurons {quiet[:8]} of the last hidden layer are seen from both sides by no output"
+    rank = int(np.linalg.matrix_rank(A))
+    method, rivals = "linear solve", 0
+    if rank == n:
+        sigma = np.linalg.lstsq(A, b, rcond=None)[0]
+    else:
+        # Fewer equations than neurons: a low-density subset sum, by lattice reduction.
+        found = lattice_sigma(A, b, slack=max(1.0, 2.0 ** (res_log2 + 32)))
+        if found is None:
+            return (
+                f"signs of the last hidden layer: {n} neurons, {rank} independent equations "
+                f"({k} output(s) x {width} inputs to the layer), and lattice reduction found "
+                "no 0/1 solution at any precision"
+            )
+        sigma, method, rivals = found.sigma, "lattice", found.rivals
+    D = C * sigma[None, :] * seen
+    for o in range(k):
+        if frees[o].size:
+            left = T[o, :width] + (base.T * C[o][None, :] * seen[o][None, :]) @ sigma
+            D[o, ~seen[o]] = -np.linalg.lstsq(frees[o], left, rcond=None)[0]
+    return D, method, rivals
+
+
 def _signs(
     theta: Array, C: Array, T: Array, seen: NDArray[np.bool_], side: Array, res_log2: float
 ) -> LastLayerFit:
@@ -116,46 +166,19 @@ def _signs(
     part of plane ``j`` that is active on its negative side: 0 for a positive neuron,
     ``C_j`` for a negative one, in between for a +/- pair sharing the hyperplane (as in the
     toy model's abs). With at least as many layer inputs as neurons ``D`` is solved per
-    output; otherwise only a 0/1 scale ``sigma_j`` per neuron is (every output must see
-    every neuron then).
+    output; otherwise only a 0/1 scale ``sigma_j`` per neuron is (:func:`_sigma_solve`).
     """
     n, m1 = theta.shape
-    k = C.shape[0]
     width = m1 - 1
     base = theta[:, :width].T  # (width, n)
     method, rivals = "linear solve", 0
     if np.linalg.matrix_rank(base) == n:
         D = -np.linalg.lstsq(base, T[:, :width].T, rcond=None)[0].T  # (k, n)
     else:
-        A = np.einsum("oj,jw->owj", C, theta[:, :width]).reshape(k * width, n)
-        rank = int(np.linalg.matrix_rank(A))
-        if not seen.all():
-            return LastLayerFit(
-                True,
-                res_log2,
-                notes=[
-                    "signs of the last hidden layer need every output to see every neuron "
-                    f"from both sides when the layer is wider than its {width} input(s)"
-                ],
-            )
-        b = -T[:, :width].reshape(-1)
-        if rank == n:
-            sigma = np.linalg.lstsq(A, b, rcond=None)[0]
-        else:
-            # Fewer equations than neurons: a low-density subset sum, by lattice reduction.
-            found = lattice_sigma(A, b, slack=max(1.0, 2.0 ** (res_log2 + 32)))
-            if found is None:
-                return LastLayerFit(
-                    True,
-                    res_log2,
-                    notes=[
-                        f"signs of the last hidden layer: {n} neurons, {rank} independent "
-                        f"equations ({k} output(s) x {width} inputs to the layer), and lattice "
-                        "reduction found no 0/1 solution at any precision"
-                    ],
-                )
-            sigma, method, rivals = found.sigma, "lattice", found.rivals
-        D = C * sigma[None, :]
+        solved = _sigma_solve(theta, C, T, seen, res_log2)
+        if isinstance(solved, str):
+            return LastLayerFit(True, res_log2, notes=[solved])
+        D, method, rivals = solved
     D_solved = D.copy()
     tiny = 1e-7 * max(float(np.max(np.abs(C))), float(np.max(np.abs(T))), 1e-300)
     rows: list[Any] = []

@@ -22,9 +22,10 @@ from glassbox.extract.predicted import SearchSettings
 from glassbox.extract.prefix import Prefix
 from glassbox.extract.progress import Progress
 from glassbox.extract.records import ExtractConfig, layer_record
-from glassbox.extract.sampling import fit_sample, straddle
-from glassbox.extract.signs.last_layer import LastLayerFit, fit_last_layer
-from glassbox.extract.signs.wiggle import points_on_plane, wiggle_signs
+from glassbox.extract.sampling import output_fit
+from glassbox.extract.signs.dispatch import confirm, sign_inner_layer
+from glassbox.extract.signs.last_layer import LastLayerFit
+from glassbox.extract.signs.wiggle import points_on_plane
 from glassbox.extract.tolerance import FLOAT64_EPS, is_coarse
 from glassbox.mlp import ReLUNet
 from glassbox.oracle.core import Oracle
@@ -171,11 +172,12 @@ class LayerLoop:
         return True
 
     def _sign(self, layer: Layer) -> bool:
-        """Signs of a layer that is not the last, by the neuron wiggle; ambiguous ones fail."""
+        """Signs of a layer that is not the last (``signs/dispatch.py``); unclear ones fail."""
         assert layer.fit is not None
+        t0 = time.perf_counter()
         with self.oracle.phase("signs"):
             layer.points = [points_on_plane(self.prefix, n) for n in layer.search.neurons]
-            votes = wiggle_signs(
+            found = sign_inner_layer(
                 self.oracle,
                 self.prefix,
                 layer.theta,
@@ -184,28 +186,25 @@ class LayerLoop:
                 self.eps,
                 self.config.input_scale,
             )
-        for n_info, v in zip(layer.info["neuron_evidence"], votes, strict=True):
-            n_info.update(
-                sign=v.sign,
-                votes=[v.votes_plus, v.votes_minus],
-                degenerate_votes=v.degenerate,
-                sign_confidence=v.confidence,
-            )
+        for n_info, s, ev in zip(
+            layer.info["neuron_evidence"], found.signs, found.evidence, strict=True
+        ):
+            n_info.update(sign=float(s), **ev)
         layer.info.update(
-            sign_method="neuron wiggle",
-            lowest_sign_confidence=min(v.confidence for v in votes),
+            sign_method=found.method,
+            sign_methods_agreed=found.agreed,
+            lowest_sign_confidence=found.margin,
+            lowest_sign_margin=found.margin,
+            sign_seconds=time.perf_counter() - t0,
             **layer.spent(self.oracle),
             last_layer_fit_residual_log2=layer.fit.residual_log2,
         )
         self.layers.append(layer.info)
-        bad = [j for j, v in enumerate(votes) if not v.decided]
-        if bad:
-            self.message = (
-                f"failed: signs of {len(bad)} of {len(votes)} neurons of layer {layer.depth} "
-                f"stay ambiguous after their votes (neurons {bad[:8]}); not guessed"
-            )
+        failure = found.failure(layer.depth)
+        if failure:
+            self.message = failure
             return False
-        layer.signs = np.array([v.sign for v in votes])
+        layer.signs = found.signs
         return True
 
     def _push(self, layer: Layer) -> None:
@@ -264,42 +263,20 @@ class LayerLoop:
         return search
 
     def _last_layer_fit(self, theta: Array, anchors: Array) -> LastLayerFit:
-        relu = self.config.output_relu
-        with self.oracle.phase("outputs"):
-            X, Y = fit_sample(
-                self.oracle,
-                self.prefix,
-                theta,
-                anchors,
-                self.on_points,
-                self.rng,
-                self.config.input_scale,
-                per_anchor=8,
-            )
-        if relu is not None:
-            self.output_relu = relu
-            return fit_last_layer(self.prefix, theta, X, Y, output_relu=relu, eps=self.eps)
-        # Exact zeros alone do not mean an output ReLU (a bias-free net is 0 wherever all
-        # its last neurons are off): the plain fit is tried first, the ReLU one if it fails.
-        self.output_relu = False
-        fit = fit_last_layer(self.prefix, theta, X, Y, output_relu=False, eps=self.eps)
-        if fit.exact or not (self.saw_zero or bool(np.any(Y == 0.0))):
-            return fit
-        with_relu = fit_last_layer(self.prefix, theta, X, Y, output_relu=True, eps=self.eps)
-        for _ in range(2):
-            if not with_relu.exact or with_relu.seen is None:
-                return fit
-            self.output_relu = True
-            on = np.any(Y > 0, axis=0)
-            unseen = ~with_relu.seen & on[:, None]
-            if not unseen.any():
-                break
-            with self.oracle.phase("outputs"):
-                X, Y = straddle(
-                    self.oracle, self.prefix, theta, X, Y, unseen, self.rng, self.config.input_scale
-                )
-            with_relu = fit_last_layer(self.prefix, theta, X, Y, output_relu=True, eps=self.eps)
-        return with_relu
+        """The output fit on this layer (``sampling.output_fit``): exact means the last."""
+        fit, self.output_relu = output_fit(
+            self.oracle,
+            self.prefix,
+            theta,
+            anchors,
+            self.on_points,
+            self.rng,
+            self.config.input_scale,
+            self.eps,
+            self.config.output_relu,
+            self.saw_zero,
+        )
+        return fit
 
     def _finish(self, layer: Layer) -> None:
         """The last hidden layer: signs and output layer from the fit, then the self-check."""
@@ -328,8 +305,38 @@ class LayerLoop:
                 "; ".join(fit.notes) or "its signs could not be read"
             )
             return
+        if not self._confirm_last(layer, fit):
+            return
         self._assemble(layer, fit)
         self._self_check(fit)
+
+    def _confirm_last(self, layer: Layer, fit: LastLayerFit) -> bool:
+        """SOE beside the fit's signs where the layer is contractive enough for it."""
+        assert fit.signs is not None
+        t0 = time.perf_counter()
+        with self.oracle.phase("signs"):
+            soe, split = confirm(
+                self.oracle,
+                self.prefix,
+                layer.theta,
+                fit.signs,
+                list(layer.anchors()),
+                self.rng,
+                self.eps,
+                self.config.input_scale,
+            )
+        layer.info["sign_seconds"] += time.perf_counter() - t0
+        if soe is not None and np.any(soe.sign != 0) and not split:
+            layer.info["sign_methods_agreed"].append("SOE")
+        if soe is None or not split:
+            return True
+        layer.info.update(layer.spent(self.oracle))
+        self.layers.append(layer.info)
+        self.message = (
+            f"failed: the last hidden layer's signs by {fit.method} and by SOE disagree on "
+            f"neurons {split[:8]} even after measuring again; not guessed"
+        )
+        return False
 
     def _assemble(self, layer: Layer, fit: LastLayerFit) -> None:
         """The recovered net: the prefix, the signed last hidden layer and the output layer."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from glassbox.extract.precision import onto_plane
 from glassbox.extract.prefix import Prefix
+from glassbox.extract.signs.last_layer import LastLayerFit, fit_last_layer
 from glassbox.oracle.core import Oracle
 
 Array = NDArray[np.float64]
@@ -75,8 +77,6 @@ def straddle(
     linear: its outgoing weight is then not measured. Its on-points moved onto the plane
     (within the prefix region) and nudged both ways are.
     """
-    from glassbox.extract.precision import onto_plane
-
     out = []
     for o, j in zip(*np.nonzero(unseen), strict=True):
         on = np.flatnonzero(Y[:, o] > 0)
@@ -90,3 +90,44 @@ def straddle(
         return X, Y
     X2 = np.array(out)
     return np.vstack([X, X2]), np.vstack([Y, oracle.query(X2)])
+
+
+def output_fit(
+    oracle: Oracle,
+    prefix: Prefix,
+    theta: Array,
+    anchors: Array,
+    on_points: dict[int, list[Array]],
+    rng: np.random.Generator,
+    scale: float,
+    eps: float,
+    output_relu: bool | None,
+    saw_zero: bool,
+) -> tuple[LastLayerFit, bool]:
+    """The output fit on layer rows ``theta`` and whether it has an output ReLU.
+
+    ``output_relu`` None means unknown. Exact zeros alone do not mean an output ReLU (a
+    bias-free net is 0 wherever all its last neurons are off): the plain fit is tried
+    first, the ReLU one if it fails; then, for each (output, neuron) the output's
+    on-rows see from one side only, samples are added a hair either side of the plane
+    where the output is on (:func:`straddle`), twice at most.
+    """
+    with oracle.phase("outputs"):
+        X, Y = fit_sample(oracle, prefix, theta, anchors, on_points, rng, scale, per_anchor=8)
+    if output_relu is not None:
+        return fit_last_layer(prefix, theta, X, Y, output_relu=output_relu, eps=eps), output_relu
+    fit = fit_last_layer(prefix, theta, X, Y, output_relu=False, eps=eps)
+    if fit.exact or not (saw_zero or bool(np.any(Y == 0.0))):
+        return fit, False
+    with_relu = fit_last_layer(prefix, theta, X, Y, output_relu=True, eps=eps)
+    for _ in range(2):
+        if not with_relu.exact or with_relu.seen is None:
+            return fit, False
+        on = np.any(Y > 0, axis=0)
+        unseen = ~with_relu.seen & on[:, None]
+        if not unseen.any():
+            break
+        with oracle.phase("outputs"):
+            X, Y = straddle(oracle, prefix, theta, X, Y, unseen, rng, scale)
+        with_relu = fit_last_layer(prefix, theta, X, Y, output_relu=True, eps=eps)
+    return with_relu, True

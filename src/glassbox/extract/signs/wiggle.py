@@ -71,12 +71,12 @@ def wiggle_signs(
     ``3 * MAX_VOTES * 5`` queries per neuron (a vote may grow its step 4 times).
     """
     return [
-        _sign_one(oracle, prefix, theta, j, points[j], rng, eps, scale)
+        wiggle_one(oracle, prefix, theta, j, points[j], rng, eps, scale)
         for j in range(theta.shape[0])
     ]
 
 
-def _sign_one(
+def wiggle_one(
     oracle: Oracle,
     prefix: Prefix,
     theta: Array,

@@ -14,6 +14,8 @@ Array = NDArray[np.float64]
 
 # Doubling rounds of extra samples for outputs on at too few points (n, 2n, ... 16n).
 RARE_OUTPUT_ROUNDS = 5
+# Input scales (times the configured one) probed for outputs on nowhere in the first sample.
+FAR = (4.0, 16.0, 64.0)
 
 
 def fit_sample(
@@ -41,21 +43,42 @@ def fit_sample(
     )
     X = np.vstack([rng.normal(0.0, scale, size=(rows, prefix.input_dim)), near])
     Y = oracle.query(X)
-    seeds = [p for pts in on_points.values() for p in pts]
+    if np.any(Y == 0.0):
+        X, Y = _look_further(oracle, X, Y, on_points, rng, scale, rows)
     for k in range(RARE_OUTPUT_ROUNDS):
-        short = np.sum(Y > 0, axis=0) < need + 8
-        short &= np.array([bool(on_points.get(j)) for j in range(Y.shape[1])]) | np.any(
-            Y > 0, axis=0
-        )
-        if not short.any() or not np.any(Y <= 0):
+        on = [list(on_points.get(j, [])) + list(X[Y[:, j] > 0]) for j in range(Y.shape[1])]
+        short = np.array([len(p) > 0 for p in on]) & (np.sum(Y > 0, axis=0) < need + 8)
+        if not short.any():
             break
         size = rows * 2**k
-        pool = [p for j in np.flatnonzero(short) for p in on_points.get(int(j), [])] or seeds
-        if not pool:
-            break
+        pool = [p for j in np.flatnonzero(short) for p in on[int(j)]]
         S = np.array(pool)[rng.integers(0, len(pool), size=size)]
         spread = scale * 4.0 ** rng.uniform(-2, 1, size=(size, 1))
         X2 = S + spread * rng.normal(size=S.shape)
+        X, Y = np.vstack([X, X2]), np.vstack([Y, oracle.query(X2)])
+    return X, Y
+
+
+def _look_further(
+    oracle: Oracle,
+    X: Array,
+    Y: Array,
+    on_points: dict[int, list[Array]],
+    rng: np.random.Generator,
+    scale: float,
+    rows: int,
+) -> tuple[Array, Array]:
+    """Inputs ever further out until every output is on somewhere (or the scales run out).
+
+    An output on nowhere in the sample may be on only where its bias no longer dominates:
+    far out a ReLU net is nearly positively homogeneous, so each output is on in a cone
+    if anywhere. ``rows`` Gaussian inputs per scale, at ``FAR`` times the input scale.
+    """
+    for far in FAR:
+        never = ~np.any(Y > 0, axis=0) & np.array([not on_points.get(j) for j in range(Y.shape[1])])
+        if not never.any():
+            break
+        X2 = rng.normal(0.0, far * scale, size=(rows, X.shape[1]))
         X, Y = np.vstack([X, X2]), np.vstack([Y, oracle.query(X2)])
     return X, Y
 

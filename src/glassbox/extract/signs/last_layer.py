@@ -81,9 +81,14 @@ def fit_last_layer(
     seen = np.zeros((k, n), dtype=bool)
     side = np.zeros((k, n))
     worst = 0.0
+    dead: list[int] = []
     for o in range(k):
         rows = Y[:, o] > 0 if output_relu else np.ones(Y.shape[0], dtype=bool)
         Uo = U[rows]
+        if not rows.any():
+            # On nowhere it was asked: none of its weights is measured (counted, named).
+            dead.append(o)
+            continue
         both = np.any(Uo > 0, axis=0) & np.any(Uo < 0, axis=0)
         D = np.hstack([np.maximum(Uo[:, both], 0.0), H1[rows]])
         if D.shape[0] < D.shape[1] + 4:
@@ -104,6 +109,12 @@ def fit_last_layer(
     fit = _signs(theta, C, T, seen, side, res_log2)
     fit.seen = seen
     fit.sign_seconds = time.perf_counter() - t0
+    if dead:
+        fit.unmeasured += n * len(dead)
+        fit.notes.append(
+            f"output(s) {dead[:8]} on at none of {X.shape[0]} inputs asked (out to 64 times "
+            "the input scale): none of their weights is measured"
+        )
     return fit
 
 

@@ -382,13 +382,15 @@ class LayerLoop:
                 tolerance_log2=self.config.check_tolerance_log2,
             )
         self.check = verdict.figures
-        self.check["unmeasured_weights"] = float(fit.unmeasured)
-        self.success = verdict.success and fit.unmeasured == 0
+        self.check["unmeasured_weights"] = float(len(fit.unmeasured))
+        self.success = verdict.success and not fit.unmeasured
         self.message = verdict.message
         if fit.unmeasured:
+            pairs = ", ".join(f"output {o} from neuron {j}" for o, j in fit.unmeasured[:6])
             self.message = self.message.replace("success:", "failed:", 1) + (
-                f"; {fit.unmeasured} outgoing weight(s) never measured (an output on only where "
-                "its neuron is off, in every sample): the net may differ where they matter"
+                f"; {len(fit.unmeasured)} outgoing weight(s) never measured ({pairs}): each "
+                "output was on only where its neuron is off, in every sample, so the net may "
+                "differ where they matter"
             )
 
 

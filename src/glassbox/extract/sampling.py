@@ -16,6 +16,9 @@ Array = NDArray[np.float64]
 RARE_OUTPUT_ROUNDS = 5
 # Input scales (times the configured one) probed for outputs on nowhere in the first sample.
 FAR = (4.0, 16.0, 64.0)
+# Free draws per scale, and asked points per output, looking for an output ReLU rarely off.
+NEGATIVE_DRAWS = 4096
+NEGATIVE_ASKS = 8
 
 
 def fit_sample(
@@ -83,6 +86,37 @@ def _look_further(
     return X, Y
 
 
+def _where_negative(
+    oracle: Oracle, prefix: Prefix, fit: LastLayerFit, rng: np.random.Generator, scale: float
+) -> tuple[Array, Array]:
+    """Queried inputs where the plain fit predicts an output below zero (none: empty).
+
+    An output ReLU that is almost never off leaves no zero in the samples, and the plain
+    fit is exact on them; it then predicts negative values where the black box, if it
+    has the ReLU, answers 0. Candidates are drawn on the recovered layers (no queries);
+    the most negative ``NEGATIVE_ASKS`` per output are asked.
+    """
+    d = prefix.input_dim
+    empty = np.zeros((0, d)), np.zeros((0, 0))
+    if fit.rows is None or fit.out_weights is None or fit.out_bias is None:
+        return empty
+    Z = np.vstack([rng.normal(0.0, f * scale, size=(NEGATIVE_DRAWS, d)) for f in (0.25, 1.0, 4.0)])
+    Z = np.vstack([Z, np.zeros((1, d))])
+    h = prefix.state(Z)
+    pred = np.maximum(h @ fit.rows[:, :-1].T + fit.rows[:, -1], 0.0) @ fit.out_weights.T
+    pred += fit.out_bias
+    pick = {
+        int(i)
+        for o in range(pred.shape[1])
+        for i in np.argsort(pred[:, o])[:NEGATIVE_ASKS]
+        if pred[i, o] < 0
+    }
+    if not pick:
+        return empty
+    X2 = Z[sorted(pick)]
+    return X2, oracle.query(X2)
+
+
 def straddle(
     oracle: Oracle,
     prefix: Prefix,
@@ -140,7 +174,14 @@ def output_fit(
     if output_relu is not None:
         return fit_last_layer(prefix, theta, X, Y, output_relu=output_relu, eps=eps), output_relu
     fit = fit_last_layer(prefix, theta, X, Y, output_relu=False, eps=eps)
-    if fit.exact or not (saw_zero or bool(np.any(Y == 0.0))):
+    if fit.exact:
+        # An output ReLU rarely off fits plainly: where the fit predicts a negative output, ask.
+        with oracle.phase("outputs"):
+            X2, Y2 = _where_negative(oracle, prefix, fit, rng, scale)
+        if not np.any(Y2 == 0.0):
+            return fit, False
+        X, Y = np.vstack([X, X2]), np.vstack([Y, Y2])
+    elif not (saw_zero or bool(np.any(Y == 0.0))):
         return fit, False
     with_relu = fit_last_layer(prefix, theta, X, Y, output_relu=True, eps=eps)
     for _ in range(2):

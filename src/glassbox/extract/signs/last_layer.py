@@ -48,7 +48,7 @@ class LastLayerFit:
     seen: NDArray[np.bool_] | None = None
     # Outgoing weights (output, neuron) never measured: the output was on only where the
     # neuron was off, in every sample.
-    unmeasured: int = 0
+    unmeasured: list[tuple[int, int]] = field(default_factory=list)
     # How the signs were read ("linear solve" or "lattice") and, for the lattice, how many
     # other sign vectors fit as well (their nets give the same function to the precision).
     method: str = "linear solve"
@@ -110,10 +110,11 @@ def fit_last_layer(
     fit.seen = seen
     fit.sign_seconds = time.perf_counter() - t0
     if dead:
-        fit.unmeasured += n * len(dead)
+        # Zero at every input asked: recovered as the constant 0 (weights not identifiable).
         fit.notes.append(
-            f"output(s) {dead[:8]} on at none of {X.shape[0]} inputs asked (out to 64 times "
-            "the input scale): none of their weights is measured"
+            f"output(s) {dead[:8]} answered 0 at every one of {X.shape[0]} inputs asked (out "
+            "to 64 times the input scale): recovered as the constant 0; their weights are not "
+            "identifiable from the answers"
         )
     return fit
 
@@ -197,7 +198,7 @@ def _signs(
     signs: list[float] = []
     notes: list[str] = []
     worst = 0.0
-    unmeasured = 0
+    unmeasured: list[tuple[int, int]] = []
     for j in range(n):
         o = seen[:, j]
         if o.any():
@@ -223,7 +224,8 @@ def _signs(
         one = ~seen[:, j]
         # Where the output saw the neuron only from its off side, its weight was never
         # measured: it is left at zero and counted (the self-check cannot vouch for it).
-        unmeasured += int(np.sum(one & (side[:, j] * sign < 0) & (side[:, j] != 0)))
+        off = one & (side[:, j] * sign < 0) & (side[:, j] != 0)
+        unmeasured += [(int(o), j) for o in np.flatnonzero(off)]
         if sign > 0:
             col[one] = np.where(side[one, j] > 0, -D[one, j], 0.0)
             neg_col[one] = 0.0

@@ -64,18 +64,29 @@ def lattice_sigma(A: Array, b: Array, slack: float = 1.0) -> LatticeSigns | None
         return None
     As, bs = A / big, b / big
     limit = SOLVED * slack
-    for bits in PRECISIONS:
-        K = 2.0**bits
-        top = np.hstack([np.eye(n), np.rint(K * As.T), np.zeros((n, 1))])
-        last = np.concatenate([np.zeros(n), np.rint(K * (2 * bs - As.sum(axis=1))), [1.0]])
-        rows = [[int(v) for v in r] for r in np.vstack([top, last]).tolist()]
-        reduced = fmpz_mat(rows).lll().tolist()
-        found = _candidates(reduced, n, As, bs, limit) or _candidates(_bkz(rows), n, As, bs, limit)
+    # LLL's time grows with the bits kept, and too few make it slow as well: start with
+    # what the density needs (about 4 n / m bits per equation, and a margin), then the
+    # most precise and down; BKZ, slower and stronger, only if LLL found nothing.
+    first = int(min(max(np.ceil(4 * n / m) + 12, PRECISIONS[-1]), PRECISIONS[0]))
+    order = list(dict.fromkeys((first, *PRECISIONS)))
+    for bits, reduce in [(b, "lll") for b in order] + [(PRECISIONS[0], "bkz")]:
+        rows = _embedding(As, bs, bits)
+        reduced = fmpz_mat(rows).lll().tolist() if reduce == "lll" else _bkz(rows)
+        found = _candidates(reduced, n, As, bs, limit)
         if found:
             best = min(found, key=lambda c: c[1])
             others = {tuple(s) for s, r in found if r <= 2 * best[1] + limit / 64}
             return LatticeSigns(best[0], best[1], bits, max(0, len(others) - 1))
     return None
+
+
+def _embedding(A: Array, b: Array, bits: int) -> list[list[int]]:
+    """The CJLOSS basis (module docstring) with ``bits`` bits kept per equation."""
+    n = A.shape[1]
+    K = 2.0**bits
+    top = np.hstack([np.eye(n), np.rint(K * A.T), np.zeros((n, 1))])
+    last = np.concatenate([np.zeros(n), np.rint(K * (2 * b - A.sum(axis=1))), [1.0]])
+    return [[int(v) for v in r] for r in np.vstack([top, last]).tolist()]
 
 
 def _bkz(rows: list[list[int]]) -> list[list[Any]]:

@@ -23,8 +23,9 @@ from glassbox.extract.prefix import Prefix
 from glassbox.extract.progress import Progress
 from glassbox.extract.records import ExtractConfig, layer_record
 from glassbox.extract.sampling import output_fit
-from glassbox.extract.signs.dispatch import confirm, sign_inner_layer
+from glassbox.extract.signs.dispatch import confirm, disputed_pairs, sign_inner_layer
 from glassbox.extract.signs.last_layer import LastLayerFit
+from glassbox.extract.signs.soe import soe_signs
 from glassbox.extract.signs.wiggle import points_on_plane
 from glassbox.extract.tolerance import FLOAT64_EPS, is_coarse
 from glassbox.mlp import ReLUNet
@@ -39,6 +40,8 @@ NO_BIAS = 1e-9
 NEARLY_EXACT = -12.0
 # Lines of the second look at a layer are this many times longer.
 EXTRA_REACH = 16.0
+# Further looks while the fit reads +/- pairs that SOE disputes.
+MORE_LOOKS = 2
 
 
 @dataclass
@@ -142,8 +145,34 @@ class LayerLoop:
             return True
         # A neuron on (or off) everywhere the lines went is linear on the samples and
         # spoils the fit (or, exact, its signs): look again, briefly, further out, before
-        # deciding. (Deeper layers spoil it too; the look is short.)
-        return self._second_look(layer)
+        # deciding. (Deeper layers spoil it too; the look is short.) A pair that SOE sees
+        # on at one side only is a neuron still missing: one more look.
+        if not self._second_look(layer):
+            return False
+        for _ in range(MORE_LOOKS):
+            if not self._fake_pairs(layer):
+                break
+            if not self._second_look(layer):
+                return False
+        return True
+
+    def _fake_pairs(self, layer: Layer) -> bool:
+        """An exact fit with +/- pairs whose pairing SOE disputes (a neuron still missing)."""
+        fit = layer.fit
+        if fit is None or not fit.exact or fit.signs is None or not np.any(fit.signs == 0):
+            return False
+        with self.oracle.phase("signs"):
+            soe = soe_signs(
+                self.oracle,
+                self.prefix,
+                layer.theta,
+                list(layer.anchors()),
+                self.rng,
+                self.eps,
+                self.config.input_scale,
+                both_sides=True,
+            )
+        return soe is not None and bool(disputed_pairs(fit.signs, soe))
 
     def _polish_lone_layer(self, layer: Layer) -> None:
         """One hidden layer with rows too wide for the kink refinement: large safe steps."""

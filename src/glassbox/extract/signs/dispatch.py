@@ -64,6 +64,25 @@ def disagreements(a: Array, b: Array) -> list[int]:
     return [int(j) for j in np.flatnonzero((a != 0) & (b != 0) & (a != b))]
 
 
+def disputed_pairs(signs: Array, soe: SoeSigns) -> list[int]:
+    """Planes whose pairing SOE contradicts: a +/- pair (sign 0) off at one side, or a
+    single neuron on at both.
+
+    A true pair has a neuron on at each side of its plane, a single neuron at one; a
+    fake pair is what a neuron missing from the layer leaves in the fit (its part folded
+    into the affine term), and a missing neuron's steps also light up the others.
+    """
+    if soe.sides is None:
+        return []
+    on_pos, on_neg, off_pos, off_neg = soe.sides.T
+    one_side = ((on_pos > 0) & (off_neg > 0) & (on_neg == 0)) | (
+        (on_neg > 0) & (off_pos > 0) & (on_pos == 0)
+    )
+    # And the converse: one neuron by the fit, yet on at both sides of its plane.
+    both = (on_pos > 0) & (on_neg > 0)
+    return [int(j) for j in np.flatnonzero(((signs == 0) & one_side) | ((signs != 0) & both))]
+
+
 def sign_inner_layer(
     oracle: Oracle,
     prefix: Prefix,
@@ -118,18 +137,19 @@ def confirm(
     """SOE beside signs found another way: ``(its result, neurons it still contradicts)``.
 
     ``theta`` holds the rows as the other method found them (unsigned); ``signs`` its
-    verdict (0 for a +/- pair, which SOE does not judge). A contradiction is measured
-    again at fresh points before it is reported.
+    verdict (0 for a +/- pair: disputed when SOE sees it on at one side only). A
+    contradiction is measured again at fresh points before it is reported.
     """
-    soe = soe_signs(oracle, prefix, theta, seeds, rng, eps, scale)
+    pairs = bool(np.any(signs == 0))
+    soe = soe_signs(oracle, prefix, theta, seeds, rng, eps, scale, both_sides=pairs)
     if soe is None:
         return None, []
-    split = disagreements(signs, soe.sign)
+    split = disagreements(signs, soe.sign) + disputed_pairs(signs, soe)
     if split:
-        again = soe_signs(oracle, prefix, theta, seeds, rng, eps, scale)
+        again = soe_signs(oracle, prefix, theta, seeds, rng, eps, scale, both_sides=pairs)
         if again is not None:
             soe = again
-            split = disagreements(signs, soe.sign)
+            split = sorted(disagreements(signs, soe.sign) + disputed_pairs(signs, soe))
     return soe, split
 
 

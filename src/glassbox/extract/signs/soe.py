@@ -37,6 +37,8 @@ STEP = 1e-3
 # An A_j this many times above the noise says "on"; the two step sizes must agree to AGREE.
 ON = 1e4
 AGREE = 1e-4
+# An A_j under this many times the noise says "off".
+OFF = 10.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ class SoeSigns:
     seen_on: NDArray[np.int64]
     conflicts: NDArray[np.int64]
     points: int
+    # Per neuron, counts of (on where y > 0, on where y < 0, off where y > 0, off where y < 0).
+    sides: NDArray[np.int64] | None = None
 
 
 def soe_points(
@@ -78,8 +82,13 @@ def soe_signs(
     rng: np.random.Generator,
     eps: float,
     scale: float = 1.0,
+    both_sides: bool = False,
 ) -> SoeSigns | None:
-    """Signs of the layer with rows ``theta`` by SOE, or None where no point isolates the layer."""
+    """Signs of the layer with rows ``theta`` by SOE, or None where no point isolates the layer.
+
+    ``both_sides``: go on until every neuron was seen at points on both sides of its
+    plane (to tell a +/- pair, on at both, from one neuron, off at one).
+    """
     n = theta.shape[0]
     points = soe_points(prefix, theta, seeds, rng, scale)
     if not points:
@@ -87,6 +96,7 @@ def soe_signs(
     votes = np.zeros(n)
     seen = np.zeros(n, dtype=np.int64)
     margin = np.zeros(n)
+    sides = np.zeros((n, 4), dtype=np.int64)
     used = 0
     for x in points:
         A = _gains(oracle, prefix, theta, x, rng, eps)
@@ -96,14 +106,18 @@ def soe_signs(
         gain, noise = A
         y = theta[:, :-1] @ prefix.state(x[None, :])[0] + theta[:, -1]
         on = gain > ON * noise
+        off = gain < OFF * noise
         votes[on] += np.sign(y[on])
         seen[on] += 1
         margin[on] = np.maximum(margin[on], 1.0 - ON * noise[on] / gain[on])
-        if np.all(seen >= 1):
+        for col, (mask, pos) in enumerate([(on, True), (on, False), (off, True), (off, False)]):
+            sides[:, col] += mask & ((y > 0) == pos)
+        judged = sides[:, :2] + sides[:, 2:]
+        if np.all(seen >= 1) and (not both_sides or np.all(judged > 0)):
             break
     conflicts = (seen - np.abs(votes)).astype(np.int64) // 2
     sign = np.where((seen > 0) & (conflicts == 0), np.sign(votes), 0.0)
-    return SoeSigns(sign, np.where(sign != 0, margin, 0.0), seen, conflicts, used)
+    return SoeSigns(sign, np.where(sign != 0, margin, 0.0), seen, conflicts, used, sides)
 
 
 def _gains(

@@ -8,7 +8,13 @@ import pytest
 from glassbox.extract import extract
 from glassbox.extract.prefix import Prefix
 from glassbox.extract.records import ExtractConfig
-from glassbox.extract.signs.dispatch import confirm, disagreements, sign_inner_layer
+from glassbox.extract.signs.dispatch import (
+    Probe,
+    confirm,
+    disagreements,
+    disputed_pairs,
+    sign_inner_layer,
+)
 from glassbox.extract.signs.last_layer import fit_last_layer
 from glassbox.extract.signs.lattice import lattice_sigma
 from glassbox.extract.signs.soe import soe_signs
@@ -120,7 +126,7 @@ def test_dispatcher_signs_an_inner_layer_with_wiggle_and_soe_agreeing() -> None:
     theta = _rows(net, 1) * flips[:, None]
     rng = np.random.default_rng(2)
     points = [isolating_points(prefix, theta, j, [], rng, 1.0, want=3) for j in range(6)]
-    got = sign_inner_layer(net_oracle(net), prefix, theta, points, rng, EPS, 1.0)
+    got = sign_inner_layer(Probe(net_oracle(net), prefix, rng, EPS, 1.0), theta, points)
     assert np.array_equal(got.signs, flips)
     assert got.agreed == ["neuron wiggle", "SOE"]
     assert not got.conflicts and not got.undecided and got.margin > 0.5
@@ -133,18 +139,19 @@ def test_a_flipped_sign_is_caught_by_the_cross_check() -> None:
     theta = _rows(net, 1)
     claimed = np.ones(6)
     claimed[4] = -1.0  # one sign wrong, as a faulty method would return it
-    soe, split = confirm(
-        net_oracle(net), prefix, theta, claimed, [], np.random.default_rng(0), EPS, 1.0
-    )
+    probe = Probe(net_oracle(net), prefix, np.random.default_rng(0), EPS, 1.0)
+    soe, split = confirm(probe, theta, claimed, [])
     assert soe is not None
     assert split == [4]
     assert disagreements(claimed, np.ones(6)) == [4]
-    # A +/- pair (sign 0) is not judged.
+    # A +/- pair read where there is one neuron (what a missing neuron leaves in a fit):
+    # SOE sees it on at one side of the plane and off at the other.
     claimed[4] = 0.0
-    assert (
-        confirm(net_oracle(net), prefix, theta, claimed, [], np.random.default_rng(0), EPS, 1.0)[1]
-        == []
-    )
+    soe, split = confirm(probe, theta, claimed, [])
+    assert soe is not None and split == [4]
+    assert disputed_pairs(claimed, soe) == [4]
+    # The true signs are confirmed.
+    assert confirm(probe, theta, np.ones(6), [])[1] == []
 
 
 def test_an_output_on_for_under_one_percent_of_inputs_has_its_weights_measured() -> None:

@@ -23,9 +23,8 @@ from glassbox.extract.prefix import Prefix
 from glassbox.extract.progress import Progress
 from glassbox.extract.records import ExtractConfig, layer_record
 from glassbox.extract.sampling import output_fit
-from glassbox.extract.signs.dispatch import confirm, disputed_pairs, sign_inner_layer
+from glassbox.extract.signs.dispatch import Probe, confirm, fake_pairs, sign_inner_layer
 from glassbox.extract.signs.last_layer import LastLayerFit
-from glassbox.extract.signs.soe import soe_signs
 from glassbox.extract.signs.wiggle import points_on_plane
 from glassbox.extract.tolerance import FLOAT64_EPS, is_coarse
 from glassbox.mlp import ReLUNet
@@ -111,8 +110,7 @@ class LayerLoop:
             layer = self._search_layer(depth)
             if layer is None or not self._decide_last(layer):
                 return
-            assert layer.fit is not None
-            if layer.fit.exact:
+            if layer.fit is not None and layer.fit.exact:
                 self._finish(layer)
                 return
             if not self._sign(layer):
@@ -143,10 +141,9 @@ class LayerLoop:
         self._polish_lone_layer(layer)
         if _clean(layer.fit):
             return True
-        # A neuron on (or off) everywhere the lines went is linear on the samples and
-        # spoils the fit (or, exact, its signs): look again, briefly, further out, before
-        # deciding. (Deeper layers spoil it too; the look is short.) A pair that SOE sees
-        # on at one side only is a neuron still missing: one more look.
+        # A neuron on (or off) everywhere the lines went spoils the fit (or its signs):
+        # look again, briefly, further out (deeper layers spoil it too; the look is
+        # short), and again while SOE disputes the fit's +/- pairs (a neuron missing).
         if not self._second_look(layer):
             return False
         for _ in range(MORE_LOOKS):
@@ -158,21 +155,13 @@ class LayerLoop:
 
     def _fake_pairs(self, layer: Layer) -> bool:
         """An exact fit with +/- pairs whose pairing SOE disputes (a neuron still missing)."""
-        fit = layer.fit
-        if fit is None or not fit.exact or fit.signs is None or not np.any(fit.signs == 0):
+        if layer.fit is None or not layer.fit.exact:
             return False
         with self.oracle.phase("signs"):
-            soe = soe_signs(
-                self.oracle,
-                self.prefix,
-                layer.theta,
-                list(layer.anchors()),
-                self.rng,
-                self.eps,
-                self.config.input_scale,
-                both_sides=True,
-            )
-        return soe is not None and bool(disputed_pairs(fit.signs, soe))
+            return fake_pairs(self._probe(), layer.theta, layer.fit.signs, list(layer.anchors()))
+
+    def _probe(self) -> Probe:  # what the sign methods work with
+        return Probe(self.oracle, self.prefix, self.rng, self.eps, self.config.input_scale)
 
     def _polish_lone_layer(self, layer: Layer) -> None:
         """One hidden layer with rows too wide for the kink refinement: large safe steps."""
@@ -206,15 +195,7 @@ class LayerLoop:
         t0 = time.perf_counter()
         with self.oracle.phase("signs"):
             layer.points = [points_on_plane(self.prefix, n) for n in layer.search.neurons]
-            found = sign_inner_layer(
-                self.oracle,
-                self.prefix,
-                layer.theta,
-                layer.points,
-                self.rng,
-                self.eps,
-                self.config.input_scale,
-            )
+            found = sign_inner_layer(self._probe(), layer.theta, layer.points)
         for n_info, s, ev in zip(
             layer.info["neuron_evidence"], found.signs, found.evidence, strict=True
         ):
@@ -340,22 +321,13 @@ class LayerLoop:
         self._self_check(fit)
 
     def _confirm_last(self, layer: Layer, fit: LastLayerFit) -> bool:
-        """SOE beside the fit's signs where the layer is contractive enough for it."""
+        """SOE beside the fit's signs; a disagreement measured again fails the run."""
         assert fit.signs is not None
         t0 = time.perf_counter()
-        with self.oracle.phase("signs"):
-            soe, split = confirm(
-                self.oracle,
-                self.prefix,
-                layer.theta,
-                fit.signs,
-                list(layer.anchors()),
-                self.rng,
-                self.eps,
-                self.config.input_scale,
-            )
+        with self.oracle.phase("signs"):  # SOE: None where the layer is too wide for it
+            soe, split = confirm(self._probe(), layer.theta, fit.signs, list(layer.anchors()))
         layer.info["sign_seconds"] += time.perf_counter() - t0
-        if soe is not None and np.any(soe.sign != 0) and not split:
+        if soe is not None and not split and np.any(soe.sign != 0):
             layer.info["sign_methods_agreed"].append("SOE")
         if soe is None or not split:
             return True

@@ -31,6 +31,18 @@ SOE = "SOE"
 
 
 @dataclass(frozen=True)
+class Probe:
+    """What every sign method works with: the oracle, the signed prefix, the random stream,
+    the answers' precision and the input scale."""
+
+    oracle: Oracle
+    prefix: Prefix
+    rng: np.random.Generator
+    eps: float
+    scale: float
+
+
+@dataclass(frozen=True)
 class LayerSigns:
     """A layer's signs (0 where undecided), each neuron's evidence, and the layer's summary."""
 
@@ -83,16 +95,9 @@ def disputed_pairs(signs: Array, soe: SoeSigns) -> list[int]:
     return [int(j) for j in np.flatnonzero(((signs == 0) & one_side) | ((signs != 0) & both))]
 
 
-def sign_inner_layer(
-    oracle: Oracle,
-    prefix: Prefix,
-    theta: Array,
-    points: list[list[Array]],
-    rng: np.random.Generator,
-    eps: float,
-    scale: float,
-) -> LayerSigns:
+def sign_inner_layer(p: Probe, theta: Array, points: list[list[Array]]) -> LayerSigns:
     """Signs of a hidden layer that is not the last: the wiggle, SOE where it applies, agreed."""
+    oracle, prefix, rng, eps, scale = p.oracle, p.prefix, p.rng, p.eps, p.scale
     seeds = [p for pts in points for p in pts[:2]]
     soe = soe_signs(oracle, prefix, theta, seeds, rng, eps, scale)
     votes = wiggle_signs(oracle, prefix, theta, points, rng, eps, scale)
@@ -125,14 +130,7 @@ def sign_inner_layer(
 
 
 def confirm(
-    oracle: Oracle,
-    prefix: Prefix,
-    theta: Array,
-    signs: Array,
-    seeds: list[Array],
-    rng: np.random.Generator,
-    eps: float,
-    scale: float,
+    p: Probe, theta: Array, signs: Array, seeds: list[Array]
 ) -> tuple[SoeSigns | None, list[int]]:
     """SOE beside signs found another way: ``(its result, neurons it still contradicts)``.
 
@@ -140,6 +138,7 @@ def confirm(
     verdict (0 for a +/- pair: disputed when SOE sees it on at one side only). A
     contradiction is measured again at fresh points before it is reported.
     """
+    oracle, prefix, rng, eps, scale = p.oracle, p.prefix, p.rng, p.eps, p.scale
     pairs = bool(np.any(signs == 0))
     soe = soe_signs(oracle, prefix, theta, seeds, rng, eps, scale, both_sides=pairs)
     if soe is None:
@@ -151,6 +150,14 @@ def confirm(
             soe = again
             split = sorted(disagreements(signs, soe.sign) + disputed_pairs(signs, soe))
     return soe, split
+
+
+def fake_pairs(p: Probe, theta: Array, signs: Array | None, seeds: list[Array]) -> bool:
+    """Whether SOE disputes the +/- pairs an exact fit reads (a neuron still missing)."""
+    if signs is None or not np.any(signs == 0):
+        return False
+    soe = soe_signs(p.oracle, p.prefix, theta, seeds, p.rng, p.eps, p.scale, both_sides=True)
+    return soe is not None and bool(disputed_pairs(signs, soe))
 
 
 def _agrees(method: str, signs: Array, wig: Array, soe: Array) -> bool:

@@ -28,6 +28,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
+
 from glassbox.extract import ExtractConfig, extract
 from glassbox.mlp import ReLUNet
 from glassbox.oracle.core import Oracle, float32_outputs, net_oracle
@@ -83,18 +85,22 @@ def toy_cases(size: str, seeds: list[int], steps: int) -> Iterator[Case]:
             yield Case(f"toy abs {n}-{m}-{n} {label}", net, lambda nt=net: net_oracle(nt), s, p)
 
 
-def run_case(case: Case) -> dict[str, float | bool]:
+def run_case(case: Case) -> dict[str, float | bool | str]:
     """Attack one case and verify it."""
     t = time.perf_counter()
     result = extract(case.oracle(), ExtractConfig(seed=case.seed))
     seconds = time.perf_counter() - t
-    out: dict[str, float | bool] = {
+    out: dict[str, float | bool | str] = {
         "success": result.success,
         "queries": result.queries,
         "seconds": seconds,
         "rss": result.peak_rss_mb,
         "weight": math.inf,
         "functional": math.inf,
+        "signs": max(
+            (float(layer.get("sign_seconds", 0.0)) for layer in result.layers), default=0.0
+        ),
+        "message": result.message,
     }
     if result.net is not None and result.net.dims == case.truth.dims:
         v = verify(
@@ -106,6 +112,12 @@ def run_case(case: Case) -> dict[str, float | bool]:
         )
         out["weight"] = v.max_weight_error_log2
         out["functional"] = v.epsilon_log2
+    elif result.net is not None and result.success:
+        # Another shape (e.g. two rows for one neuron): judged by sampled function alone.
+        X = np.random.default_rng(case.seed).normal(size=(4096, case.truth.input_dim))
+        want = case.truth.forward(X)
+        err = float(np.max(np.abs(result.net.forward(X) - want)))
+        out["functional"] = math.log2(max(err, 1e-300) / max(float(np.max(np.abs(want))), 1e-300))
     return out
 
 
@@ -138,17 +150,17 @@ def main() -> None:
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}, load {os.getloadavg()[0]:.1f}"
     )
-    head = f"| {'net':<28} | ok | queries (log2) | x floor P/k (log2) | seconds (median) | max weight err (log2, worst) | functional err (log2, worst) | peak RSS MiB |"
+    head = f"| {'net':<28} | ok | queries (log2) | x floor P/k (log2) | seconds (median) | max weight err (log2, worst) | functional err (log2, worst) | peak RSS MiB | sign step s (max) |"
     print(head)
     print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
     for group in groups:
-        rows: dict[str, list[tuple[Case, dict[str, float | bool]]]] = {}
+        rows: dict[str, list[tuple[Case, dict[str, float | bool | str]]]] = {}
         for case in group:
             rows.setdefault(case.row, []).append((case, run_case(case)))
         for row, done in rows.items():
             truth = done[0][0].truth
             floor = math.log2(truth.n_params / truth.output_dim)
-            q = statistics.median(math.log2(r["queries"]) for _, r in done)
+            q = statistics.median(math.log2(float(r["queries"])) for _, r in done)
             ok = sum(bool(r["success"]) for _, r in done)
             # Errors of the successes (a failure is reported by the attack; its net may
             # not even have the truth's shape). No success: the worst of all.
@@ -158,9 +170,13 @@ def main() -> None:
                 f"{statistics.median(float(r['seconds']) for _, r in done):.1f} | "
                 f"{max(float(r['weight']) for r in good):.1f} | "
                 f"{max(float(r['functional']) for r in good):.1f} | "
-                f"{max(float(r['rss']) for _, r in done):.0f} |",
+                f"{max(float(r['rss']) for _, r in done):.0f} | "
+                f"{max(float(r['signs']) for _, r in done):.2f} |",
                 flush=True,
             )
+            for case, r in done:
+                if not r["success"]:
+                    print(f"    seed {case.seed}: {str(r['message'])[:160]}", flush=True)
 
 
 if __name__ == "__main__":

@@ -22,9 +22,10 @@ from glassbox.extract.predicted import SearchSettings
 from glassbox.extract.prefix import Prefix
 from glassbox.extract.progress import Progress
 from glassbox.extract.records import ExtractConfig, layer_record
-from glassbox.extract.sampling import fit_sample, straddle
-from glassbox.extract.signs.last_layer import LastLayerFit, fit_last_layer
-from glassbox.extract.signs.wiggle import points_on_plane, wiggle_signs
+from glassbox.extract.sampling import output_fit
+from glassbox.extract.signs.dispatch import Probe, confirm, fake_pairs, sign_inner_layer
+from glassbox.extract.signs.last_layer import LastLayerFit
+from glassbox.extract.signs.wiggle import points_on_plane
 from glassbox.extract.tolerance import FLOAT64_EPS, is_coarse
 from glassbox.mlp import ReLUNet
 from glassbox.oracle.core import Oracle
@@ -38,6 +39,8 @@ NO_BIAS = 1e-9
 NEARLY_EXACT = -12.0
 # Lines of the second look at a layer are this many times longer.
 EXTRA_REACH = 16.0
+# Further looks while the fit reads +/- pairs that SOE disputes.
+MORE_LOOKS = 2
 
 
 @dataclass
@@ -107,8 +110,7 @@ class LayerLoop:
             layer = self._search_layer(depth)
             if layer is None or not self._decide_last(layer):
                 return
-            assert layer.fit is not None
-            if layer.fit.exact:
+            if layer.fit is not None and layer.fit.exact:
                 self._finish(layer)
                 return
             if not self._sign(layer):
@@ -139,10 +141,27 @@ class LayerLoop:
         self._polish_lone_layer(layer)
         if _clean(layer.fit):
             return True
-        # A neuron on (or off) everywhere the lines went is linear on the samples and
-        # spoils the fit (or, exact, its signs): look again, briefly, further out, before
-        # deciding. (Deeper layers spoil it too; the look is short.)
-        return self._second_look(layer)
+        # A neuron on (or off) everywhere the lines went spoils the fit (or its signs):
+        # look again, briefly, further out (deeper layers spoil it too; the look is
+        # short), and again while SOE disputes the fit's +/- pairs (a neuron missing).
+        if not self._second_look(layer):
+            return False
+        for _ in range(MORE_LOOKS):
+            if not self._fake_pairs(layer):
+                break
+            if not self._second_look(layer):
+                return False
+        return True
+
+    def _fake_pairs(self, layer: Layer) -> bool:
+        """An exact fit with +/- pairs whose pairing SOE disputes (a neuron still missing)."""
+        if layer.fit is None or not layer.fit.exact:
+            return False
+        with self.oracle.phase("signs"):
+            return fake_pairs(self._probe(), layer.theta, layer.fit.signs, list(layer.anchors()))
+
+    def _probe(self) -> Probe:  # what the sign methods work with
+        return Probe(self.oracle, self.prefix, self.rng, self.eps, self.config.input_scale)
 
     def _polish_lone_layer(self, layer: Layer) -> None:
         """One hidden layer with rows too wide for the kink refinement: large safe steps."""
@@ -171,35 +190,31 @@ class LayerLoop:
         return True
 
     def _sign(self, layer: Layer) -> bool:
-        """Signs of a layer that is not the last, by the neuron wiggle; ambiguous ones fail."""
+        """Signs of a layer that is not the last (``signs/dispatch.py``); unclear ones fail."""
         assert layer.fit is not None
+        t0 = time.perf_counter()
         with self.oracle.phase("signs"):
             layer.points = [points_on_plane(self.prefix, n) for n in layer.search.neurons]
-            votes = wiggle_signs(
-                self.oracle, self.prefix, layer.theta, layer.points, self.rng, self.eps
-            )
-        for n_info, v in zip(layer.info["neuron_evidence"], votes, strict=True):
-            n_info.update(
-                sign=v.sign,
-                votes=[v.votes_plus, v.votes_minus],
-                degenerate_votes=v.degenerate,
-                sign_confidence=v.confidence,
-            )
+            found = sign_inner_layer(self._probe(), layer.theta, layer.points)
+        for n_info, s, ev in zip(
+            layer.info["neuron_evidence"], found.signs, found.evidence, strict=True
+        ):
+            n_info.update(sign=float(s), **ev)
         layer.info.update(
-            sign_method="neuron wiggle",
-            lowest_sign_confidence=min(v.confidence for v in votes),
+            sign_method=found.method,
+            sign_methods_agreed=found.agreed,
+            lowest_sign_confidence=found.margin,
+            lowest_sign_margin=found.margin,
+            sign_seconds=time.perf_counter() - t0,
             **layer.spent(self.oracle),
             last_layer_fit_residual_log2=layer.fit.residual_log2,
         )
         self.layers.append(layer.info)
-        bad = [j for j, v in enumerate(votes) if not v.decided]
-        if bad:
-            self.message = (
-                f"failed: signs of {len(bad)} of {len(votes)} neurons of layer {layer.depth} "
-                f"stay ambiguous after their votes (neurons {bad[:8]}); not guessed"
-            )
+        failure = found.failure(layer.depth)
+        if failure:
+            self.message = failure
             return False
-        layer.signs = np.array([v.sign for v in votes])
+        layer.signs = found.signs
         return True
 
     def _push(self, layer: Layer) -> None:
@@ -258,52 +273,40 @@ class LayerLoop:
         return search
 
     def _last_layer_fit(self, theta: Array, anchors: Array) -> LastLayerFit:
-        relu = self.config.output_relu
-        with self.oracle.phase("outputs"):
-            X, Y = fit_sample(
-                self.oracle,
-                self.prefix,
-                theta,
-                anchors,
-                self.on_points,
-                self.rng,
-                self.config.input_scale,
-                per_anchor=8,
-            )
-        if relu is not None:
-            self.output_relu = relu
-            return fit_last_layer(self.prefix, theta, X, Y, output_relu=relu, eps=self.eps)
-        # Exact zeros alone do not mean an output ReLU (a bias-free net is 0 wherever all
-        # its last neurons are off): the plain fit is tried first, the ReLU one if it fails.
-        self.output_relu = False
-        fit = fit_last_layer(self.prefix, theta, X, Y, output_relu=False, eps=self.eps)
-        if fit.exact or not (self.saw_zero or bool(np.any(Y == 0.0))):
-            return fit
-        with_relu = fit_last_layer(self.prefix, theta, X, Y, output_relu=True, eps=self.eps)
-        for _ in range(2):
-            if not with_relu.exact or with_relu.seen is None:
-                return fit
-            self.output_relu = True
-            on = np.any(Y > 0, axis=0)
-            unseen = ~with_relu.seen & on[:, None]
-            if not unseen.any():
-                break
-            with self.oracle.phase("outputs"):
-                X, Y = straddle(
-                    self.oracle, self.prefix, theta, X, Y, unseen, self.rng, self.config.input_scale
-                )
-            with_relu = fit_last_layer(self.prefix, theta, X, Y, output_relu=True, eps=self.eps)
-        return with_relu
+        """The output fit on this layer (``sampling.output_fit``): exact means the last."""
+        fit, self.output_relu = output_fit(
+            self.oracle,
+            self.prefix,
+            theta,
+            anchors,
+            self.on_points,
+            self.rng,
+            self.config.input_scale,
+            self.eps,
+            self.config.output_relu,
+            self.saw_zero,
+        )
+        return fit
 
     def _finish(self, layer: Layer) -> None:
         """The last hidden layer: signs and output layer from the fit, then the self-check."""
         fit, info = layer.fit, layer.info
         assert fit is not None
+        margin = 1.0 - fit.sigma_error if fit.rows is not None else 0.0
         info.update(
-            sign_method="last hidden layer (linear solve)",
-            lowest_sign_confidence=1.0 - fit.sigma_error if fit.rows is not None else 0.0,
+            sign_method=f"last hidden layer ({fit.method})",
+            sign_methods_agreed=[fit.method] if fit.rows is not None else [],
+            lowest_sign_confidence=margin,
+            lowest_sign_margin=margin,
+            sign_seconds=fit.sign_seconds,
             last_layer_fit_residual_log2=fit.residual_log2,
         )
+        if fit.rivals:
+            self.notes.append(
+                f"layer {layer.depth}: {fit.rivals} other sign vector(s) fit the answers as well "
+                "(too few inputs to tell them apart); their nets give the same function to the "
+                "answers' precision, and the weights are not identifiable there"
+            )
         self.notes.extend(fit.notes)
         if fit.rows is None or fit.out_weights is None or fit.out_bias is None:
             info.update(layer.spent(self.oracle))
@@ -312,8 +315,29 @@ class LayerLoop:
                 "; ".join(fit.notes) or "its signs could not be read"
             )
             return
+        if not self._confirm_last(layer, fit):
+            return
         self._assemble(layer, fit)
         self._self_check(fit)
+
+    def _confirm_last(self, layer: Layer, fit: LastLayerFit) -> bool:
+        """SOE beside the fit's signs; a disagreement measured again fails the run."""
+        assert fit.signs is not None
+        t0 = time.perf_counter()
+        with self.oracle.phase("signs"):  # SOE: None where the layer is too wide for it
+            soe, split = confirm(self._probe(), layer.theta, fit.signs, list(layer.anchors()))
+        layer.info["sign_seconds"] += time.perf_counter() - t0
+        if soe is not None and not split and np.any(soe.sign != 0):
+            layer.info["sign_methods_agreed"].append("SOE")
+        if soe is None or not split:
+            return True
+        layer.info.update(layer.spent(self.oracle))
+        self.layers.append(layer.info)
+        self.message = (
+            f"failed: the last hidden layer's signs by {fit.method} and by SOE disagree on "
+            f"neurons {split[:8]} even after measuring again; not guessed"
+        )
+        return False
 
     def _assemble(self, layer: Layer, fit: LastLayerFit) -> None:
         """The recovered net: the prefix, the signed last hidden layer and the output layer."""
@@ -359,13 +383,15 @@ class LayerLoop:
                 tolerance_log2=self.config.check_tolerance_log2,
             )
         self.check = verdict.figures
-        self.check["unmeasured_weights"] = float(fit.unmeasured)
-        self.success = verdict.success and fit.unmeasured == 0
+        self.check["unmeasured_weights"] = float(len(fit.unmeasured))
+        self.success = verdict.success and not fit.unmeasured
         self.message = verdict.message
         if fit.unmeasured:
+            pairs = ", ".join(f"output {o} from neuron {j}" for o, j in fit.unmeasured[:6])
             self.message = self.message.replace("success:", "failed:", 1) + (
-                f"; {fit.unmeasured} outgoing weight(s) never measured (an output on only where "
-                "its neuron is off, in every sample): the net may differ where they matter"
+                f"; {len(fit.unmeasured)} outgoing weight(s) never measured ({pairs}): each "
+                "output was on only where its neuron is off, in every sample, so the net may "
+                "differ where they matter"
             )
 
 

@@ -5,13 +5,20 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from glassbox.extract.precision import onto_plane
 from glassbox.extract.prefix import Prefix
+from glassbox.extract.signs.last_layer import LastLayerFit, fit_last_layer
 from glassbox.oracle.core import Oracle
 
 Array = NDArray[np.float64]
 
 # Doubling rounds of extra samples for outputs on at too few points (n, 2n, ... 16n).
 RARE_OUTPUT_ROUNDS = 5
+# Input scales (times the configured one) probed for outputs on nowhere in the first sample.
+FAR = (4.0, 16.0, 64.0)
+# Free draws per scale, and asked points per output, looking for an output ReLU rarely off.
+NEGATIVE_DRAWS = 4096
+NEGATIVE_ASKS = 8
 
 
 def fit_sample(
@@ -39,23 +46,75 @@ def fit_sample(
     )
     X = np.vstack([rng.normal(0.0, scale, size=(rows, prefix.input_dim)), near])
     Y = oracle.query(X)
-    seeds = [p for pts in on_points.values() for p in pts]
+    if np.any(Y == 0.0):
+        X, Y = _look_further(oracle, X, Y, on_points, rng, scale, rows)
     for k in range(RARE_OUTPUT_ROUNDS):
-        short = np.sum(Y > 0, axis=0) < need + 8
-        short &= np.array([bool(on_points.get(j)) for j in range(Y.shape[1])]) | np.any(
-            Y > 0, axis=0
-        )
-        if not short.any() or not np.any(Y <= 0):
+        on = [list(on_points.get(j, [])) + list(X[Y[:, j] > 0]) for j in range(Y.shape[1])]
+        short = np.array([len(p) > 0 for p in on]) & (np.sum(Y > 0, axis=0) < need + 8)
+        if not short.any():
             break
         size = rows * 2**k
-        pool = [p for j in np.flatnonzero(short) for p in on_points.get(int(j), [])] or seeds
-        if not pool:
-            break
+        pool = [p for j in np.flatnonzero(short) for p in on[int(j)]]
         S = np.array(pool)[rng.integers(0, len(pool), size=size)]
         spread = scale * 4.0 ** rng.uniform(-2, 1, size=(size, 1))
         X2 = S + spread * rng.normal(size=S.shape)
         X, Y = np.vstack([X, X2]), np.vstack([Y, oracle.query(X2)])
     return X, Y
+
+
+def _look_further(
+    oracle: Oracle,
+    X: Array,
+    Y: Array,
+    on_points: dict[int, list[Array]],
+    rng: np.random.Generator,
+    scale: float,
+    rows: int,
+) -> tuple[Array, Array]:
+    """Inputs ever further out until every output is on somewhere (or the scales run out).
+
+    An output on nowhere in the sample may be on only where its bias no longer dominates:
+    far out a ReLU net is nearly positively homogeneous, so each output is on in a cone
+    if anywhere. ``rows`` Gaussian inputs per scale, at ``FAR`` times the input scale.
+    """
+    for far in FAR:
+        never = ~np.any(Y > 0, axis=0) & np.array([not on_points.get(j) for j in range(Y.shape[1])])
+        if not never.any():
+            break
+        X2 = rng.normal(0.0, far * scale, size=(rows, X.shape[1]))
+        X, Y = np.vstack([X, X2]), np.vstack([Y, oracle.query(X2)])
+    return X, Y
+
+
+def _where_negative(
+    oracle: Oracle, prefix: Prefix, fit: LastLayerFit, rng: np.random.Generator, scale: float
+) -> tuple[Array, Array]:
+    """Queried inputs where the plain fit predicts an output below zero (none: empty).
+
+    An output ReLU that is almost never off leaves no zero in the samples, and the plain
+    fit is exact on them; it then predicts negative values where the black box, if it
+    has the ReLU, answers 0. Candidates are drawn on the recovered layers (no queries);
+    the most negative ``NEGATIVE_ASKS`` per output are asked.
+    """
+    d = prefix.input_dim
+    empty = np.zeros((0, d)), np.zeros((0, 0))
+    if fit.rows is None or fit.out_weights is None or fit.out_bias is None:
+        return empty
+    Z = np.vstack([rng.normal(0.0, f * scale, size=(NEGATIVE_DRAWS, d)) for f in (0.25, 1.0, 4.0)])
+    Z = np.vstack([Z, np.zeros((1, d))])
+    h = prefix.state(Z)
+    pred = np.maximum(h @ fit.rows[:, :-1].T + fit.rows[:, -1], 0.0) @ fit.out_weights.T
+    pred += fit.out_bias
+    pick = {
+        int(i)
+        for o in range(pred.shape[1])
+        for i in np.argsort(pred[:, o])[:NEGATIVE_ASKS]
+        if pred[i, o] < 0
+    }
+    if not pick:
+        return empty
+    X2 = Z[sorted(pick)]
+    return X2, oracle.query(X2)
 
 
 def straddle(
@@ -75,8 +134,6 @@ def straddle(
     linear: its outgoing weight is then not measured. Its on-points moved onto the plane
     (within the prefix region) and nudged both ways are.
     """
-    from glassbox.extract.precision import onto_plane
-
     out = []
     for o, j in zip(*np.nonzero(unseen), strict=True):
         on = np.flatnonzero(Y[:, o] > 0)
@@ -90,3 +147,51 @@ def straddle(
         return X, Y
     X2 = np.array(out)
     return np.vstack([X, X2]), np.vstack([Y, oracle.query(X2)])
+
+
+def output_fit(
+    oracle: Oracle,
+    prefix: Prefix,
+    theta: Array,
+    anchors: Array,
+    on_points: dict[int, list[Array]],
+    rng: np.random.Generator,
+    scale: float,
+    eps: float,
+    output_relu: bool | None,
+    saw_zero: bool,
+) -> tuple[LastLayerFit, bool]:
+    """The output fit on layer rows ``theta`` and whether it has an output ReLU.
+
+    ``output_relu`` None means unknown. Exact zeros alone do not mean an output ReLU (a
+    bias-free net is 0 wherever all its last neurons are off): the plain fit is tried
+    first, the ReLU one if it fails; then, for each (output, neuron) the output's
+    on-rows see from one side only, samples are added a hair either side of the plane
+    where the output is on (:func:`straddle`), twice at most.
+    """
+    with oracle.phase("outputs"):
+        X, Y = fit_sample(oracle, prefix, theta, anchors, on_points, rng, scale, per_anchor=8)
+    if output_relu is not None:
+        return fit_last_layer(prefix, theta, X, Y, output_relu=output_relu, eps=eps), output_relu
+    fit = fit_last_layer(prefix, theta, X, Y, output_relu=False, eps=eps)
+    if fit.exact:
+        # An output ReLU rarely off fits plainly: where the fit predicts a negative output, ask.
+        with oracle.phase("outputs"):
+            X2, Y2 = _where_negative(oracle, prefix, fit, rng, scale)
+        if not np.any(Y2 == 0.0):
+            return fit, False
+        X, Y = np.vstack([X, X2]), np.vstack([Y, Y2])
+    elif not (saw_zero or bool(np.any(Y == 0.0))):
+        return fit, False
+    with_relu = fit_last_layer(prefix, theta, X, Y, output_relu=True, eps=eps)
+    for _ in range(2):
+        if not with_relu.exact or with_relu.seen is None:
+            return fit, False
+        on = np.any(Y > 0, axis=0)
+        unseen = ~with_relu.seen & on[:, None]
+        if not unseen.any():
+            break
+        with oracle.phase("outputs"):
+            X, Y = straddle(oracle, prefix, theta, X, Y, unseen, rng, scale)
+        with_relu = fit_last_layer(prefix, theta, X, Y, output_relu=True, eps=eps)
+    return with_relu, True

@@ -13,6 +13,7 @@ output is fitted on the points where it is on.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from glassbox.extract.prefix import Prefix
+from glassbox.extract.signs.lattice import lattice_sigma
 from glassbox.extract.tolerance import FLOAT64_EPS, loosen
 
 Array = NDArray[np.float64]
@@ -46,7 +48,12 @@ class LastLayerFit:
     seen: NDArray[np.bool_] | None = None
     # Outgoing weights (output, neuron) never measured: the output was on only where the
     # neuron was off, in every sample.
-    unmeasured: int = 0
+    unmeasured: list[tuple[int, int]] = field(default_factory=list)
+    # How the signs were read ("linear solve" or "lattice") and, for the lattice, how many
+    # other sign vectors fit as well (their nets give the same function to the precision).
+    method: str = "linear solve"
+    rivals: int = 0
+    sign_seconds: float = 0.0
 
 
 def fit_last_layer(
@@ -74,9 +81,14 @@ def fit_last_layer(
     seen = np.zeros((k, n), dtype=bool)
     side = np.zeros((k, n))
     worst = 0.0
+    dead: list[int] = []
     for o in range(k):
         rows = Y[:, o] > 0 if output_relu else np.ones(Y.shape[0], dtype=bool)
         Uo = U[rows]
+        if not rows.any():
+            # On nowhere it was asked: none of its weights is measured (counted, named).
+            dead.append(o)
+            continue
         both = np.any(Uo > 0, axis=0) & np.any(Uo < 0, axis=0)
         D = np.hstack([np.maximum(Uo[:, both], 0.0), H1[rows]])
         if D.shape[0] < D.shape[1] + 4:
@@ -93,9 +105,68 @@ def fit_last_layer(
     # Rows measured from coarse answers fit less exactly; a missing neuron leaves more.
     if worst > loosen(EXACT, eps):
         return LastLayerFit(False, res_log2)
+    t0 = time.perf_counter()
     fit = _signs(theta, C, T, seen, side, res_log2)
     fit.seen = seen
+    fit.sign_seconds = time.perf_counter() - t0
+    if dead:
+        # Zero at every input asked: recovered as the constant 0 (weights not identifiable).
+        fit.notes.append(
+            f"output(s) {dead[:8]} answered 0 at every one of {X.shape[0]} inputs asked (out "
+            "to 64 times the input scale): recovered as the constant 0; their weights are not "
+            "identifiable from the answers"
+        )
     return fit
+
+
+def _sigma_solve(
+    theta: Array, C: Array, T: Array, seen: NDArray[np.bool_], res_log2: float
+) -> tuple[Array, str, int] | str:
+    """``D`` from a 0/1 ``sigma`` per neuron (``D_oj = sigma_j C_oj``), or why it cannot be read.
+
+    Output ``o`` gives ``T_o = -sum_j sigma_j C_oj theta_j`` over the neurons it sees from
+    both sides, plus a free multiple of ``theta_j`` for each neuron it sees from one side
+    only (linear on its on-rows): projecting those directions out leaves equations in
+    ``sigma`` alone. Stacked over outputs they are solved by least squares when their rank
+    is ``n``, else by lattice reduction (:mod:`glassbox.extract.signs.lattice`); the free
+    multiples are then read back per output.
+    """
+    n, m1 = theta.shape
+    k, width = C.shape[0], m1 - 1
+    base = theta[:, :width]
+    blocks, rhs, frees = [], [], []
+    for o in range(k):
+        free = base[~seen[o]].T  # (width, unseen)
+        q, r = np.linalg.qr(free) if free.size else (np.zeros((width, 0)), np.zeros((0, 0)))
+        q = q[:, np.abs(np.diag(r)) > 1e-12 * max(float(np.max(np.abs(r), initial=0.0)), 1e-300)]
+        frees.append(free)
+        P = np.eye(width) - q @ q.T
+        blocks.append(P @ (base.T * C[o][None, :] * seen[o][None, :]))
+        rhs.append(-P @ T[o, :width])
+    A, b = np.vstack(blocks), np.concatenate(rhs)
+    quiet = [j for j in range(n) if not np.any(A[:, j])]
+    if quiet:
+        return f"neurons {quiet[:8]} of the last hidden layer are seen from both sides by no output"
+    rank = int(np.linalg.matrix_rank(A))
+    method, rivals = "linear solve", 0
+    if rank == n:
+        sigma = np.linalg.lstsq(A, b, rcond=None)[0]
+    else:
+        # Fewer equations than neurons: a low-density subset sum, by lattice reduction.
+        found = lattice_sigma(A, b, slack=max(1.0, 2.0 ** (res_log2 + 32)))
+        if found is None:
+            return (
+                f"signs of the last hidden layer: {n} neurons, {rank} independent equations "
+                f"({k} output(s) x {width} inputs to the layer), and lattice reduction found "
+                "no 0/1 solution at any precision"
+            )
+        sigma, method, rivals = found.sigma, "lattice", found.rivals
+    D = C * sigma[None, :] * seen
+    for o in range(k):
+        if frees[o].size:
+            left = T[o, :width] + (base.T * C[o][None, :] * seen[o][None, :]) @ sigma
+            D[o, ~seen[o]] = -np.linalg.lstsq(frees[o], left, rcond=None)[0]
+    return D, method, rivals
 
 
 def _signs(
@@ -107,30 +178,19 @@ def _signs(
     part of plane ``j`` that is active on its negative side: 0 for a positive neuron,
     ``C_j`` for a negative one, in between for a +/- pair sharing the hyperplane (as in the
     toy model's abs). With at least as many layer inputs as neurons ``D`` is solved per
-    output; otherwise only a 0/1 scale ``sigma_j`` per neuron is (every output must see
-    every neuron then).
+    output; otherwise only a 0/1 scale ``sigma_j`` per neuron is (:func:`_sigma_solve`).
     """
     n, m1 = theta.shape
-    k = C.shape[0]
     width = m1 - 1
     base = theta[:, :width].T  # (width, n)
+    method, rivals = "linear solve", 0
     if np.linalg.matrix_rank(base) == n:
         D = -np.linalg.lstsq(base, T[:, :width].T, rcond=None)[0].T  # (k, n)
     else:
-        A = np.einsum("oj,jw->owj", C, theta[:, :width]).reshape(k * width, n)
-        rank = int(np.linalg.matrix_rank(A))
-        if rank < n or not seen.all():
-            return LastLayerFit(
-                True,
-                res_log2,
-                notes=[
-                    f"signs of the last hidden layer are not pinned down by a linear solve: "
-                    f"{n} neurons but {rank} independent equations ({k} output(s) x {width} "
-                    "inputs to the layer)"
-                ],
-            )
-        sigma = np.linalg.lstsq(A, -T[:, :width].reshape(-1), rcond=None)[0]
-        D = C * sigma[None, :]
+        solved = _sigma_solve(theta, C, T, seen, res_log2)
+        if isinstance(solved, str):
+            return LastLayerFit(True, res_log2, notes=[solved])
+        D, method, rivals = solved
     D_solved = D.copy()
     tiny = 1e-7 * max(float(np.max(np.abs(C))), float(np.max(np.abs(T))), 1e-300)
     rows: list[Any] = []
@@ -138,7 +198,7 @@ def _signs(
     signs: list[float] = []
     notes: list[str] = []
     worst = 0.0
-    unmeasured = 0
+    unmeasured: list[tuple[int, int]] = []
     for j in range(n):
         o = seen[:, j]
         if o.any():
@@ -164,7 +224,8 @@ def _signs(
         one = ~seen[:, j]
         # Where the output saw the neuron only from its off side, its weight was never
         # measured: it is left at zero and counted (the self-check cannot vouch for it).
-        unmeasured += int(np.sum(one & (side[:, j] * sign < 0) & (side[:, j] != 0)))
+        off = one & (side[:, j] * sign < 0) & (side[:, j] != 0)
+        unmeasured += [(int(o), j) for o in np.flatnonzero(off)]
         if sign > 0:
             col[one] = np.where(side[one, j] > 0, -D[one, j], 0.0)
             neg_col[one] = 0.0
@@ -193,4 +254,6 @@ def _signs(
         sigma_error=worst,
         notes=notes,
         unmeasured=unmeasured,
+        method=method,
+        rivals=rivals,
     )

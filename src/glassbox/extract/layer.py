@@ -25,7 +25,15 @@ from numpy.typing import NDArray
 
 from glassbox.extract.fill import fill
 from glassbox.extract.kinks import LineKinks, find_kinks
-from glassbox.extract.neurons import Neuron, assign, explained, merge_duplicates, new_neuron
+from glassbox.extract.membership import ACCEPT, REJECT, Tally, line_grid, tally_line
+from glassbox.extract.neurons import (
+    MAX_LINES,
+    Neuron,
+    assign,
+    explained,
+    merge_duplicates,
+    new_neuron,
+)
 from glassbox.extract.precision import onto_plane, refine_neuron
 from glassbox.extract.predicted import SearchSettings, kink_where_predicted, on_prefix
 from glassbox.extract.prefix import Prefix
@@ -43,6 +51,12 @@ FLAT_HITS = 3
 REFINE_PASSES = 3
 # At most this many kinks are kept per layer for the self-check.
 MAX_SEEN = 4096
+# Fresh lines aimed at one candidate whose membership is not yet clear, and the share of
+# confirmed crossings that decides one still unclear after them.
+RECHECK_LINES = 8
+MIDDLE = 0.5 * (ACCEPT + REJECT)
+# Lines of deeper candidates kept for the next layer.
+MAX_HELD = 64
 
 
 @dataclass
@@ -59,6 +73,12 @@ class LayerSearch:
     seen: list[tuple[Array, Array]] = field(default_factory=list)
     saw_zero: bool = False
     on_points: dict[int, list[Array]] = field(default_factory=dict)
+    # Lines whose kinks came from candidates judged deeper: the next layer looks at them first.
+    held: list[LineKinks] = field(default_factory=list)
+    # Membership evidence of the candidates judged deeper (for the record).
+    rejected: list[Tally] = field(default_factory=list)
+    # Candidates whose membership stayed inside the margin after re-measuring.
+    marginal: int = 0
 
 
 def search_layer(
@@ -69,13 +89,17 @@ def search_layer(
     report: Callable[[LayerSearch], None] = lambda _: None,
     resume: LayerSearch | None = None,
     reach: float = 1.0,
+    held: list[LineKinks] | None = None,
 ) -> LayerSearch:
     """Find the next layer's neurons through ``prefix`` (see the module docstring).
 
     ``resume`` continues an earlier search of the same layer (more lines, ``reach``
-    times longer: a neuron that toggles only far out shows up there).
+    times longer: a neuron that toggles only far out shows up there). ``held`` are lines
+    the previous layer set aside (their kinks were deeper): they are looked at first.
     """
     out = resume if resume is not None else LayerSearch()
+    for line in held or []:
+        _look(oracle, prefix, line, out, settings, rng)
     d0 = prefix.input_dim
     s = settings.input_scale
     half = reach * settings.line_length * s * math.sqrt(d0)
@@ -100,7 +124,7 @@ def search_layer(
                 out.first_line = line
             _remember(out, line, rng)
             before = _settled(out)
-            _absorb(oracle, prefix, line, out, settings, rng)
+            _look(oracle, prefix, line, out, settings, rng)
             quiet = 0 if _settled(out) > before else quiet + 1
             report(out)
     with oracle.phase("fill"):
@@ -108,10 +132,8 @@ def search_layer(
             if not neuron.complete:
                 fill(oracle, prefix, neuron, settings, rng)
     if prefix.depth:
-        with oracle.phase("flatness"):
-            kept = [n for n in out.neurons if _holds_across(oracle, prefix, n, settings, rng)]
-        out.deeper += len(out.neurons) - len(kept)
-        out.neurons = kept
+        with oracle.phase("membership"):
+            _judge(oracle, prefix, out, settings, rng, half)
     merged = merge_duplicates(out.neurons)
     if merged:
         out.notes.append(f"merged {merged} neuron(s) met twice")
@@ -198,11 +220,15 @@ def _absorb(
             continue
         i = assign(out.neurons, w)
         if i >= 0:
+            kept = out.neurons[i].lines
+            if len(kept) < MAX_LINES and (not kept or kept[-1] is not line):
+                kept.append(line)
             continue
         if w.row is None:
             out.unexplained.append(x)
             continue
         neuron = new_neuron(w)
+        neuron.lines.append(line)
         with oracle.phase("flatness"):
             flat = _flat(oracle, prefix, neuron, settings, rng)
         if flat:
@@ -213,6 +239,8 @@ def _absorb(
                     refine_neuron(oracle, prefix, neuron, rng, settings.input_scale, settings.eps)
         else:
             out.deeper += 1
+            if len(out.held) < MAX_HELD and line not in out.held:
+                out.held.append(line)
 
 
 def _flat(
@@ -262,34 +290,72 @@ def _flat(
     return False
 
 
-def _holds_across(
+def _look(
     oracle: Oracle,
     prefix: Prefix,
-    neuron: Neuron,
+    line: LineKinks,
+    out: LayerSearch,
     settings: SearchSettings,
     rng: np.random.Generator,
-) -> bool:
-    """Whether the row predicts the neuron's kinks in other prefix regions too.
+) -> None:
+    """Tally the line against every candidate so far (no queries), then take its kinks."""
+    _tally(prefix, out.neurons, line, settings.eps)
+    _absorb(oracle, prefix, line, out, settings, rng)
 
-    A deeper neuron met where this layer's pattern happens not to change looks flat and
-    has a row, borrowed from that pattern; elsewhere it predicts kinks that are not there.
+
+def _tally(prefix: Prefix, neurons: list[Neuron], line: LineKinks, eps: float) -> None:
+    if not neurons or not prefix.depth:
+        return
+    grid = line_grid(prefix, line)
+    for n in neurons:
+        n.tally.add(tally_line(prefix, n.theta, n.known, n.error, line, eps, grid))
+
+
+def _judge(
+    oracle: Oracle,
+    prefix: Prefix,
+    out: LayerSearch,
+    settings: SearchSettings,
+    rng: np.random.Generator,
+    half: float,
+) -> None:
+    """Keep the candidates whose predicted planes the lines confirm; hold the deeper ones.
+
+    A candidate without a clear verdict is re-measured on fresh long lines aimed through
+    random points of its predicted plane (every candidate is tallied on them too), up to
+    ``RECHECK_LINES`` lines; one still inside the margin then goes by the middle of it.
     """
     s = settings.input_scale
-    seen = {tuple(w.active) for w in neuron.witnesses}
-    hits = misses = 0
-    for _ in range(4 * FLAT_TRIES):
-        if hits + misses >= FLAT_TRIES:
-            break
-        p = onto_plane(prefix, neuron.theta, rng.normal(0.0, s, size=prefix.input_dim))
-        if p is None or not neuron.valid_at(prefix, p[None])[0]:
-            continue
-        if tuple(prefix.state(p[None])[0] > 0) in seen:
-            continue  # only a region no witness was in tells the layers apart
-        g = prefix.normal(neuron.theta, p)
-        if kink_where_predicted(oracle, prefix, neuron, p, g, settings, 1.0):
-            hits += 1
-            if hits >= 2:
-                return True
+    for n in out.neurons:
+        for _ in range(RECHECK_LINES):
+            if n.tally.verdict() != "unclear":
+                break
+            p = None
+            for _ in range(8):
+                p = onto_plane(prefix, n.theta, rng.normal(0.0, s, size=prefix.input_dim))
+                if p is not None and n.valid_at(prefix, p[None])[0]:
+                    break
+                p = None
+            if p is None:
+                break
+            d = rng.normal(size=prefix.input_dim)
+            d /= np.linalg.norm(d)
+            # The aimed point sits anywhere on the line, not always at its middle.
+            shift = rng.uniform(-0.5, 0.5) * half
+            (line,) = find_kinks(
+                oracle, (p - shift * d)[None], d[None], -half, half, eps=settings.eps
+            )
+            _tally(prefix, out.neurons, line, settings.eps)
+        if n.tally.verdict() == "unclear" and n.tally.crossings:
+            out.marginal += 1
+    kept = []
+    for n in out.neurons:
+        t = n.tally
+        if t.verdict() == "member" or (t.verdict() == "unclear" and t.share >= MIDDLE):
+            kept.append(n)
         else:
-            misses += 1
-    return hits > 0
+            out.rejected.append(t)
+            if len(out.held) < MAX_HELD:
+                out.held.extend(x for x in n.lines if x not in out.held)
+    out.deeper += len(out.neurons) - len(kept)
+    out.neurons = kept

@@ -105,13 +105,14 @@ def search_layer(
     half = reach * settings.line_length * s * math.sqrt(d0)
     quiet = 0
     limit = out.lines + settings.max_lines
-    # A second look first sends one line into each cone where a single first-layer neuron
-    # is on: a deeper neuron on almost everywhere turns off there, far out, if anywhere.
-    singles = _single_patterns(prefix) if resume is not None else np.zeros((0, d0))
-    while out.lines < limit and quiet < settings.patience:
+    # Each look first sends one line into each cone where a single first-layer neuron is
+    # on: a deeper neuron on almost everywhere turns off there, far out, if anywhere.
+    singles = _single_patterns(prefix)
+    # Every aimed line is searched before patience counts (lines_per_batch may be small).
+    while out.lines < limit and (quiet < settings.patience or singles.shape[0]):
         if settings.width_hint is not None and _settled(out) >= settings.width_hint:
             break
-        n = min(settings.lines_per_batch, limit - out.lines)
+        n = min(max(settings.lines_per_batch, singles.shape[0]), limit - out.lines)
         x0 = rng.normal(0.0, s, size=(n, d0))
         d = _directions(prefix, n, rng)
         take = min(n, singles.shape[0])
@@ -330,12 +331,7 @@ def _judge(
         for _ in range(RECHECK_LINES):
             if n.tally.verdict() != "unclear":
                 break
-            p = None
-            for _ in range(8):
-                p = onto_plane(prefix, n.theta, rng.normal(0.0, s, size=prefix.input_dim))
-                if p is not None and n.valid_at(prefix, p[None])[0]:
-                    break
-                p = None
+            p = _aim(prefix, n, s, rng)
             if p is None:
                 break
             d = rng.normal(size=prefix.input_dim)
@@ -351,7 +347,9 @@ def _judge(
     kept = []
     for n in out.neurons:
         t = n.tally
-        if t.verdict() == "member" or (t.verdict() == "unclear" and t.share >= MIDDLE):
+        # No crossing at all (a rare neuron's plane met nowhere else): the flatness tests decide.
+        unclear = t.verdict() == "unclear"
+        if t.verdict() == "member" or (unclear and (t.share >= MIDDLE or not t.crossings)):
             kept.append(n)
         else:
             out.rejected.append(t)
@@ -359,3 +357,17 @@ def _judge(
                 out.held.extend(x for x in n.lines if x not in out.held)
     out.deeper += len(out.neurons) - len(kept)
     out.neurons = kept
+
+
+def _aim(prefix: Prefix, n: Neuron, s: float, rng: np.random.Generator) -> Array | None:
+    """A point of the candidate's predicted plane where its row is exact: anywhere first,
+    then ever nearer a witness (a rare neuron's row may be exact in few regions)."""
+    for k in range(12):
+        q = rng.normal(0.0, s, size=prefix.input_dim)
+        if k >= 4:
+            x = n.witnesses[int(rng.integers(len(n.witnesses)))].x
+            q = x + 2.0 ** (4 - k) * q
+        p = onto_plane(prefix, n.theta, q)
+        if p is not None and n.valid_at(prefix, p[None])[0]:
+            return p
+    return None

@@ -20,7 +20,9 @@ def _net() -> ReLUNet:
     """A 4-6-5-4-1 net: layer 2's neurons and layer 3's are known in closed form."""
     rng = np.random.default_rng(7)
     dims = [4, 6, 5, 4, 1]
-    weights = [rng.normal(0, np.sqrt(2 / a), size=(b, a)) for a, b in zip(dims, dims[1:])]
+    weights = [
+        rng.normal(0, np.sqrt(2 / a), size=(b, a)) for a, b in zip(dims[:-1], dims[1:], strict=True)
+    ]
     biases = [rng.normal(0, 0.5, size=b) for b in dims[1:]]
     return ReLUNet(weights, biases)
 
@@ -61,8 +63,12 @@ def test_global_test_accepts_a_layer_2_neuron_and_rejects_a_layer_3_neuron() -> 
 
 
 def test_tally_verdicts_and_margins() -> None:
-    assert Tally(10, 9).verdict() == "member" and Tally(10, 9).margin() == pytest.approx(0.9 - ACCEPT)
-    assert Tally(10, 1).verdict() == "deeper" and Tally(10, 1).margin() == pytest.approx(REJECT - 0.1)
+    assert Tally(10, 9).verdict() == "member" and Tally(10, 9).margin() == pytest.approx(
+        0.9 - ACCEPT
+    )
+    assert Tally(10, 1).verdict() == "deeper" and Tally(10, 1).margin() == pytest.approx(
+        REJECT - 0.1
+    )
     assert Tally(10, 6).verdict() == "unclear" and Tally(10, 6).margin() < 0
     assert Tally(MIN_CROSSINGS - 1, MIN_CROSSINGS - 1).verdict() == "unclear"
     record = Tally(8, 8).to_json()

@@ -51,6 +51,8 @@ FLAT_HITS = 3
 REFINE_PASSES = 3
 # At most this many kinks are kept per layer for the self-check.
 MAX_SEEN = 4096
+# Lines into single-neuron cones are this many times longer than the others (at least).
+SINGLE_REACH = 8.0
 # Fresh lines aimed at one candidate whose membership is not yet clear, and the share of
 # confirmed crossings that decides one still unclear after them.
 RECHECK_LINES = 8
@@ -106,19 +108,21 @@ def search_layer(
     quiet = 0
     limit = out.lines + settings.max_lines
     # Each look first sends one line into each cone where a single first-layer neuron is
-    # on: a deeper neuron on almost everywhere turns off there, far out, if anywhere.
+    # on, longer than the others: a deeper neuron on almost everywhere turns off there,
+    # far out, if anywhere (all of them are searched before patience counts).
     singles = _single_patterns(prefix)
-    # Every aimed line is searched before patience counts (lines_per_batch may be small).
     while out.lines < limit and (quiet < settings.patience or singles.shape[0]):
         if settings.width_hint is not None and _settled(out) >= settings.width_hint:
             break
-        n = min(max(settings.lines_per_batch, singles.shape[0]), limit - out.lines)
-        x0 = rng.normal(0.0, s, size=(n, d0))
-        d = _directions(prefix, n, rng)
-        take = min(n, singles.shape[0])
-        d[:take], singles = singles[:take], singles[take:]
+        if singles.shape[0]:
+            d, singles = singles[: limit - out.lines], singles[limit - out.lines :]
+            length = max(reach, SINGLE_REACH) * half / reach
+        else:
+            d = _directions(prefix, min(settings.lines_per_batch, limit - out.lines), rng)
+            length = half
+        x0 = rng.normal(0.0, s, size=d.shape)
         with oracle.phase("lines"):
-            lines = find_kinks(oracle, x0, d, -half, half, eps=settings.eps)
+            lines = find_kinks(oracle, x0, d, -length, length, eps=settings.eps)
         for line in lines:
             out.lines += 1
             if out.first_line is None:

@@ -24,8 +24,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from glassbox.extract.fill import fill
+from glassbox.extract.judge import judge, tally_all
 from glassbox.extract.kinks import LineKinks, find_kinks
-from glassbox.extract.membership import ACCEPT, REJECT, Tally, line_grid, tally_line
+from glassbox.extract.membership import Tally
 from glassbox.extract.neurons import (
     MAX_LINES,
     Neuron,
@@ -53,10 +54,6 @@ REFINE_PASSES = 3
 MAX_SEEN = 4096
 # Lines into single-neuron cones are this many times longer than the others (at least).
 SINGLE_REACH = 8.0
-# Fresh lines aimed at one candidate whose membership is not yet clear, and the share of
-# confirmed crossings that decides one still unclear after them.
-RECHECK_LINES = 8
-MIDDLE = 0.5 * (ACCEPT + REJECT)
 # Lines of deeper candidates kept for the next layer.
 MAX_HELD = 64
 
@@ -138,7 +135,14 @@ def search_layer(
                 fill(oracle, prefix, neuron, settings, rng)
     if prefix.depth:
         with oracle.phase("membership"):
-            _judge(oracle, prefix, out, settings, rng, half)
+            verdict = judge(oracle, prefix, out.neurons, settings, rng, half)
+        out.deeper += len(out.neurons) - len(verdict.kept)
+        out.neurons = verdict.kept
+        out.rejected.extend(verdict.rejected)
+        out.marginal += verdict.marginal
+        for line in verdict.held:
+            if len(out.held) < MAX_HELD and line not in out.held:
+                out.held.append(line)
     merged = merge_duplicates(out.neurons)
     if merged:
         out.notes.append(f"merged {merged} neuron(s) met twice")
@@ -304,74 +308,5 @@ def _look(
     rng: np.random.Generator,
 ) -> None:
     """Tally the line against every candidate so far (no queries), then take its kinks."""
-    _tally(prefix, out.neurons, line, settings.eps)
+    tally_all(prefix, out.neurons, line, settings.eps)
     _absorb(oracle, prefix, line, out, settings, rng)
-
-
-def _tally(prefix: Prefix, neurons: list[Neuron], line: LineKinks, eps: float) -> None:
-    if not neurons or not prefix.depth:
-        return
-    grid = line_grid(prefix, line)
-    for n in neurons:
-        n.tally.add(tally_line(prefix, n.theta, n.known, n.error, line, eps, grid))
-
-
-def _judge(
-    oracle: Oracle,
-    prefix: Prefix,
-    out: LayerSearch,
-    settings: SearchSettings,
-    rng: np.random.Generator,
-    half: float,
-) -> None:
-    """Keep the candidates whose predicted planes the lines confirm; hold the deeper ones.
-
-    A candidate without a clear verdict is re-measured on fresh long lines aimed through
-    random points of its predicted plane (every candidate is tallied on them too), up to
-    ``RECHECK_LINES`` lines; one still inside the margin then goes by the middle of it.
-    """
-    s = settings.input_scale
-    for n in out.neurons:
-        for _ in range(RECHECK_LINES):
-            if n.tally.verdict() != "unclear":
-                break
-            p = _aim(prefix, n, s, rng)
-            if p is None:
-                break
-            d = rng.normal(size=prefix.input_dim)
-            d /= np.linalg.norm(d)
-            # The aimed point sits anywhere on the line, not always at its middle.
-            shift = rng.uniform(-0.5, 0.5) * half
-            (line,) = find_kinks(
-                oracle, (p - shift * d)[None], d[None], -half, half, eps=settings.eps
-            )
-            _tally(prefix, out.neurons, line, settings.eps)
-        if n.tally.verdict() == "unclear" and n.tally.crossings:
-            out.marginal += 1
-    kept = []
-    for n in out.neurons:
-        t = n.tally
-        # No crossing at all (a rare neuron's plane met nowhere else): the flatness tests decide.
-        unclear = t.verdict() == "unclear"
-        if t.verdict() == "member" or (unclear and (t.share >= MIDDLE or not t.crossings)):
-            kept.append(n)
-        else:
-            out.rejected.append(t)
-            if len(out.held) < MAX_HELD:
-                out.held.extend(x for x in n.lines if x not in out.held)
-    out.deeper += len(out.neurons) - len(kept)
-    out.neurons = kept
-
-
-def _aim(prefix: Prefix, n: Neuron, s: float, rng: np.random.Generator) -> Array | None:
-    """A point of the candidate's predicted plane where its row is exact: anywhere first,
-    then ever nearer a witness (a rare neuron's row may be exact in few regions)."""
-    for k in range(12):
-        q = rng.normal(0.0, s, size=prefix.input_dim)
-        if k >= 4:
-            x = n.witnesses[int(rng.integers(len(n.witnesses)))].x
-            q = x + 2.0 ** (4 - k) * q
-        p = onto_plane(prefix, n.theta, q)
-        if p is not None and n.valid_at(prefix, p[None])[0]:
-            return p
-    return None

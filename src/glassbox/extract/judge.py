@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from glassbox.extract.kinks import LineKinks, find_kinks
-from glassbox.extract.membership import ACCEPT, REJECT, Tally, line_grid, tally_line
+from glassbox.extract.membership import ACCEPT, REJECT, Tally, tally_lines
 from glassbox.extract.neurons import Neuron
 from glassbox.extract.precision import onto_plane
 from glassbox.extract.predicted import SearchSettings
@@ -43,9 +43,16 @@ def tally_all(prefix: Prefix, neurons: list[Neuron], line: LineKinks, eps: float
     """Add ``line``'s crossings of every candidate's plane to its tally (no queries)."""
     if not neurons or not prefix.depth:
         return
-    grid = line_grid(prefix, line)
-    for n in neurons:
-        n.tally.add(tally_line(prefix, n.theta, n.known, n.error, line, eps, grid))
+    total, confirmed = tally_lines(
+        prefix,
+        np.array([n.theta for n in neurons]),
+        np.array([n.known for n in neurons]),
+        np.array([n.error for n in neurons]),
+        line,
+        eps,
+    )
+    for n, c, k in zip(neurons, total, confirmed, strict=True):
+        n.tally.add(Tally(int(c), int(k)))
 
 
 def judge(

@@ -88,43 +88,71 @@ class Tally:
         }
 
 
-def line_grid(prefix: Prefix, line: LineKinks) -> tuple[Array, Array]:
-    """``GRID`` positions along ``line`` and the prefix state there (shared by every candidate)."""
-    t = np.linspace(line.t_lo, line.t_hi, GRID)
-    return t, prefix.state(line.point(t))
-
-
 def crossings(
-    prefix: Prefix,
-    theta: Array,
-    known: NDArray[np.bool_],
-    line: LineKinks,
-    grid: tuple[Array, Array] | None = None,
-) -> tuple[Array, Array]:
-    """Where ``line`` crosses the plane ``theta`` (where the row is exact), and ``|h| + 1`` there
-    over the row's slope along the line (the scale of a position error)."""
-    t, H = grid if grid is not None else line_grid(prefix, line)
-    z = H @ theta[:-1] + theta[-1]
-    valid = ~np.any(H[:, ~known] > 0, axis=1)
-    cells = np.flatnonzero((np.sign(z[:-1]) * np.sign(z[1:]) < 0) & valid[:-1] & valid[1:])
-    if cells.size == 0:
-        return np.zeros(0), np.zeros(0)
-    lo, hi = t[cells].copy(), t[cells + 1].copy()
-    s_lo = np.sign(z[cells])
+    prefix: Prefix, thetas: Array, known: NDArray[np.bool_], line: LineKinks
+) -> tuple[NDArray[np.int64], Array, Array]:
+    """Where ``line`` crosses each plane ``thetas[j]`` (where row ``j`` is exact, ``known[j]``).
+
+    Returns ``(which, t, scale)``: the plane of each crossing, its place on the line, and
+    ``1 + |h|`` there over the row's slope along the line (the scale of a position error).
+    All planes at once: the prefix is evaluated on one grid, then one bisection.
+    """
+    t = np.linspace(line.t_lo, line.t_hi, GRID)
+    H = prefix.state(line.point(t))
+    Z = H @ thetas[:, :-1].T + thetas[:, -1]
+    # Row j is exact where none of its unknown coordinates is on.
+    valid = ((H > 0).astype(np.float64) @ (~known).T.astype(np.float64)) == 0
+    change = (np.sign(Z[:-1]) * np.sign(Z[1:]) < 0) & valid[:-1] & valid[1:]
+    cell, which = np.nonzero(change)
+    if cell.size == 0:
+        return which, np.zeros(0), np.zeros(0)
+    W, b = thetas[which, :-1], thetas[which, -1]
+    lo, hi = t[cell].copy(), t[cell + 1].copy()
+    s_lo = np.sign(Z[cell, which])
     for _ in range(BISECT):
         mid = 0.5 * (lo + hi)
-        zm = prefix.state(line.point(mid)) @ theta[:-1] + theta[-1]
+        zm = np.sum(prefix.state(line.point(mid)) * W, axis=1) + b
         same = np.sign(zm) == s_lo
         lo, hi = np.where(same, mid, lo), np.where(same, hi, mid)
     tc = 0.5 * (lo + hi)
     # Slope of the row's value along the line just around the crossing.
     step = 1e-6 * (line.t_hi - line.t_lo)
-    za = prefix.state(line.point(tc - step)) @ theta[:-1]
-    zb = prefix.state(line.point(tc + step)) @ theta[:-1]
+    za = np.sum(prefix.state(line.point(tc - step)) * W, axis=1)
+    zb = np.sum(prefix.state(line.point(tc + step)) * W, axis=1)
     slope = np.abs(zb - za) / (2 * step)
     h = prefix.state(line.point(tc))
     scale = (1.0 + np.linalg.norm(h, axis=1)) / np.maximum(slope, 1e-300)
-    return tc, scale
+    return which, tc, scale
+
+
+def tally_lines(
+    prefix: Prefix,
+    thetas: Array,
+    known: NDArray[np.bool_],
+    errors: Array,
+    line: LineKinks,
+    eps: float,
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Per plane, its crossings of ``line`` and how many of them a found kink confirms."""
+    n = thetas.shape[0]
+    which, tc, scale = crossings(prefix, thetas, known, line)
+    if tc.size == 0:
+        return np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    tol = (loosen(PLACE, eps) + 64 * errors[which]) * scale + 1e-9 * (line.t_hi - line.t_lo)
+    # A crossing a hair from the line's ends cannot be told from the end itself.
+    inside = (tc - line.t_lo > tol) & (line.t_hi - tc > tol)
+    found = np.sort(line.t[line.hidden])
+    if found.size:
+        k = np.clip(np.searchsorted(found, tc), 1, found.size)
+        near = np.minimum(
+            np.abs(found[k - 1] - tc), np.abs(found[np.minimum(k, found.size - 1)] - tc)
+        )
+        hit = inside & (near <= tol)
+    else:
+        hit = np.zeros(tc.size, dtype=bool)
+    total = np.bincount(which[inside], minlength=n)
+    confirmed = np.bincount(which[hit], minlength=n)
+    return total, confirmed
 
 
 def tally_line(
@@ -134,19 +162,7 @@ def tally_line(
     error: float,
     line: LineKinks,
     eps: float,
-    grid: tuple[Array, Array] | None = None,
 ) -> Tally:
     """The crossings of one line with the plane ``theta``, and how many a found kink confirms."""
-    tc, scale = crossings(prefix, theta, known, line, grid)
-    out = Tally()
-    if tc.size == 0:
-        return out
-    found = line.t[line.hidden]
-    tol = (loosen(PLACE, eps) + 64 * error) * scale + 1e-9 * (line.t_hi - line.t_lo)
-    # A crossing a hair from the line's ends cannot be told from the end itself.
-    inside = (tc - line.t_lo > tol) & (line.t_hi - tc > tol)
-    for t, r in zip(tc[inside], tol[inside], strict=True):
-        out.crossings += 1
-        if found.size and float(np.min(np.abs(found - t))) <= r:
-            out.confirmed += 1
-    return out
+    total, confirmed = tally_lines(prefix, theta[None], known[None], np.array([error]), line, eps)
+    return Tally(int(total[0]), int(confirmed[0]))

@@ -113,11 +113,13 @@ def search_layer(
             break
         if singles.shape[0]:
             d, singles = singles[: limit - out.lines], singles[limit - out.lines :]
+            x0 = rng.normal(0.0, s, size=d.shape)
             length = max(reach, SINGLE_REACH) * half / reach
         else:
-            d = _directions(prefix, min(settings.lines_per_batch, limit - out.lines), rng)
+            n = min(settings.lines_per_batch, limit - out.lines)
+            x0 = rng.normal(0.0, s, size=(n, d0))
+            d = _directions(prefix, n, rng)
             length = half
-        x0 = rng.normal(0.0, s, size=d.shape)
         with oracle.phase("lines"):
             lines = find_kinks(oracle, x0, d, -length, length, eps=settings.eps)
         for line in lines:

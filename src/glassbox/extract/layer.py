@@ -131,20 +131,14 @@ def search_layer(
             _look(oracle, prefix, line, out, settings, rng)
             quiet = 0 if _settled(out) > before else quiet + 1
             report(out)
+    if prefix.depth:
+        _judged(oracle, prefix, out, settings, rng, half, quick=True)
     with oracle.phase("fill"):
         for neuron in out.neurons:
             if not neuron.complete:
                 fill(oracle, prefix, neuron, settings, rng)
     if prefix.depth:
-        with oracle.phase("membership"):
-            verdict = judge(oracle, prefix, out.neurons, settings, rng, half)
-        out.deeper += len(out.neurons) - len(verdict.kept)
-        out.neurons = verdict.kept
-        out.rejected.extend(verdict.rejected)
-        out.marginal += verdict.marginal
-        for line in verdict.held:
-            if len(out.held) < MAX_HELD and line not in out.held:
-                out.held.append(line)
+        _judged(oracle, prefix, out, settings, rng, half)
     merged = merge_duplicates(out.neurons)
     if merged:
         out.notes.append(f"merged {merged} neuron(s) met twice")
@@ -161,6 +155,27 @@ def search_layer(
     if coarse and merge_duplicates(out.neurons):
         out.notes.append("merged neuron(s) that refinement showed to be one")
     return out
+
+
+def _judged(
+    oracle: Oracle,
+    prefix: Prefix,
+    out: LayerSearch,
+    settings: SearchSettings,
+    rng: np.random.Generator,
+    half: float,
+    quick: bool = False,
+) -> None:
+    """Keep the members (``judge.py``); the deeper candidates' lines wait for the next layer."""
+    with oracle.phase("membership"):
+        verdict = judge(oracle, prefix, out.neurons, settings, rng, half, quick=quick)
+    out.deeper += len(out.neurons) - len(verdict.kept)
+    out.neurons = verdict.kept
+    out.rejected.extend(verdict.rejected)
+    out.marginal += verdict.marginal
+    for line in verdict.held:
+        if len(out.held) < MAX_HELD and line not in out.held:
+            out.held.append(line)
 
 
 def _directions(prefix: Prefix, n: int, rng: np.random.Generator) -> Array:

@@ -55,7 +55,10 @@ MAX_SEEN = 4096
 # Lines into single-neuron cones are this many times longer than the others (at least).
 SINGLE_REACH = 8.0
 # Lines of deeper candidates kept for the next layer.
-MAX_HELD = 64
+MAX_HELD = 16
+# Single-neuron-cone lines per look at most (a random choice of cones past that: wide
+# first layers would otherwise spend the budget on long lines).
+MAX_SINGLES = 32
 
 
 @dataclass
@@ -108,6 +111,8 @@ def search_layer(
     # on, longer than the others: a deeper neuron on almost everywhere turns off there,
     # far out, if anywhere (all of them are searched before patience counts).
     singles = _single_patterns(prefix)
+    if singles.shape[0] > MAX_SINGLES:
+        singles = singles[rng.permutation(singles.shape[0])[:MAX_SINGLES]]
     while out.lines < limit and (quiet < settings.patience or singles.shape[0]):
         if settings.width_hint is not None and _settled(out) >= settings.width_hint:
             break

@@ -111,3 +111,37 @@ def test_net_seed_sets_the_net_apart_from_the_attack(tmp_path, capsys) -> None:
     capsys.readouterr()
     again = json.loads((tmp_path / "b" / "extraction.json").read_text())
     assert again["target"] == "random:8-6-2 (seed 5)"
+
+
+def test_an_unclear_membership_is_re_measured_on_aimed_lines_not_guessed() -> None:
+    from glassbox.extract.judge import judge
+    from glassbox.extract.neurons import Neuron
+    from glassbox.extract.precision import onto_plane
+    from glassbox.extract.predicted import SearchSettings
+    from glassbox.extract.witness import Witness
+
+    net = _net()
+    prefix = Prefix(net.input_dim)
+    assert net.biases[0] is not None and net.biases[1] is not None and net.biases[2] is not None
+    prefix.push(net.weights[0], net.biases[0])
+    W2, b2, w3 = net.weights[1], net.biases[1], net.weights[2][0]
+    p = np.array([1.0, 1.0, 0.0, 1.0, 0.0])
+    rows = [np.append(W2[0], b2[0]), np.append((w3 * p) @ W2, (w3 * p) @ b2 + net.biases[2][0])]
+    rng = np.random.default_rng(3)
+    candidates = []
+    for theta in rows:
+        theta = theta / np.linalg.norm(theta)
+        starts = (onto_plane(prefix, theta, rng.normal(size=net.input_dim)) for _ in range(50))
+        x = next(y for y in starts if y is not None)
+        known = np.ones(prefix.width, dtype=bool)
+        w = Witness(x, known, np.zeros((1, prefix.width + 1)), theta, 1e-14, False)
+        # Two confirmed crossings: too few for a verdict either way.
+        candidates.append(Neuron(prefix.width, [w], theta, known, 1e-14, tally=Tally(2, 2)))
+    oracle = net_oracle(net)
+    settings = SearchSettings(1.0, 4.0, 2, 96, 8, 2.0**-52)
+    verdict = judge(oracle, prefix, candidates, settings, rng, half=12.0)
+    assert oracle.queries > 0  # fresh aimed lines were searched
+    member, deeper = candidates
+    assert member.tally.crossings >= MIN_CROSSINGS and member.tally.verdict() == "member"
+    assert deeper.tally.crossings >= MIN_CROSSINGS and deeper.tally.verdict() != "member"
+    assert verdict.kept == [member]

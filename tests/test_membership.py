@@ -145,3 +145,27 @@ def test_an_unclear_membership_is_re_measured_on_aimed_lines_not_guessed() -> No
     assert member.tally.crossings >= MIN_CROSSINGS and member.tally.verdict() == "member"
     assert deeper.tally.crossings >= MIN_CROSSINGS and deeper.tally.verdict() != "member"
     assert verdict.kept == [member]
+
+
+def test_a_refinement_far_worse_than_the_row_it_replaces_is_refused(monkeypatch) -> None:
+    import glassbox.extract.layer as layer
+    from glassbox.extract.neurons import Neuron
+    from glassbox.extract.predicted import SearchSettings
+
+    theta = np.array([0.6, 0.8, 0.0])
+    neuron = Neuron(2, [], theta.copy(), np.ones(2, dtype=bool), 1e-12)
+
+    def corrupt(oracle, prefix, n, rng, scale, eps):  # kinks of a neighbour, say
+        n.theta, n.error, n.refined = np.array([0.0, 0.6, 0.8]), 1e-4, 9
+
+    def improve(oracle, prefix, n, rng, scale, eps):
+        n.theta, n.error, n.refined = np.array([0.6, 0.8, 1e-13]), 1e-14, 9
+
+    settings = SearchSettings(1.0, 4.0, 2, 96, 8, 2.0**-52)
+    rng = np.random.default_rng(0)
+    monkeypatch.setattr(layer, "refine_neuron", corrupt)
+    layer._refine(None, Prefix(2), neuron, rng, settings)  # type: ignore[arg-type]
+    assert np.array_equal(neuron.theta, theta) and neuron.error == 1e-12 and neuron.refined == 0
+    monkeypatch.setattr(layer, "refine_neuron", improve)
+    layer._refine(None, Prefix(2), neuron, rng, settings)  # type: ignore[arg-type]
+    assert neuron.error == 1e-14 and neuron.refined == 9

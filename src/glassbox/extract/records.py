@@ -130,7 +130,8 @@ def layer_record(depth: int, search: LayerSearch) -> dict[str, Any]:
                 "known_inputs": int(np.sum(n.known)),
                 "error_bar": n.error,
                 "flat_checks": [n.flat_checks, n.flat_failures],
-                "membership": n.tally.to_json(),
+                # Layer 1 has no prefix to test membership through (flatness decides there).
+                "membership": n.tally.to_json() if depth > 1 else None,
             }
             for n in search.neurons
         ],

@@ -69,7 +69,8 @@ def judge(
     A candidate without a clear verdict is re-measured on fresh long lines (half-length
     ``half``) aimed through random points of its predicted plane (every candidate is
     tallied on them too), up to ``RECHECK_LINES`` lines; one still inside the margin then
-    goes by the middle of it, and one never crossed at all by the flatness tests it passed.
+    goes by the middle of it, and one never crossed at all (if complete) by the flatness
+    tests it passed.
     ``quick``: no re-measuring, only the candidates already clearly deeper go.
     """
     s = settings.input_scale
@@ -103,7 +104,11 @@ def judge(
     for n in neurons:
         t = n.tally
         unclear = t.verdict() == "unclear"
-        if t.verdict() == "member" or (unclear and (t.share >= MIDDLE or not t.crossings)):
+        # A row never crossed elsewhere counts on its flatness only when complete: an
+        # incomplete one is exact only where its witnesses were (a deeper neuron met in a
+        # single-neuron cone looks flat there).
+        alone = not t.crossings and n.complete
+        if t.verdict() == "member" or (unclear and (t.share >= MIDDLE or alone)):
             out.kept.append(n)
         else:
             out.rejected.append(t)

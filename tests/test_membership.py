@@ -63,16 +63,18 @@ def test_global_test_accepts_a_layer_2_neuron_and_rejects_a_layer_3_neuron() -> 
 
 
 def test_tally_verdicts_and_margins() -> None:
-    assert Tally(10, 9).verdict() == "member" and Tally(10, 9).margin() == pytest.approx(
-        0.9 - ACCEPT
-    )
+    spread = {b"\x01", b"\x02", b"\x03"}  # confirmed in three patterns of the previous layer
+    assert Tally(10, 9, spread).verdict() == "member"
+    assert Tally(10, 9, spread).margin() == pytest.approx(0.9 - ACCEPT)
+    # All confirmations in one pattern: a deeper neuron's borrowed row is exact there too.
+    assert Tally(10, 9, {b"\x01"}).verdict() == "unclear"
     assert Tally(10, 1).verdict() == "deeper" and Tally(10, 1).margin() == pytest.approx(
         REJECT - 0.1
     )
     assert Tally(10, 6).verdict() == "unclear" and Tally(10, 6).margin() < 0
     assert Tally(MIN_CROSSINGS - 1, MIN_CROSSINGS - 1).verdict() == "unclear"
-    record = Tally(8, 8).to_json()
-    assert record["verdict"] == "member" and record["share"] == 1.0
+    record = Tally(8, 8, spread).to_json()
+    assert record["verdict"] == "member" and record["share"] == 1.0 and record["patterns"] == 3
 
 
 def test_rare_neuron_is_found() -> None:

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from glassbox.extract.kinks import LineKinks, find_kinks
-from glassbox.extract.membership import ACCEPT, REJECT, Tally, tally_lines
+from glassbox.extract.membership import ACCEPT, MIN_PATTERNS, REJECT, Tally, tally_lines
 from glassbox.extract.neurons import Neuron
 from glassbox.extract.precision import onto_plane
 from glassbox.extract.predicted import SearchSettings
@@ -43,7 +43,7 @@ def tally_all(prefix: Prefix, neurons: list[Neuron], line: LineKinks, eps: float
     """Add ``line``'s crossings of every candidate's plane to its tally (no queries)."""
     if not neurons or not prefix.depth:
         return
-    total, confirmed = tally_lines(
+    tallies = tally_lines(
         prefix,
         np.array([n.theta for n in neurons]),
         np.array([n.known for n in neurons]),
@@ -51,8 +51,8 @@ def tally_all(prefix: Prefix, neurons: list[Neuron], line: LineKinks, eps: float
         line,
         eps,
     )
-    for n, c, k in zip(neurons, total, confirmed, strict=True):
-        n.tally.add(Tally(int(c), int(k)))
+    for n, t in zip(neurons, tallies, strict=True):
+        n.tally.add(t)
 
 
 def judge(
@@ -108,7 +108,8 @@ def judge(
         # incomplete one is exact only where its witnesses were (a deeper neuron met in a
         # single-neuron cone looks flat there).
         alone = not t.crossings and n.complete
-        if t.verdict() == "member" or (unclear and (t.share >= MIDDLE or alone)):
+        spread = len(t.patterns) >= MIN_PATTERNS
+        if t.verdict() == "member" or (unclear and ((t.share >= MIDDLE and spread) or alone)):
             out.kept.append(n)
         else:
             out.rejected.append(t)

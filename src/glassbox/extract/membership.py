@@ -16,7 +16,7 @@ fresh long lines aimed through its predicted plane in regions no witness was in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -36,6 +36,9 @@ BISECT = 48
 ACCEPT = 0.8
 REJECT = 0.5
 MIN_CROSSINGS = 4
+# A member's confirmed crossings must lie in at least this many activation patterns of the
+# previous layer (one pattern: a deeper neuron's borrowed row is exact there too).
+MIN_PATTERNS = 3
 # Predicted and found kink agree to this (relative to 1 + |h|, over the row's slope).
 PLACE = 1e-6
 
@@ -46,6 +49,8 @@ class Tally:
 
     crossings: int = 0
     confirmed: int = 0
+    # The previous layer's activation patterns (packed) at the confirmed crossings.
+    patterns: set[bytes] = field(default_factory=set)
 
     @property
     def share(self) -> float:
@@ -57,7 +62,7 @@ class Tally:
         if self.crossings < MIN_CROSSINGS:
             return "unclear"
         if self.share >= ACCEPT:
-            return "member"
+            return "member" if len(self.patterns) >= MIN_PATTERNS else "unclear"
         if self.share <= REJECT:
             return "deeper"
         return "unclear"
@@ -74,6 +79,7 @@ class Tally:
         """Add another tally's counts (two candidates found to be one neuron)."""
         self.crossings += other.crossings
         self.confirmed += other.confirmed
+        self.patterns |= other.patterns
 
     def to_json(self) -> dict[str, float | int | str]:
         """The evidence as recorded in extraction.json."""
@@ -81,6 +87,7 @@ class Tally:
             "crossings": self.crossings,
             "confirmed": self.confirmed,
             "share": self.share,
+            "patterns": len(self.patterns),
             "verdict": self.verdict(),
             "margin": self.margin(),
             "accept_at": ACCEPT,
@@ -90,11 +97,12 @@ class Tally:
 
 def crossings(
     prefix: Prefix, thetas: Array, known: NDArray[np.bool_], line: LineKinks
-) -> tuple[NDArray[np.int64], Array, Array]:
+) -> tuple[NDArray[np.int64], Array, Array, NDArray[np.bool_]]:
     """Where ``line`` crosses each plane ``thetas[j]`` (where row ``j`` is exact, ``known[j]``).
 
-    Returns ``(which, t, scale)``: the plane of each crossing, its place on the line, and
-    ``1 + |h|`` there over the row's slope along the line (the scale of a position error).
+    Returns ``(which, t, scale, on)``: the plane of each crossing, its place on the line,
+    ``1 + |h|`` there over the row's slope along the line (the scale of a position error),
+    and the previous layer's activation pattern there.
     All planes at once: the prefix is evaluated on one grid, then one bisection.
     """
     t = np.linspace(line.t_lo, line.t_hi, GRID)
@@ -105,7 +113,7 @@ def crossings(
     change = (np.sign(Z[:-1]) * np.sign(Z[1:]) < 0) & valid[:-1] & valid[1:]
     cell, which = np.nonzero(change)
     if cell.size == 0:
-        return which, np.zeros(0), np.zeros(0)
+        return which, np.zeros(0), np.zeros(0), np.zeros((0, thetas.shape[1] - 1), dtype=bool)
     W, b = thetas[which, :-1], thetas[which, -1]
     lo, hi = t[cell].copy(), t[cell + 1].copy()
     s_lo = np.sign(Z[cell, which])
@@ -122,7 +130,7 @@ def crossings(
     slope = np.abs(zb - za) / (2 * step)
     h = prefix.state(line.point(tc))
     scale = (1.0 + np.linalg.norm(h, axis=1)) / np.maximum(slope, 1e-300)
-    return which, tc, scale
+    return which, tc, scale, h > 0
 
 
 def tally_lines(
@@ -132,12 +140,12 @@ def tally_lines(
     errors: Array,
     line: LineKinks,
     eps: float,
-) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Per plane, its crossings of ``line`` and how many of them a found kink confirms."""
+) -> list[Tally]:
+    """Per plane, its crossings of ``line``, how many a found kink confirms, and where."""
     n = thetas.shape[0]
-    which, tc, scale = crossings(prefix, thetas, known, line)
+    which, tc, scale, on = crossings(prefix, thetas, known, line)
     if tc.size == 0:
-        return np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+        return [Tally() for _ in range(n)]
     tol = (loosen(PLACE, eps) + 64 * errors[which]) * scale + 1e-9 * (line.t_hi - line.t_lo)
     # A crossing a hair from the line's ends cannot be told from the end itself.
     inside = (tc - line.t_lo > tol) & (line.t_hi - tc > tol)
@@ -152,7 +160,10 @@ def tally_lines(
         hit = np.zeros(tc.size, dtype=bool)
     total = np.bincount(which[inside], minlength=n)
     confirmed = np.bincount(which[hit], minlength=n)
-    return total, confirmed
+    out = [Tally(int(c), int(m)) for c, m in zip(total, confirmed, strict=True)]
+    for j, pattern in zip(which[hit], on[hit], strict=True):
+        out[int(j)].patterns.add(np.packbits(pattern).tobytes())
+    return out
 
 
 def tally_line(
@@ -164,5 +175,4 @@ def tally_line(
     eps: float,
 ) -> Tally:
     """The crossings of one line with the plane ``theta``, and how many a found kink confirms."""
-    total, confirmed = tally_lines(prefix, theta[None], known[None], np.array([error]), line, eps)
-    return Tally(int(total[0]), int(confirmed[0]))
+    return tally_lines(prefix, theta[None], known[None], np.array([error]), line, eps)[0]

@@ -2,6 +2,7 @@
 
     python benchmarks/extract.py                       # everything (long)
     python benchmarks/extract.py --nets 784-32-1 --seeds 0-9
+    python benchmarks/extract.py --nets 10-10-10-1 --seeds 0-2 --attack-seeds 0-2
     python benchmarks/extract.py --nets toy-demo,toy-paper --toy-steps 2000
 
 The attack is never given the architecture: depth and widths are discovered.
@@ -55,8 +56,11 @@ def parse_seeds(text: str) -> list[int]:
     return [int(s) for s in text.split(",")]
 
 
-def random_cases(spec: str, seeds: list[int], float32: bool = False) -> Iterator[Case]:
-    """random:SPEC at each seed (float32: the oracle's answers rounded to float32)."""
+def random_cases(
+    spec: str, seeds: list[int], float32: bool = False, attack_seeds: list[int] | None = None
+) -> Iterator[Case]:
+    """random:SPEC at each seed (float32: the oracle's answers rounded to float32); with
+    ``attack_seeds``, each net attacked once per attack seed (one row per net seed)."""
     for s in seeds:
         net = ReLUNet.random(spec, seed=s)
         row = f"random:{spec}" + (" float32" if float32 else "")
@@ -65,7 +69,11 @@ def random_cases(spec: str, seeds: list[int], float32: bool = False) -> Iterator
             if float32
             else (lambda n=net: net_oracle(n))
         )
-        yield Case(row, net, make, s)
+        if attack_seeds is None:
+            yield Case(row, net, make, s)
+            continue
+        for a in attack_seeds:
+            yield Case(f"{row} net {s}, attack seeds", net, make, a)
 
 
 def toy_cases(size: str, seeds: list[int], steps: int) -> Iterator[Case]:
@@ -85,11 +93,16 @@ def toy_cases(size: str, seeds: list[int], steps: int) -> Iterator[Case]:
             yield Case(f"toy abs {n}-{m}-{n} {label}", net, lambda nt=net: net_oracle(nt), s, p)
 
 
+# Architectures each row's attacks reached (printed under rows of several attack seeds).
+ARCHITECTURES: dict[str, list[str]] = {}
+
+
 def run_case(case: Case) -> dict[str, float | bool | str]:
     """Attack one case and verify it."""
     t = time.perf_counter()
     result = extract(case.oracle(), ExtractConfig(seed=case.seed))
     seconds = time.perf_counter() - t
+    ARCHITECTURES.setdefault(case.row, []).append(result.architecture or "none")
     out: dict[str, float | bool | str] = {
         "success": result.success,
         "queries": result.queries,
@@ -133,10 +146,16 @@ def main() -> None:
         "(e.g. '10-10-10-1 20-16-16-20:nohiddenbias,relu')",
     )
     ap.add_argument("--seeds", default="0-9")
+    ap.add_argument(
+        "--attack-seeds",
+        default=None,
+        help="attack each random net once per attack seed (e.g. 0-2), one row per net seed",
+    )
     ap.add_argument("--toy-seeds", default="0-2")
     ap.add_argument("--toy-steps", type=int, default=5000)
     args = ap.parse_args()
     seeds, toy_seeds = parse_seeds(args.seeds), parse_seeds(args.toy_seeds)
+    attack = parse_seeds(args.attack_seeds) if args.attack_seeds else None
     groups: list[Iterator[Case]] = []
     names = args.nets.split() if " " in args.nets.strip() else args.nets.split(",")
     for name in names:
@@ -145,7 +164,7 @@ def main() -> None:
         elif name.startswith("toy-"):
             groups.append(toy_cases(name.removeprefix("toy-"), toy_seeds, args.toy_steps))
         else:
-            groups.append(random_cases(name, seeds))
+            groups.append(random_cases(name, seeds, attack_seeds=attack))
 
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}, load {os.getloadavg()[0]:.1f}"
@@ -177,6 +196,8 @@ def main() -> None:
             for case, r in done:
                 if not r["success"]:
                     print(f"    seed {case.seed}: {str(r['message'])[:160]}", flush=True)
+            if attack is not None:
+                print(f"  architectures: {ARCHITECTURES.get(row)}", flush=True)
 
 
 if __name__ == "__main__":

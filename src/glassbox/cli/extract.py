@@ -52,7 +52,13 @@ FAR = 8.0
     type=click.IntRange(min=0),
     default=0,
     show_default=True,
-    help="Seed of the attack (and of random:SPEC).",
+    help="Seed of the attack (and of random:SPEC unless --net-seed is given).",
+)
+@click.option(
+    "--net-seed",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Seed of a random:SPEC net, apart from the attack's [default: --seed].",
 )
 @click.option(
     "--instance",
@@ -107,6 +113,7 @@ def extract_command(
     overwrite: bool,
     budget: int | None,
     seed: int,
+    net_seed: int | None,
     instance: int | None,
     float32: bool,
     progress: bool | None,
@@ -130,7 +137,7 @@ def extract_command(
     resuming = prepare(out, resume, overwrite, marker="extraction.json")
     tgt = resolve_target(
         target,
-        seed=seed,
+        seed=seed if net_seed is None else net_seed,
         instance=instance,
         budget=budget,
         float32=float32,

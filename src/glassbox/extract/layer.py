@@ -24,12 +24,21 @@ import numpy as np
 from numpy.typing import NDArray
 
 from glassbox.extract.fill import fill
+from glassbox.extract.judge import judge, tally_all
 from glassbox.extract.kinks import LineKinks, find_kinks
-from glassbox.extract.neurons import Neuron, assign, explained, merge_duplicates, new_neuron
+from glassbox.extract.membership import Tally
+from glassbox.extract.neurons import (
+    MAX_LINES,
+    Neuron,
+    assign,
+    explained,
+    merge_duplicates,
+    new_neuron,
+)
 from glassbox.extract.precision import onto_plane, refine_neuron
 from glassbox.extract.predicted import SearchSettings, kink_where_predicted, on_prefix
 from glassbox.extract.prefix import Prefix
-from glassbox.extract.tolerance import is_coarse
+from glassbox.extract.tolerance import is_coarse, loosen
 from glassbox.extract.witness import measure
 from glassbox.oracle.core import Oracle
 
@@ -43,6 +52,15 @@ FLAT_HITS = 3
 REFINE_PASSES = 3
 # At most this many kinks are kept per layer for the self-check.
 MAX_SEEN = 4096
+# Lines into single-neuron cones are this many times longer than the others (at least).
+SINGLE_REACH = 8.0
+# Lines of deeper candidates kept for the next layer.
+MAX_HELD = 16
+# A refined row whose error estimate rises past this (and 16x its old one) is refused.
+WORSE = 1e-8
+# Single-neuron-cone lines per look at most (a random choice of cones past that: wide
+# first layers would otherwise spend the budget on long lines).
+MAX_SINGLES = 32
 
 
 @dataclass
@@ -59,6 +77,12 @@ class LayerSearch:
     seen: list[tuple[Array, Array]] = field(default_factory=list)
     saw_zero: bool = False
     on_points: dict[int, list[Array]] = field(default_factory=dict)
+    # Lines whose kinks came from candidates judged deeper: the next layer looks at them first.
+    held: list[LineKinks] = field(default_factory=list)
+    # Membership evidence of the candidates judged deeper (for the record).
+    rejected: list[Tally] = field(default_factory=list)
+    # Candidates whose membership stayed inside the margin after re-measuring.
+    marginal: int = 0
 
 
 def search_layer(
@@ -69,49 +93,59 @@ def search_layer(
     report: Callable[[LayerSearch], None] = lambda _: None,
     resume: LayerSearch | None = None,
     reach: float = 1.0,
+    held: list[LineKinks] | None = None,
 ) -> LayerSearch:
     """Find the next layer's neurons through ``prefix`` (see the module docstring).
 
     ``resume`` continues an earlier search of the same layer (more lines, ``reach``
-    times longer: a neuron that toggles only far out shows up there).
+    times longer: a neuron that toggles only far out shows up there). ``held`` are lines
+    the previous layer set aside (their kinks were deeper): they are looked at first.
     """
     out = resume if resume is not None else LayerSearch()
+    for line in held or []:
+        _look(oracle, prefix, line, out, settings, rng)
     d0 = prefix.input_dim
     s = settings.input_scale
     half = reach * settings.line_length * s * math.sqrt(d0)
     quiet = 0
     limit = out.lines + settings.max_lines
-    # A second look first sends one line into each cone where a single first-layer neuron
-    # is on: a deeper neuron on almost everywhere turns off there, far out, if anywhere.
-    singles = _single_patterns(prefix) if resume is not None else np.zeros((0, d0))
-    while out.lines < limit and quiet < settings.patience:
+    # Each look first sends one line into each cone where a single first-layer neuron is
+    # on, longer than the others: a deeper neuron on almost everywhere turns off there,
+    # far out, if anywhere (all of them are searched before patience counts).
+    singles = _single_patterns(prefix)
+    if singles.shape[0] > MAX_SINGLES:
+        singles = singles[rng.permutation(singles.shape[0])[:MAX_SINGLES]]
+    while out.lines < limit and (quiet < settings.patience or singles.shape[0]):
         if settings.width_hint is not None and _settled(out) >= settings.width_hint:
             break
-        n = min(settings.lines_per_batch, limit - out.lines)
-        x0 = rng.normal(0.0, s, size=(n, d0))
-        d = _directions(prefix, n, rng)
-        take = min(n, singles.shape[0])
-        d[:take], singles = singles[:take], singles[take:]
+        if singles.shape[0]:
+            d, singles = singles[: limit - out.lines], singles[limit - out.lines :]
+            x0 = rng.normal(0.0, s, size=d.shape)
+            length = max(reach, SINGLE_REACH) * half / reach
+        else:
+            n = min(settings.lines_per_batch, limit - out.lines)
+            x0 = rng.normal(0.0, s, size=(n, d0))
+            d = _directions(prefix, n, rng)
+            length = half
         with oracle.phase("lines"):
-            lines = find_kinks(oracle, x0, d, -half, half, eps=settings.eps)
+            lines = find_kinks(oracle, x0, d, -length, length, eps=settings.eps)
         for line in lines:
             out.lines += 1
             if out.first_line is None:
                 out.first_line = line
             _remember(out, line, rng)
             before = _settled(out)
-            _absorb(oracle, prefix, line, out, settings, rng)
+            _look(oracle, prefix, line, out, settings, rng)
             quiet = 0 if _settled(out) > before else quiet + 1
             report(out)
+    if prefix.depth:
+        _judged(oracle, prefix, out, settings, rng, half, quick=True)
     with oracle.phase("fill"):
         for neuron in out.neurons:
             if not neuron.complete:
                 fill(oracle, prefix, neuron, settings, rng)
     if prefix.depth:
-        with oracle.phase("flatness"):
-            kept = [n for n in out.neurons if _holds_across(oracle, prefix, n, settings, rng)]
-        out.deeper += len(out.neurons) - len(kept)
-        out.neurons = kept
+        _judged(oracle, prefix, out, settings, rng, half)
     merged = merge_duplicates(out.neurons)
     if merged:
         out.notes.append(f"merged {merged} neuron(s) met twice")
@@ -122,12 +156,48 @@ def search_layer(
             passes = REFINE_PASSES if coarse else (0 if neuron.refined else 1)
             for _ in range(passes):
                 rough = neuron.error
-                refine_neuron(oracle, prefix, neuron, rng, settings.input_scale, settings.eps)
+                _refine(oracle, prefix, neuron, rng, settings)
                 if neuron.error >= 0.5 * rough:
                     break
     if coarse and merge_duplicates(out.neurons):
         out.notes.append("merged neuron(s) that refinement showed to be one")
     return out
+
+
+def _judged(
+    oracle: Oracle,
+    prefix: Prefix,
+    out: LayerSearch,
+    settings: SearchSettings,
+    rng: np.random.Generator,
+    half: float,
+    quick: bool = False,
+) -> None:
+    """Keep the members (``judge.py``); the deeper candidates' lines wait for the next layer."""
+    with oracle.phase("membership"):
+        verdict = judge(oracle, prefix, out.neurons, settings, rng, half, quick=quick)
+    out.deeper += len(out.neurons) - len(verdict.kept)
+    out.neurons = verdict.kept
+    out.rejected.extend(verdict.rejected)
+    out.marginal += verdict.marginal
+    for line in verdict.held:
+        if len(out.held) < MAX_HELD and line not in out.held:
+            out.held.append(line)
+
+
+def _refine(
+    oracle: Oracle,
+    prefix: Prefix,
+    neuron: Neuron,
+    rng: np.random.Generator,
+    settings: SearchSettings,
+) -> None:
+    """Refine the row (``precision.py``), but keep the old one if the new one is far worse:
+    kinks re-found on a rare neuron's plane can belong to its neighbours."""
+    before = (neuron.theta.copy(), neuron.error, neuron.refined)
+    refine_neuron(oracle, prefix, neuron, rng, settings.input_scale, settings.eps)
+    if neuron.error > max(16 * before[1], loosen(WORSE, settings.eps)):
+        neuron.theta, neuron.error, neuron.refined = before
 
 
 def _directions(prefix: Prefix, n: int, rng: np.random.Generator) -> Array:
@@ -198,11 +268,15 @@ def _absorb(
             continue
         i = assign(out.neurons, w)
         if i >= 0:
+            kept = out.neurons[i].lines
+            if len(kept) < MAX_LINES and (not kept or kept[-1] is not line):
+                kept.append(line)
             continue
         if w.row is None:
             out.unexplained.append(x)
             continue
         neuron = new_neuron(w)
+        neuron.lines.append(line)
         with oracle.phase("flatness"):
             flat = _flat(oracle, prefix, neuron, settings, rng)
         if flat:
@@ -210,9 +284,11 @@ def _absorb(
             if is_coarse(settings.eps):
                 # A rough row "explains" every kink near its plane: refine it before it does.
                 with oracle.phase("refine"):
-                    refine_neuron(oracle, prefix, neuron, rng, settings.input_scale, settings.eps)
+                    _refine(oracle, prefix, neuron, rng, settings)
         else:
             out.deeper += 1
+            if len(out.held) < MAX_HELD and line not in out.held:
+                out.held.append(line)
 
 
 def _flat(
@@ -262,34 +338,14 @@ def _flat(
     return False
 
 
-def _holds_across(
+def _look(
     oracle: Oracle,
     prefix: Prefix,
-    neuron: Neuron,
+    line: LineKinks,
+    out: LayerSearch,
     settings: SearchSettings,
     rng: np.random.Generator,
-) -> bool:
-    """Whether the row predicts the neuron's kinks in other prefix regions too.
-
-    A deeper neuron met where this layer's pattern happens not to change looks flat and
-    has a row, borrowed from that pattern; elsewhere it predicts kinks that are not there.
-    """
-    s = settings.input_scale
-    seen = {tuple(w.active) for w in neuron.witnesses}
-    hits = misses = 0
-    for _ in range(4 * FLAT_TRIES):
-        if hits + misses >= FLAT_TRIES:
-            break
-        p = onto_plane(prefix, neuron.theta, rng.normal(0.0, s, size=prefix.input_dim))
-        if p is None or not neuron.valid_at(prefix, p[None])[0]:
-            continue
-        if tuple(prefix.state(p[None])[0] > 0) in seen:
-            continue  # only a region no witness was in tells the layers apart
-        g = prefix.normal(neuron.theta, p)
-        if kink_where_predicted(oracle, prefix, neuron, p, g, settings, 1.0):
-            hits += 1
-            if hits >= 2:
-                return True
-        else:
-            misses += 1
-    return hits > 0
+) -> None:
+    """Tally the line against every candidate so far (no queries), then take its kinks."""
+    tally_all(prefix, out.neurons, line, settings.eps)
+    _absorb(oracle, prefix, line, out, settings, rng)

@@ -102,6 +102,8 @@ class LayerLoop:
         self.on_points: dict[int, list[Array]] = {}
         # Per recovered layer, points on each neuron's hyperplane (for the self-check).
         self.plane_points: list[list[Array]] = []
+        # Lines whose kinks the last layer's search judged deeper: the next layer's first look.
+        self.held: list[LineKinks] = []
 
     def go(self) -> None:
         """Layer after layer: search it, decide whether it is the last, sign it, push it."""
@@ -257,7 +259,9 @@ class LayerLoop:
             lambda s: self.bar.note(neurons=len(s.neurons), lines=s.lines),
             resume=resume,
             reach=1.0 if resume is None else EXTRA_REACH,
+            held=self.held if resume is None else None,
         )
+        self.held = search.held
         self.n_lines += search.lines - before
         if self.first_line is None:
             self.first_line = search.first_line

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from glassbox.extract.kinks import LineKinks
+from glassbox.extract.membership import Tally
 from glassbox.extract.prefix import Prefix
 from glassbox.extract.tolerance import FLOAT64_EPS, loosen
 from glassbox.extract.witness import PINNED, Witness, null_row
@@ -26,6 +28,8 @@ BoolArray = NDArray[np.bool_]
 SAME_ROW = 1e-6
 # A neuron's kink: closer than this (relative to 1 + |x|) to its predicted hyperplane.
 ON_PLANE = 1e-7
+# Lines kept per neuron (for the next layer, should it turn out deeper).
+MAX_LINES = 4
 
 
 @dataclass
@@ -40,6 +44,10 @@ class Neuron:
     flat_checks: int = 0
     flat_failures: int = 0
     refined: int = 0
+    # Crossings of its predicted plane on lines, and how many had its kink (membership.py).
+    tally: Tally = field(default_factory=Tally)
+    # Lines its witnesses came from (a few), kept for the next layer if it is judged deeper.
+    lines: list[LineKinks] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -210,6 +218,11 @@ def merge_duplicates(neurons: list[Neuron]) -> int:
                 keep = max((na, nb), key=lambda n: (int(n.known.sum()), n.refined, -n.error))
             keep.flat_checks = na.flat_checks + nb.flat_checks
             keep.flat_failures = na.flat_failures + nb.flat_failures
+            tally = Tally()
+            tally.add(na.tally)
+            tally.add(nb.tally)
+            keep.tally = tally
+            keep.lines = (na.lines + nb.lines)[:MAX_LINES]
             neurons[a] = keep
             gone.add(b)
     for i in sorted(gone, reverse=True):

@@ -120,6 +120,8 @@ def layer_record(depth: int, search: LayerSearch) -> dict[str, Any]:
         "kinks_without_signature": len(search.unexplained),
         "incomplete_rows": sum(not n.complete for n in search.neurons),
         "rank_deficient_witnesses": sum(n.rank_deficient for n in search.neurons),
+        "membership_rejected": [t.to_json() for t in search.rejected],
+        "membership_marginal": search.marginal,
         "_points": [n.witnesses[0].x for n in search.neurons],
         "neuron_evidence": [
             {
@@ -128,6 +130,8 @@ def layer_record(depth: int, search: LayerSearch) -> dict[str, Any]:
                 "known_inputs": int(np.sum(n.known)),
                 "error_bar": n.error,
                 "flat_checks": [n.flat_checks, n.flat_failures],
+                # Layer 1 has no prefix to test membership through (flatness decides there).
+                "membership": n.tally.to_json() if depth > 1 else None,
             }
             for n in search.neurons
         ],

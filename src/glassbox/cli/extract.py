@@ -83,6 +83,12 @@ from glassbox.verify.compare import fmt_log2, verify
     show_default=True,
     help="Seconds between checkpoint writes to --out/checkpoint (kept until the run ends).",
 )
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="BLAS threads [default: chosen by the target's widths, 1 below 8192 inputs; never by load].",
+)
 def extract_command(
     target: str,
     out: Path,
@@ -97,6 +103,7 @@ def extract_command(
     architecture: str | None,
     resume: bool,
     checkpoint_every: float,
+    threads: int | None,
 ) -> None:
     """Extract TARGET (random:SPEC, toy run dir, ONNX file or saved net) into --out.
 
@@ -136,7 +143,9 @@ def extract_command(
         tgt.oracle, out, key, resume=resuming, every=checkpoint_every, budget=budget
     )
     try:
-        result = extract(oracle, config, progress=show_progress(False if quiet else progress))
+        result = extract(
+            oracle, config, progress=show_progress(False if quiet else progress), threads=threads
+        )
     except BaseException:
         oracle.flush()  # keep every answer so far for --resume
         raise

@@ -73,6 +73,12 @@ from glassbox.extras import require
     show_default=True,
     help="Defence: most rows in one request.",
 )
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="BLAS threads of the service [default: chosen by the model's input width; never by load].",
+)
 def serve_command(
     model: str,
     host: str,
@@ -87,6 +93,7 @@ def serve_command(
     api_keys: tuple[str, ...],
     budget: int | None,
     max_rows: int,
+    threads: int | None,
 ) -> None:
     """Serve MODEL (random:SPEC, toy run dir, ONNX file or saved net) as a prediction API.
 
@@ -128,4 +135,11 @@ def serve_command(
 
         sys.stdout.flush()
 
-    serve(service, sock, ready)
+    from glassbox.extract.threads import attack_threads, blas_threads
+
+    # The same rule as the attack's: small products run fastest on one thread, and a
+    # service beside other work (the demo's attack) must not spin a second one.
+    with blas_threads(
+        threads or attack_threads(service.oracle.input_dim, service.oracle.output_dim)
+    ):
+        serve(service, sock, ready)

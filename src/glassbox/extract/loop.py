@@ -17,7 +17,8 @@ from numpy.typing import NDArray
 from glassbox.extract.check import kink_layers, self_check
 from glassbox.extract.kinks import HIDDEN, LineKinks
 from glassbox.extract.layer import LayerSearch, search_layer
-from glassbox.extract.precision import polish_single_layer
+from glassbox.extract.polish import polish_single_layer
+from glassbox.extract.precision import refine_layer
 from glassbox.extract.predicted import SearchSettings
 from glassbox.extract.prefix import Prefix
 from glassbox.extract.progress import Progress
@@ -145,17 +146,46 @@ class LayerLoop:
         return self._second_look(layer)
 
     def _polish_lone_layer(self, layer: Layer) -> None:
-        """One hidden layer with rows too wide for the kink refinement: large safe steps."""
+        """One hidden layer: every row re-measured with large safe steps (``polish.py``).
+
+        The search left a first layer unrefined; rows the polish cannot measure (every
+        output that sees them off nearby) are refined from kinks instead.
+        """
         assert layer.fit is not None
-        rough = [i for i, n in enumerate(layer.search.neurons) if not n.refined]
-        if not (layer.fit.residual_log2 < NEARLY_EXACT and self.prefix.depth == 0 and rough):
+        if not (layer.fit.residual_log2 < NEARLY_EXACT and self.prefix.depth == 0):
+            return
+        neurons = layer.search.neurons
+        rough = [i for i, n in enumerate(neurons) if not n.refined]
+        if not rough:
             return
         with self.oracle.phase("refine"):
-            polished, _ = polish_single_layer(
-                self.oracle, layer.theta, layer.anchors(), self.config.input_scale
+            polished, errors = polish_single_layer(
+                self.oracle,
+                layer.theta,
+                layer.anchors(),
+                self.config.input_scale,
+                self.eps,
+                np.random.default_rng([self.config.seed, 2, len(rough)]),
+                which=rough,
             )
-        layer.theta[rough] = polished[rough]
+            for i in rough:
+                n = neurons[i]
+                if np.isfinite(errors[i]):
+                    n.theta, n.error = polished[i] / np.linalg.norm(polished[i]), errors[i]
+                    n.refined = max(n.refined, 1)
+            self._refine_first_layer(layer)
+        layer.theta = np.array([n.theta for n in neurons])
         layer.fit = self._last_layer_fit(layer.theta, layer.anchors())
+
+    def _refine_first_layer(self, layer: Layer) -> None:
+        """First-layer rows the search left unrefined, refined from kinks until they settle."""
+        rough = [n for n in layer.search.neurons if not n.refined]
+        if self.prefix.depth == 0 and rough:
+            with self.oracle.phase("refine"):
+                refine_layer(
+                    self.oracle, self.prefix, rough, self.rng, self.config.input_scale, self.eps
+                )
+            layer.theta = np.array([n.theta for n in layer.search.neurons])
 
     def _second_look(self, layer: Layer) -> bool:
         """Search the layer again with longer lines; refit if it found other neurons."""
@@ -168,11 +198,13 @@ class LayerLoop:
             layer.theta = np.array([n.theta for n in layer.search.neurons])
             layer.info = layer_record(layer.depth, layer.search)
             layer.fit = self._last_layer_fit(layer.theta, layer.anchors())
+            self._polish_lone_layer(layer)
         return True
 
     def _sign(self, layer: Layer) -> bool:
         """Signs of a layer that is not the last, by the neuron wiggle; ambiguous ones fail."""
         assert layer.fit is not None
+        self._refine_first_layer(layer)
         with self.oracle.phase("signs"):
             layer.points = [points_on_plane(self.prefix, n) for n in layer.search.neurons]
             votes = wiggle_signs(

@@ -93,6 +93,7 @@ def run_case(case: Case) -> dict[str, float | bool]:
         "queries": result.queries,
         "seconds": seconds,
         "rss": result.peak_rss_mb,
+        **{f"phase:{k}": v for k, v in result.queries_by_phase.items()},
         "weight": math.inf,
         "functional": math.inf,
     }
@@ -161,6 +162,12 @@ def main() -> None:
                 f"{max(float(r['rss']) for _, r in done):.0f} |",
                 flush=True,
             )
+            phases = sorted({k for _, r in done for k in r if k.startswith("phase:")})
+            by_phase = ", ".join(
+                f"{k[6:]} {statistics.median(math.log2(max(float(r.get(k, 0)), 1)) for _, r in done):.2f}"
+                for k in phases
+            )
+            print(f"|   queries by phase (median log2): {by_phase}", flush=True)
 
 
 if __name__ == "__main__":

@@ -100,6 +100,8 @@ class LayerLoop:
         self.on_points: dict[int, list[Array]] = {}
         # Per recovered layer, points on each neuron's hyperplane (for the self-check).
         self.plane_points: list[list[Array]] = []
+        # The inputs and answers of the last output fit.
+        self.sample: tuple[Array, Array] = (np.zeros((0, oracle.input_dim)), np.zeros((0, 0)))
 
     def go(self) -> None:
         """Layer after layer: search it, decide whether it is the last, sign it, push it."""
@@ -175,7 +177,8 @@ class LayerLoop:
                     n.refined = max(n.refined, 1)
             self._refine_first_layer(layer)
         layer.theta = np.array([n.theta for n in neurons])
-        layer.fit = self._last_layer_fit(layer.theta, layer.anchors())
+        # The same samples again: the planes moved by less than their rough error.
+        layer.fit = self._last_layer_fit(layer.theta, layer.anchors(), self.sample)
 
     def _refine_first_layer(self, layer: Layer) -> None:
         """First-layer rows the search left unrefined, refined from kinks until they settle."""
@@ -289,19 +292,24 @@ class LayerLoop:
             )
         return search
 
-    def _last_layer_fit(self, theta: Array, anchors: Array) -> LastLayerFit:
+    def _last_layer_fit(
+        self, theta: Array, anchors: Array, sample: tuple[Array, Array] | None = None
+    ) -> LastLayerFit:
+        """The output fit on fresh samples around ``anchors`` (or on ``sample``, no queries)."""
         relu = self.config.output_relu
-        with self.oracle.phase("outputs"):
-            X, Y = fit_sample(
-                self.oracle,
-                self.prefix,
-                theta,
-                anchors,
-                self.on_points,
-                self.rng,
-                self.config.input_scale,
-                per_anchor=8,
-            )
+        if sample is None:
+            with self.oracle.phase("outputs"):
+                sample = fit_sample(
+                    self.oracle,
+                    self.prefix,
+                    theta,
+                    anchors,
+                    self.on_points,
+                    self.rng,
+                    self.config.input_scale,
+                    per_anchor=8,
+                )
+        X, Y = self.sample = sample
         if relu is not None:
             self.output_relu = relu
             return fit_last_layer(self.prefix, theta, X, Y, output_relu=relu, eps=self.eps)
@@ -321,7 +329,7 @@ class LayerLoop:
             if not unseen.any():
                 break
             with self.oracle.phase("outputs"):
-                X, Y = straddle(
+                X, Y = self.sample = straddle(
                     self.oracle, self.prefix, theta, X, Y, unseen, self.rng, self.config.input_scale
                 )
             with_relu = fit_last_layer(self.prefix, theta, X, Y, output_relu=True, eps=self.eps)

@@ -15,7 +15,9 @@ that is combined with other witnesses of the same neuron, never read as a row.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -38,6 +40,8 @@ ON_PREFIX = 1e-7
 RANK_ONE = 1e-5
 # Relative null-space gap under which a row counts as pinned down.
 PINNED = 1e-6
+# Per line, the slopes measured in its segments (dropped with the line).
+_MEMO: weakref.WeakKeyDictionary[LineKinks, dict[Any, Any]] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,6 +87,58 @@ def _gradients(
     return G, agree, noise
 
 
+def _near_half(edges: Array, k: int) -> float:
+    """Half the shorter of the two segments beside kink ``k``."""
+    return 0.5 * float(min(edges[k + 1] - edges[k], edges[k + 2] - edges[k + 1]))
+
+
+def _both_sides(
+    oracle: Oracle, prefix: Prefix, line: LineKinks, k: int, Q: Array, eps: float
+) -> tuple[Array, BoolArray, Array]:
+    """Slopes along ``Q`` on both sides of kink ``k`` (as :func:`_gradients`), each side at
+    the middle of its segment of the line where the prefix leaves room for it.
+
+    Neighbouring kinks share the segment between them: its slopes are measured once and
+    kept beside the line (``_MEMO``), so a line's run of new kinks costs one gradient
+    per segment rather than two per kink.
+    """
+    x, u = line.point(float(line.t[k])), line.d
+    edges = np.concatenate([[line.t_lo], line.t, [line.t_hi]])
+    room = prefix.room(x, u)
+    fraction = step_fraction(STEP_FRACTION, eps, MAX_STEP_FRACTION)
+    parts: list[tuple[Array, BoolArray, Array] | None] = [None, None]
+    memo = _MEMO.setdefault(line, {})
+    todo, keys, bases, steps = [], [], [], []
+    near = _near_half(edges, k)
+    rho = min(0.5 * room, near)
+    for side, seg in ((0, k), (1, k + 1)):
+        half = 0.5 * float(edges[seg + 1] - edges[seg])
+        key: tuple[float, ...] | None = None
+        if half == rho:
+            # The shorter segment's middle: the same point (and key) from its other end.
+            base = line.point(0.5 * float(edges[seg] + edges[seg + 1]))
+            key = (seg, Q.shape[1], hash(Q.tobytes()), fraction)
+        else:
+            base = x + (2 * side - 1) * rho * u
+        if key is not None and key in memo:
+            parts[side] = memo[key]
+            continue
+        todo.append(side)
+        keys.append(key)
+        bases.append(base)
+        # Steps per direction: a fraction of the room on the line, and inside the prefix region.
+        steps.append([fraction * min(rho, prefix.room(base, Q[:, j])) for j in range(Q.shape[1])])
+    if todo:
+        G, agree, noise = _gradients(oracle, np.array(bases), Q, np.array(steps), eps)
+        for i, (side, key) in enumerate(zip(todo, keys, strict=True)):
+            parts[side] = (G[i], agree[i], noise[i])
+            if key is not None:
+                memo[key] = parts[side]
+    left, right = parts
+    assert left is not None and right is not None
+    return tuple(np.stack([a, b]) for a, b in zip(left, right, strict=True))  # type: ignore[return-value]
+
+
 def measure(
     oracle: Oracle,
     prefix: Prefix,
@@ -101,17 +157,7 @@ def measure(
     Q, r = row_space(J[active])
     if r == 0:
         return None
-    edges = np.concatenate([[line.t_lo], line.t, [line.t_hi]])
-    gap = min(edges[k + 1] - edges[k], edges[k + 2] - edges[k + 1])
-    rho = 0.5 * min(gap, prefix.room(x, u))
-    bases = np.stack([x - rho * u, x + rho * u])
-    # Steps per direction: a fraction of the room on the line, and inside the prefix region.
-    steps = np.empty((2, r))
-    fraction = step_fraction(STEP_FRACTION, eps, MAX_STEP_FRACTION)
-    for side in range(2):
-        for j in range(r):
-            steps[side, j] = fraction * min(rho, prefix.room(bases[side], Q[:, j]))
-    G, agree, noise = _gradients(oracle, bases, Q, steps, eps)
+    G, agree, noise = _both_sides(oracle, prefix, line, k, Q, eps)
     ok = agree[0] & agree[1]
     if not np.any(ok):
         return None

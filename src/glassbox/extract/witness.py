@@ -87,11 +87,6 @@ def _gradients(
     return G, agree, noise
 
 
-def _near_half(edges: Array, k: int) -> float:
-    """Half the shorter of the two segments beside kink ``k``."""
-    return 0.5 * float(min(edges[k + 1] - edges[k], edges[k + 2] - edges[k + 1]))
-
-
 def _both_sides(
     oracle: Oracle, prefix: Prefix, line: LineKinks, k: int, Q: Array, eps: float
 ) -> tuple[Array, BoolArray, Array]:
@@ -109,16 +104,15 @@ def _both_sides(
     parts: list[tuple[Array, BoolArray, Array] | None] = [None, None]
     memo = _MEMO.setdefault(line, {})
     todo, keys, bases, steps = [], [], [], []
-    near = _near_half(edges, k)
-    rho = min(0.5 * room, near)
     for side, seg in ((0, k), (1, k + 1)):
-        half = 0.5 * float(edges[seg + 1] - edges[seg])
+        rho = 0.5 * float(edges[seg + 1] - edges[seg])
         key: tuple[float, ...] | None = None
-        if half == rho:
-            # The shorter segment's middle: the same point (and key) from its other end.
+        if rho <= 0.5 * room:
+            # The segment's middle: the same point (and key) from the kink at its other end.
             base = line.point(0.5 * float(edges[seg] + edges[seg + 1]))
             key = (seg, Q.shape[1], hash(Q.tobytes()), fraction)
         else:
+            rho = 0.5 * room
             base = x + (2 * side - 1) * rho * u
         if key is not None and key in memo:
             parts[side] = memo[key]

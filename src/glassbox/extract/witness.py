@@ -56,11 +56,28 @@ class Witness:
 
     x: Array
     active: BoolArray
-    equations: Array
+    stored: Array | None
     row: Array | None
     error: float
     rank_deficient: bool
     eps: float = FLOAT64_EPS
+    # The unit jump direction, from which a first-layer witness rebuilds its equations.
+    jump: Array | None = None
+
+    @property
+    def equations(self) -> Array:
+        """The equations on ``theta``; a first-layer witness's (every input direction kept)
+        are ``(I - m m^T) w = 0`` and ``w . x + b = 0``, rebuilt when asked for rather than
+        kept: ``d0^2`` floats per witness held 3 GiB at 784-512-1."""
+        if self.stored is not None:
+            return self.stored
+        assert self.jump is not None
+        d = self.x.size
+        E = np.zeros((d + 1, d + 1))
+        E[:d, :d] = np.eye(d) - np.outer(self.jump, self.jump)
+        eq_b = np.append(self.x, 1.0)
+        E[d] = eq_b / max(float(np.linalg.norm(eq_b)), 1.0)
+        return E
 
 
 def _gradients(
@@ -200,14 +217,16 @@ def measure(
     else:
         row, err = null_row(E, cols, loosen(PINNED, eps))
     deficient = row is None
+    compact = prefix.depth == 0 and bool(np.all(ok))
     return Witness(
         x=x,
         active=active,
-        equations=E,
+        stored=None if compact else E,
         row=row,
         error=max(err, rel_noise),
         rank_deficient=deficient,
         eps=eps,
+        jump=m if compact else None,
     )
 
 

@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from glassbox.extract.check import kink_layers, self_check
 from glassbox.extract.kinks import HIDDEN, LineKinks
 from glassbox.extract.layer import LayerSearch, search_layer
-from glassbox.extract.polish import polish_single_layer
+from glassbox.extract.polish import polish_neurons
 from glassbox.extract.precision import refine_layer
 from glassbox.extract.predicted import SearchSettings
 from glassbox.extract.prefix import Prefix
@@ -148,34 +148,14 @@ class LayerLoop:
         return self._second_look(layer)
 
     def _polish_lone_layer(self, layer: Layer) -> None:
-        """One hidden layer: every row re-measured with large safe steps (``polish.py``).
-
-        The search left a first layer unrefined; rows the polish cannot measure (every
-        output that sees them off nearby) are refined from kinks instead.
-        """
+        """One hidden layer: every row re-measured with large safe steps (``polish.py``)."""
         assert layer.fit is not None
         if not (layer.fit.residual_log2 < NEARLY_EXACT and self.prefix.depth == 0):
             return
-        neurons = layer.search.neurons
-        rough = [i for i, n in enumerate(neurons) if not n.refined]
-        if not rough:
-            return
+        neurons, cfg = layer.search.neurons, self.config
         with self.oracle.phase("refine"):
-            polished, errors = polish_single_layer(
-                self.oracle,
-                layer.theta,
-                layer.anchors(),
-                self.config.input_scale,
-                self.eps,
-                np.random.default_rng([self.config.seed, 2, len(rough)]),
-                which=rough,
-            )
-            for i in rough:
-                n = neurons[i]
-                if np.isfinite(errors[i]):
-                    n.theta, n.error = polished[i] / np.linalg.norm(polished[i]), errors[i]
-                    n.refined = max(n.refined, 1)
-            self._refine_first_layer(layer)
+            if not polish_neurons(self.oracle, neurons, layer.anchors(), cfg, self.eps, self.rng):
+                return
         layer.theta = np.array([n.theta for n in neurons])
         # The same samples again: the planes moved by less than their rough error.
         layer.fit = self._last_layer_fit(layer.theta, layer.anchors(), self.sample)

@@ -17,6 +17,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from glassbox.extract.kinks import find_kinks
+from glassbox.extract.neurons import Neuron
+from glassbox.extract.precision import refine_layer
+from glassbox.extract.prefix import Prefix
+from glassbox.extract.records import ExtractConfig
 from glassbox.oracle.core import Oracle
 
 Array = NDArray[np.float64]
@@ -161,3 +165,34 @@ def polish_single_layer(
         out[j] = row * (np.linalg.norm(theta[j]) / np.linalg.norm(row))
         errors[j] = float(weight**-0.5)
     return out, errors
+
+
+def polish_neurons(
+    oracle: Oracle,
+    neurons: list[Neuron],
+    anchors: Array,
+    config: ExtractConfig,
+    eps: float,
+    rng: np.random.Generator,
+) -> int:
+    """Polish the lone layer's neurons not yet refined, in place; returns how many were tried.
+
+    Rows the polish cannot measure (every output that sees them off nearby) are refined
+    from kinks instead (``precision.py``).
+    """
+    rough = [i for i, n in enumerate(neurons) if not n.refined]
+    if not rough:
+        return 0
+    theta = np.array([n.theta for n in neurons])
+    own = np.random.default_rng([config.seed, 2, len(rough)])
+    polished, errors = polish_single_layer(
+        oracle, theta, anchors, config.input_scale, eps, own, which=rough
+    )
+    for i in rough:
+        if np.isfinite(errors[i]):
+            n = neurons[i]
+            n.theta, n.error = polished[i] / np.linalg.norm(polished[i]), float(errors[i])
+            n.refined = max(n.refined, 1)
+    left = [n for n in neurons if not n.refined]
+    refine_layer(oracle, Prefix(theta.shape[1] - 1), left, rng, config.input_scale, eps)
+    return len(rough)

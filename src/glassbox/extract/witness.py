@@ -197,15 +197,29 @@ def measure(
     if np.max(np.abs(along - seen)) > slack:
         return None
     width = prefix.width
+    h = prefix.state(x[None])[0]
+    rel_noise = floor / s[0]
+    if prefix.depth == 0 and bool(np.all(ok)):
+        # The first layer, every input direction kept: the row is the jump direction
+        # itself, and its equations are rebuilt from it when asked for (``equations``).
+        first = np.append(m, -float(m @ h))
+        return Witness(
+            x=x,
+            active=active,
+            stored=None,
+            row=first / np.linalg.norm(first),
+            error=rel_noise,
+            rank_deficient=False,
+            eps=eps,
+            jump=m,
+        )
     B = J[active] @ Q[:, ok]  # (a, r')
     proj = np.eye(m.size) - np.outer(m, m)
     eq_w = np.zeros((m.size, width + 1))
     eq_w[:, np.flatnonzero(active)] = proj @ B.T
-    h = prefix.state(x[None])[0]
     eq_b = np.append(h, 1.0)[None]
     E = np.vstack([eq_w, eq_b / max(np.linalg.norm(eq_b), 1.0)])
     cols = np.append(active, True)
-    rel_noise = floor / s[0]
     if B.shape[0] == B.shape[1]:
         # Full rank: the partial row is B^-T m, no null-space search needed.
         full = np.zeros(width + 1)
@@ -217,16 +231,14 @@ def measure(
     else:
         row, err = null_row(E, cols, loosen(PINNED, eps))
     deficient = row is None
-    compact = prefix.depth == 0 and bool(np.all(ok))
     return Witness(
         x=x,
         active=active,
-        stored=None if compact else E,
+        stored=E,
         row=row,
         error=max(err, rel_noise),
         rank_deficient=deficient,
         eps=eps,
-        jump=m if compact else None,
     )
 
 

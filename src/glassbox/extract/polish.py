@@ -32,9 +32,9 @@ SAFETY = 0.5
 # Steps and the distance off the plane are capped at this many input scales.
 CAP = 4.0
 # Estimated relative row error to aim for (the estimate is pessimistic: rows measured
-# at 2^-38 verify near 2^-43), and the most measurements per plane.
-TARGET_ERROR = 2.0**-38
-MAX_ROUNDS = 4
+# at 2^-36 verify near 2^-41), and the most measurements per plane.
+TARGET_ERROR = 2.0**-36
+MAX_ROUNDS = 2
 # Rows this close (1 - |cosine|) lie on one hyperplane: a +/- pair, not a neighbour.
 SAME_PLANE = 1e-9
 

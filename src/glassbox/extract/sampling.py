@@ -41,7 +41,9 @@ def fit_sample(
     Y = oracle.query(X)
     seeds = [p for pts in on_points.values() for p in pts]
     for k in range(RARE_OUTPUT_ROUNDS):
-        short = np.sum(Y > 0, axis=0) < need + 8
+        # Only an output seen exactly 0 can be a ReLU that is off: one never 0 is linear
+        # on every sample, negative or not, and needs no more.
+        short = (np.sum(Y > 0, axis=0) < need + 8) & np.any(Y == 0.0, axis=0)
         short &= np.array([bool(on_points.get(j)) for j in range(Y.shape[1])]) | np.any(
             Y > 0, axis=0
         )

@@ -32,9 +32,9 @@ SAFETY = 0.5
 # Steps and the distance off the plane are capped at this many input scales.
 CAP = 4.0
 # Estimated relative row error to aim for (the estimate is pessimistic: rows measured
-# at 2^-36 verify near 2^-41), and the most measurements per plane.
-TARGET_ERROR = 2.0**-36
-MAX_ROUNDS = 2
+# at 2^-38 verify near 2^-42), and the most measurements per plane.
+TARGET_ERROR = 2.0**-38
+MAX_ROUNDS = 3
 # Rows this close (1 - |cosine|) lie on one hyperplane: a +/- pair, not a neighbour.
 SAME_PLANE = 1e-9
 
@@ -56,29 +56,91 @@ def axis_steps(x: Array, W: Array, b: Array, cap: float) -> Array:
     return np.asarray(SAFETY * np.where(up >= down, room, -room), dtype=np.float64)
 
 
+def _region_gradients(
+    oracle: Oracle, bases: Array, W: Array, b: Array, cap: float, eps: float
+) -> tuple[Array, Array, Array]:
+    """Gradients ``(n, k, d0)`` at ``bases`` with safe steps, usable outputs ``(n, k)`` and
+    each gradient's entry noise ``(n,)`` (about 4 ulps of its largest answer over its step)."""
+    n, d0 = bases.shape
+    X = np.repeat(bases[:, None, :], d0 + 1, axis=1)
+    idx = np.arange(d0)
+    for s in range(n):
+        X[s, 1 + idx, idx] += axis_steps(bases[s], W, b, cap)
+    taken = X[:, 1 + idx, idx] - bases  # the steps after rounding x + s
+    F = oracle.query(X.reshape(-1, d0)).reshape(n, d0 + 1, -1)
+    G = np.transpose((F[:, 1:] - F[:, :1]) / taken[:, :, None], (0, 2, 1))
+    noise = 4 * eps * np.max(np.abs(F), axis=(1, 2)) / np.min(np.abs(taken), axis=1)
+    return G, np.all(F != 0.0, axis=1), noise
+
+
+def _normal_from(
+    G: Array, usable: Array, noise: Array, lo: int, hi: int, w: Array, eps: float
+) -> tuple[Array, float] | None:
+    """The unit normal (oriented like ``w``) from the jump between gradients ``lo`` and ``hi``."""
+    use = usable[lo] & usable[hi]
+    if not use.any():
+        return None
+    M = G[hi][use] - G[lo][use]  # (k, d0): rank one, c w^T
+    _, sv, Vt = np.linalg.svd(M, full_matrices=False)
+    v = Vt[0] if Vt[0] @ w >= 0 else -Vt[0]
+    err = max(float(noise[lo]), float(noise[hi])) * np.sqrt(w.size) / max(float(sv[0]), 1e-300)
+    return v, max(err, float(eps))
+
+
 def _measure(
     oracle: Oracle, W: Array, b: Array, j: int, p: Array, rho: float, cap: float, eps: float
 ) -> tuple[Array, float] | None:
     """Plane ``j``'s unit normal from gradients at ``p -/+ rho n``, and its estimated error."""
-    d0 = W.shape[1]
     normal = W[j] / np.linalg.norm(W[j])
     bases = np.stack([p - rho * normal, p + rho * normal])
-    X = np.repeat(bases[:, None, :], d0 + 1, axis=1)
-    idx = np.arange(d0)
-    for s in range(2):
-        X[s, 1 + idx, idx] += axis_steps(bases[s], W, b, cap)
-    taken = X[:, 1 + idx, idx] - bases  # the steps after rounding x + s
-    F = oracle.query(X.reshape(-1, d0)).reshape(2, d0 + 1, -1)
-    usable = np.all(F != 0.0, axis=(0, 1))
-    if not usable.any():
-        return None
-    G = (F[:, 1:, usable] - F[:, :1, usable]) / taken[:, :, None]  # (2, d0, k)
-    M = (G[1] - G[0]).T  # (k, d0): rank one, c w^T
-    _, sv, Vt = np.linalg.svd(M, full_matrices=False)
-    v = Vt[0] if Vt[0] @ W[j] >= 0 else -Vt[0]
-    # One gradient entry errs by about 4 ulps of the largest answer over its step.
-    noise = 4 * eps * float(np.max(np.abs(F))) / float(np.min(np.abs(taken)))
-    return v, max(noise * np.sqrt(d0) / max(float(sv[0]), 1e-300), float(eps))
+    G, usable, noise = _region_gradients(oracle, bases, W, b, cap, eps)
+    return _normal_from(G, usable, noise, 0, 1, W[j], eps)
+
+
+def _chain(
+    oracle: Oracle,
+    W: Array,
+    b: Array,
+    planes: list[int],
+    scale: float,
+    cap: float,
+    eps: float,
+    rng: np.random.Generator,
+) -> dict[int, tuple[Array, float]]:
+    """Normals of ``planes`` from one line that crosses them one after another, evenly spaced.
+
+    The line ``c + t u`` is solved for on the known planes: ``u`` meets every plane at the
+    same angle, ``c`` puts plane ``j``'s crossing at its own ``t_j``, ``delta`` apart. The
+    gradient in the middle of each of the ``m + 1`` regions it passes through is measured
+    once; neighbouring gradients' jump is the plane between them: ``m + 1`` gradients for
+    ``m`` planes, where measuring each plane on both sides takes ``2 m``.
+    """
+    m = len(planes)
+    if m == 0 or m >= W.shape[1]:
+        return {}
+    Wn = W[planes] / np.linalg.norm(W[planes], axis=1, keepdims=True)
+    bn = b[planes] / np.linalg.norm(W[planes], axis=1)
+    u = np.linalg.lstsq(Wn, np.ones(m), rcond=None)[0]
+    u /= np.linalg.norm(u)
+    cos = Wn @ u
+    if np.min(cos) <= 0:
+        return {}
+    # Regions one input scale deep (perpendicular to their planes).
+    delta = 2.0 * scale / float(np.min(cos))
+    tau = (rng.permutation(m) - 0.5 * (m - 1)) * delta
+    c = np.linalg.lstsq(Wn, -bn - cos * tau, rcond=None)[0]
+    if not np.allclose(Wn @ c + bn + cos * tau, 0.0, atol=1e-9 * delta):
+        return {}
+    order = np.argsort(tau)
+    ts = np.concatenate([[tau[order[0]] - 0.5 * delta], 0.5 * (tau[order[:-1]] + tau[order[1:]])])
+    ts = np.append(ts, tau[order[-1]] + 0.5 * delta)
+    G, usable, noise = _region_gradients(oracle, c + np.outer(ts, u), W, b, cap, eps)
+    out = {}
+    for i, jj in enumerate(order):
+        got = _normal_from(G, usable, noise, i, i + 1, W[planes[jj]], eps)
+        if got is not None:
+            out[planes[jj]] = got
+    return out
 
 
 def _offset(
@@ -126,7 +188,14 @@ def polish_single_layer(
     W, b = theta[:, :-1], theta[:, -1]
     norms = np.linalg.norm(W, axis=1)
     cap = CAP * scale
-    for j in range(n) if which is None else which:
+    todo = list(range(n)) if which is None else list(which)
+    # One plane per +/- pair: its other half reads the same normal.
+    unique: list[int] = []
+    for j in todo:
+        if not any(_same_plane(theta, j)[unique]):
+            unique.append(j)
+    chained = _chain(oracle, W, b, unique, scale, cap, eps, rng)
+    for j in todo:
         normal = W[j] / norms[j]
         foot = -(b[j] / norms[j]) * normal
         half = CANDIDATES // 2
@@ -144,7 +213,13 @@ def polish_single_layer(
         # Rounding grows with the net's terms, which grow with |x|: the room per unit of it.
         score = np.minimum(margin, cap) / (np.linalg.norm(cand, axis=1) + scale)
         acc, weight = np.zeros(d0), 0.0
-        for p_idx in np.argsort(-score)[:MAX_ROUNDS]:
+        twin = [i for i in chained if _same_plane(theta, j)[i]]
+        if twin:
+            v, err = chained[twin[0]]
+            acc, weight = (v if v @ W[j] >= 0 else -v) / err**2, err**-2
+        for p_idx in np.argsort(-score)[: MAX_ROUNDS - bool(twin)]:
+            if weight and weight**-0.5 <= TARGET_ERROR:
+                break
             rho = 0.5 * min(float(margin[p_idx]), cap)
             got = _measure(oracle, W, b, j, cand[p_idx], rho, cap, eps)
             if got is None:

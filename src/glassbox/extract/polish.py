@@ -38,6 +38,10 @@ MAX_ROUNDS = 3
 # Fewer planes than this are measured pair by pair: the line saves little there, and its
 # regions lie farther out (measured: the demo's 10 neurons 2^-37.8 by the line, 2^-40.3 by pairs).
 CHAIN_MIN = 16
+# ... and more than this too: the line's regions lie ever farther out (|x| grows as m^1.5
+# against their depth), and at 128 planes most needed measuring again (784-128-1: 2^18.2
+# queries of refinement against 2^17.6 pair by pair).
+CHAIN_MAX = 48
 # Rows this close (1 - |cosine|) lie on one hyperplane: a +/- pair, not a neighbour.
 SAME_PLANE = 1e-9
 
@@ -119,7 +123,7 @@ def _chain(
     ``m`` planes, where measuring each plane on both sides takes ``2 m``.
     """
     m = len(planes)
-    if m < CHAIN_MIN or m >= W.shape[1]:
+    if not CHAIN_MIN <= m <= CHAIN_MAX or m >= W.shape[1]:
         return {}
     Wn = W[planes] / np.linalg.norm(W[planes], axis=1, keepdims=True)
     bn = b[planes] / np.linalg.norm(W[planes], axis=1)
@@ -137,9 +141,16 @@ def _chain(
     order = np.argsort(tau)
     ts = np.concatenate([[tau[order[0]] - 0.5 * delta], 0.5 * (tau[order[:-1]] + tau[order[1:]])])
     ts = np.append(ts, tau[order[-1]] + 0.5 * delta)
-    G, usable, noise = _region_gradients(oracle, c + np.outer(ts, u), W, b, cap, eps)
+    bases = c + np.outer(ts, u)
+    # Every plane of the layer, not only these, must be crossed where planned: a jump
+    # is read only across exactly one plane (or one +/- pair).
+    sides = (bases @ W.T + b) > 0
+    G, usable, noise = _region_gradients(oracle, bases, W, b, cap, eps)
     out = {}
     for i, jj in enumerate(order):
+        flipped = sides[i] != sides[i + 1]
+        if not np.array_equal(flipped, _same_plane(np.column_stack([W, b]), planes[jj])):
+            continue
         got = _normal_from(G, usable, noise, i, i + 1, W[planes[jj]], eps)
         if got is not None:
             out[planes[jj]] = got
@@ -194,10 +205,10 @@ def polish_single_layer(
     todo = list(range(n)) if which is None else list(which)
     # One plane per +/- pair: its other half reads the same normal.
     unique: list[int] = []
-    for j in todo:
+    for j in range(n):
         if not any(_same_plane(theta, j)[unique]):
             unique.append(j)
-    chained = _chain(oracle, W, b, unique, scale, cap, eps, rng)
+    chained = _chain(oracle, W, b, unique, scale, cap, eps, rng) if len(todo) >= CHAIN_MIN else {}
     for j in todo:
         normal = W[j] / norms[j]
         foot = -(b[j] / norms[j]) * normal

@@ -8,6 +8,8 @@ at load 3.4: an 1570 x 785 SVD 396 ms on one thread, 5.8 s on two; an 8192 x 784
 784 x 512 product 253 ms against 282 ms; BENCHMARKS.md, "Threads"). So the choice is a
 pure function of the shapes: one thread below :data:`LARGE_INPUT` inputs, and never the
 load average, so that one command gives the same bits on a quiet and a busy machine.
+A different thread count (``--threads``) may change the last bits: at 784-32-1 OpenBLAS's
+threaded products round differently and the attack asked 9 queries more of 72,556.
 """
 
 from __future__ import annotations

@@ -35,6 +35,8 @@ CAP = 4.0
 # at 2^-38 verify near 2^-42), and the most measurements per plane.
 TARGET_ERROR = 2.0**-38
 MAX_ROUNDS = 3
+# Bases whose gradient queries are built at once (memory: (d0 + 1) d0 floats each).
+BASES_PER_BATCH = 4
 # Fewer planes than this are measured pair by pair: the line saves little there, and its
 # regions lie farther out (measured: the demo's 10 neurons 2^-37.8 by the line, 2^-40.3 by pairs).
 CHAIN_MIN = 16
@@ -69,15 +71,20 @@ def _region_gradients(
     """Gradients ``(n, k, d0)`` at ``bases`` with safe steps, usable outputs ``(n, k)`` and
     each gradient's entry noise ``(n,)`` (about 4 ulps of its largest answer over its step)."""
     n, d0 = bases.shape
-    X = np.repeat(bases[:, None, :], d0 + 1, axis=1)
     idx = np.arange(d0)
-    for s in range(n):
-        X[s, 1 + idx, idx] += axis_steps(bases[s], W, b, cap)
-    taken = X[:, 1 + idx, idx] - bases  # the steps after rounding x + s
-    F = oracle.query(X.reshape(-1, d0)).reshape(n, d0 + 1, -1)
-    G = np.transpose((F[:, 1:] - F[:, :1]) / taken[:, :, None], (0, 2, 1))
-    noise = 4 * eps * np.max(np.abs(F), axis=(1, 2)) / np.min(np.abs(taken), axis=1)
-    return G, np.all(F != 0.0, axis=1), noise
+    G, usable, noise = [], [], []
+    # A few bases at a time: (d0 + 1) x d0 inputs each (a 784-input base is 4.9 MB).
+    for lo in range(0, n, BASES_PER_BATCH):
+        part = bases[lo : lo + BASES_PER_BATCH]
+        X = np.repeat(part[:, None, :], d0 + 1, axis=1)
+        for s in range(part.shape[0]):
+            X[s, 1 + idx, idx] += axis_steps(part[s], W, b, cap)
+        taken = X[:, 1 + idx, idx] - part  # the steps after rounding x + s
+        F = oracle.query(X.reshape(-1, d0)).reshape(part.shape[0], d0 + 1, -1)
+        G.append(np.transpose((F[:, 1:] - F[:, :1]) / taken[:, :, None], (0, 2, 1)))
+        usable.append(np.all(F != 0.0, axis=1))
+        noise.append(4 * eps * np.max(np.abs(F), axis=(1, 2)) / np.min(np.abs(taken), axis=1))
+    return np.concatenate(G), np.concatenate(usable), np.concatenate(noise)
 
 
 def _normal_from(

@@ -112,12 +112,11 @@ def _gradients(
 def _both_sides(
     oracle: Oracle, prefix: Prefix, line: LineKinks, k: int, Q: Array, eps: float
 ) -> tuple[Array, BoolArray, Array]:
-    """Slopes along ``Q`` on both sides of kink ``k`` (as :func:`_gradients`), each side at
-    the middle of its segment of the line where the prefix leaves room for it.
+    """Slopes along ``Q`` on both sides of kink ``k`` (as :func:`_gradients`).
 
-    Neighbouring kinks share the segment between them: its slopes are measured once and
-    kept beside the line (``_MEMO``), so a line's run of new kinks costs one gradient
-    per segment rather than two per kink.
+    On the first layer each side is measured at the middle of its segment of the line, so
+    neighbouring kinks share the segment between them: its slopes are measured once and
+    kept beside the line (``_MEMO``), one gradient per segment rather than two per kink.
     """
     x, u = line.point(float(line.t[k])), line.d
     edges = np.concatenate([[line.t_lo], line.t, [line.t_hi]])
@@ -126,10 +125,16 @@ def _both_sides(
     parts: list[tuple[Array, BoolArray, Array] | None] = [None, None]
     memo = _MEMO.setdefault(line, {})
     todo, keys, bases, steps = [], [], [], []
+    near = 0.5 * min(float(edges[k + 1] - edges[k]), float(edges[k + 2] - edges[k + 1]), room)
     for side, seg in ((0, k), (1, k + 1)):
         rho = 0.5 * float(edges[seg + 1] - edges[seg])
         key: tuple[float, ...] | None = None
-        if rho <= 0.5 * room:
+        if prefix.depth:
+            # Deeper layers keep both sides as near as the nearer kink (measured: sharing
+            # there left 80-40-20-1's layer 2 short of two neurons).
+            rho = near
+            base = x + (2 * side - 1) * rho * u
+        elif rho <= 0.5 * room:
             # The segment's middle: the same point (and key) from the kink at its other end.
             base = line.point(0.5 * float(edges[seg] + edges[seg + 1]))
             key = (seg, Q.shape[1], hash(Q.tobytes()), fraction, prefix.depth)

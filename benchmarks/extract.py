@@ -108,6 +108,7 @@ def run_case(case: Case) -> dict[str, float | bool | str]:
         "queries": result.queries,
         "seconds": seconds,
         "rss": result.peak_rss_mb,
+        **{f"phase:{k}": v for k, v in result.queries_by_phase.items()},
         "weight": math.inf,
         "functional": math.inf,
         "signs": max(
@@ -198,6 +199,12 @@ def main() -> None:
                     print(f"    seed {case.seed}: {str(r['message'])[:160]}", flush=True)
             if attack is not None:
                 print(f"  architectures: {ARCHITECTURES.get(row)}", flush=True)
+            phases = sorted({k for _, r in done for k in r if k.startswith("phase:")})
+            by_phase = ", ".join(
+                f"{k[6:]} {statistics.median(math.log2(max(float(r.get(k, 0)), 1)) for _, r in done):.2f}"
+                for k in phases
+            )
+            print(f"|   queries by phase (median log2): {by_phase}", flush=True)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,12 @@ from glassbox.extras import require
     is_flag=True,
     help="Attack the net in this process (faster) instead of over HTTP to a separate service.",
 )
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="CPU threads of training, the attack and the service [default: by their shapes; never by load].",
+)
 def demo(
     out: Path | None,
     overwrite: bool,
@@ -66,6 +72,7 @@ def demo(
     progress: bool | None,
     quiet: bool,
     in_process: bool,
+    threads: int | None,
 ) -> None:
     """Train a toy model, reconstruct it from queries alone, verify, and write report.html.
 
@@ -97,6 +104,7 @@ def demo(
             progress=not quiet,
             bars=False if quiet else show_progress(progress),
             in_process=in_process,
+            threads=threads,
         )
     except BaseException:
         if out is None and folder.is_dir() and not any(folder.iterdir()):

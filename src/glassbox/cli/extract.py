@@ -107,6 +107,12 @@ FAR = 8.0
     default=None,
     help="The output of an ONNX file with several [default: its one real-valued (batch, k) output].",
 )
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="BLAS threads [default: chosen by the target's widths, 1 below 8192 inputs; never by load].",
+)
 def extract_command(
     target: str,
     out: Path,
@@ -123,6 +129,7 @@ def extract_command(
     resume: bool,
     checkpoint_every: float,
     output: str | None,
+    threads: int | None,
 ) -> None:
     """Extract TARGET (random:SPEC, toy run dir, ONNX file or saved net) into --out.
 
@@ -164,7 +171,7 @@ def extract_command(
     )
     try:
         bar = show_progress(False if quiet else progress)
-        result, first, head = _attack(oracle, config, bar)
+        result, first, head = _attack(oracle, config, bar, threads)
     except BaseException:
         oracle.flush()  # keep every answer so far for --resume
         raise
@@ -245,7 +252,7 @@ def extract_command(
 
 
 def _attack(
-    oracle: Oracle, config: ExtractConfig, progress: bool
+    oracle: Oracle, config: ExtractConfig, progress: bool, threads: int | None = None
 ) -> tuple[ExtractionResult, ExtractionResult | None, Head | None]:
     """The attack; on a classifier's probabilities, again on their logit view.
 
@@ -253,7 +260,7 @@ def _attack(
     precision and input scale; its queries include a view run stopped by an underflow),
     and their head.
     """
-    result = extract(oracle, config, progress=progress)
+    result = extract(oracle, config, progress=progress, threads=threads)
     head = view_head(result.answers)
     if head is None:
         return result, None, None
@@ -263,14 +270,14 @@ def _attack(
     # The view's precision, and an input scale at which no line reaches a class's underflow.
     scale = min(config.input_scale, float(result.answers["input_scale"]))
     precise = replace(config, output_precision=float(result.answers["eps"]), input_scale=scale)
-    second = extract(logit_view(oracle, head), precise, progress=progress)
+    second = extract(logit_view(oracle, head), precise, progress=progress, threads=threads)
     spent = result.queries
     if not second.success and UNDERFLOW in second.message:
         # A second look at a layer reaches 16 times further than the scale was set for.
         spent += second.queries
         precise = replace(precise, input_scale=scale / FAR)
         click.echo(f"{second.message}; again at input scale {scale / FAR:.3g}", err=True)
-        second = extract(logit_view(oracle, head), precise, progress=progress)
+        second = extract(logit_view(oracle, head), precise, progress=progress, threads=threads)
     return second, replace(result, config=precise, queries=spent), head
 
 

@@ -103,6 +103,12 @@ from glassbox.extras import require
     default=None,
     help="The output of an ONNX file with several [default: its one real-valued (batch, k) output].",
 )
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="BLAS threads of the service [default: chosen by the model's input width; never by load].",
+)
 def serve_command(
     model: str,
     host: str,
@@ -122,6 +128,7 @@ def serve_command(
     docs: bool,
     log_json: bool,
     output: str | None,
+    threads: int | None,
 ) -> None:
     """Serve MODEL (random:SPEC, toy run dir, ONNX file or saved net) as a prediction API.
 
@@ -177,4 +184,11 @@ def serve_command(
 
         sys.stdout.flush()
 
-    serve(service, sock, ready, json_logs=log_json)
+    from glassbox.extract.threads import attack_threads, blas_threads
+
+    # The same rule as the attack's: small products run fastest on one thread, and a
+    # service beside other work (the demo's attack) must not spin a second one.
+    with blas_threads(
+        threads or attack_threads(service.oracle.input_dim, service.oracle.output_dim)
+    ):
+        serve(service, sock, ready, json_logs=log_json)

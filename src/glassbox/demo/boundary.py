@@ -37,15 +37,19 @@ def attack(
     in_process: bool,
     progress: bool,
     say: Callable[[str], None],
+    threads: int | None = None,
 ) -> tuple[ExtractionResult, dict[str, Any]]:
-    """Extract ``truth`` across the chosen boundary; the result and the facts for extraction.json."""
+    """Extract ``truth`` across the chosen boundary; the result and the facts for extraction.json.
+
+    ``threads``: BLAS threads of the attack and of the service (default: by their shapes).
+    """
     if not in_process and not can_serve():
         say(
             "the serve extra is not installed (pip install 'glassbox[serve]'): attacking in-process"
         )
         in_process = True
     if in_process:
-        return extract(net_oracle(truth, budget), config, progress=progress), {
+        return extract(net_oracle(truth, budget), config, progress=progress, threads=threads), {
             "boundary": IN_PROCESS
         }
     from glassbox.oracle.http_client import HttpOracle
@@ -54,12 +58,13 @@ def attack(
     with tempfile.TemporaryDirectory(prefix="glassbox-demo-") as tmp:
         path = Path(tmp) / "target.safetensors"
         truth.save(path)
-        with running_service(str(path), log=Path(tmp) / "serve.log") as url:
+        options = ("--threads", str(threads)) if threads is not None else ()
+        with running_service(str(path), *options, log=Path(tmp) / "serve.log") as url:
             say(
                 f"      the target is served at {url} by a separate process; the attack sees only HTTP"
             )
             with HttpOracle(url, budget) as oracle:
-                result = extract(oracle, config, progress=progress)
+                result = extract(oracle, config, progress=progress, threads=threads)
                 import httpx
 
                 served = httpx.get(f"{url}/v1/usage", timeout=30).json()["queries"]

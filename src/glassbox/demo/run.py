@@ -158,6 +158,7 @@ def run_demo(
     progress: bool = True,
     bars: bool | None = None,
     in_process: bool = False,
+    threads: int | None = None,
 ) -> DemoResult:
     """Train, attack one instance through a counting oracle, verify, write the run and its report.
 
@@ -168,6 +169,8 @@ def run_demo(
     attack's figures are still written, and the result has ``report=None``. The attack
     reaches the trained net over HTTP, served by a separate process (``in_process``: in
     this process); extraction.json says which (see :mod:`glassbox.demo.boundary`).
+    ``threads`` sets the CPU threads of training, the attack and the service (default: each
+    by its shapes).
     """
     target = Path(out)
     check_out_dir(target, overwrite)
@@ -181,7 +184,7 @@ def run_demo(
         f"{toy.n_hidden} neurons, S = {', '.join(f'{v:g}' for v in 1 - toy.probability().mean(axis=1))}, "
         f"{toy.steps} steps"
     )
-    run = train(toy, progress=bars)
+    run = train(toy, progress=bars, threads=threads)
     truth = run.instance_net(config.instance)
 
     kept = int(run.metrics["kept_restart"][config.instance])
@@ -191,7 +194,13 @@ def run_demo(
         + ("in-process" if in_process else "over HTTP")
     )
     result, facts = attack(
-        truth, config.attack, config.budget, in_process=in_process, progress=bars, say=say
+        truth,
+        config.attack,
+        config.budget,
+        in_process=in_process,
+        progress=bars,
+        say=say,
+        threads=threads,
     )
     if result.net is None:
         # Keep what was made (the trained model, its truth net, the attack's figures).

@@ -11,6 +11,7 @@ self-check (``check.py``) and nothing else.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -19,6 +20,7 @@ from numpy.typing import NDArray
 from glassbox.extract.loop import LayerLoop
 from glassbox.extract.progress import Progress, peak_rss_mb
 from glassbox.extract.records import ExtractConfig, ExtractionResult
+from glassbox.extract.threads import attack_threads, blas_threads, check_threads
 from glassbox.oracle.core import (
     NonFiniteAnswer,
     Oracle,
@@ -34,10 +36,25 @@ Array = NDArray[np.float64]
 
 
 def extract(
-    oracle: Oracle, config: ExtractConfig | None = None, progress: bool = False
+    oracle: Oracle,
+    config: ExtractConfig | None = None,
+    progress: bool = False,
+    threads: int | None = None,
 ) -> ExtractionResult:
-    """Recover a ReLU net of any depth from ``oracle``'s answers alone."""
+    """Recover a ReLU net of any depth from ``oracle``'s answers alone.
+
+    ``threads`` sets the BLAS threads of the run (default: :func:`attack_threads` of the
+    black box's widths, never of the machine's load).
+    """
     config = config or ExtractConfig()
+    check_threads(threads)
+    n = threads or attack_threads(oracle.input_dim, oracle.output_dim)
+    with blas_threads(n):
+        result = _extract(oracle, config, progress)
+    return dataclasses.replace(result, threads=n)
+
+
+def _extract(oracle: Oracle, config: ExtractConfig, progress: bool) -> ExtractionResult:
     start = time.perf_counter()
     box = row_capped(oracle, config.max_batch_rows)
     q0 = box.queries

@@ -35,7 +35,7 @@ from glassbox.extract.neurons import (
     merge_duplicates,
     new_neuron,
 )
-from glassbox.extract.precision import onto_plane, refine_neuron
+from glassbox.extract.precision import onto_plane, refine_layer, refine_neuron
 from glassbox.extract.predicted import SearchSettings, kink_where_predicted, on_prefix
 from glassbox.extract.prefix import Prefix
 from glassbox.extract.tolerance import is_coarse, loosen
@@ -48,8 +48,6 @@ Array = NDArray[np.float64]
 # find the kink where predicted (two misses reject it).
 FLAT_TRIES = 5
 FLAT_HITS = 3
-# Refinement passes per neuron at the end of a layer's search, with coarse answers.
-REFINE_PASSES = 3
 # At most this many kinks are kept per layer for the self-check.
 MAX_SEEN = 4096
 # Lines into single-neuron cones are this many times longer than the others (at least).
@@ -150,15 +148,11 @@ def search_layer(
     if merged:
         out.notes.append(f"merged {merged} neuron(s) met twice")
     coarse = is_coarse(settings.eps)
-    with oracle.phase("refine"):
-        for neuron in out.neurons:
-            # Coarse answers: more passes, each from the better row the last one gave.
-            passes = REFINE_PASSES if coarse else (0 if neuron.refined else 1)
-            for _ in range(passes):
-                rough = neuron.error
-                _refine(oracle, prefix, neuron, rng, settings)
-                if neuron.error >= 0.5 * rough:
-                    break
+    # A first layer waits: if it is the lone hidden layer, the loop polishes it for far
+    # fewer queries than kinks cost (extract/polish.py); if not, the loop refines it then.
+    if prefix.depth or coarse:
+        with oracle.phase("refine"):
+            refine_layer(oracle, prefix, out.neurons, rng, settings.input_scale, settings.eps)
     if coarse and merge_duplicates(out.neurons):
         out.notes.append("merged neuron(s) that refinement showed to be one")
     return out

@@ -17,7 +17,8 @@ from numpy.typing import NDArray
 from glassbox.extract.check import kink_layers, self_check
 from glassbox.extract.kinks import HIDDEN, LineKinks
 from glassbox.extract.layer import LayerSearch, search_layer
-from glassbox.extract.precision import polish_single_layer
+from glassbox.extract.polish import polish_neurons
+from glassbox.extract.precision import refine_layer
 from glassbox.extract.predicted import SearchSettings
 from glassbox.extract.prefix import Prefix
 from glassbox.extract.progress import Progress
@@ -104,6 +105,8 @@ class LayerLoop:
         self.plane_points: list[list[Array]] = []
         # Lines whose kinks the last layer's search judged deeper: the next layer's first look.
         self.held: list[LineKinks] = []
+        # The inputs and answers of the last output fit.
+        self.sample: tuple[Array, Array] = (np.zeros((0, oracle.input_dim)), np.zeros((0, 0)))
 
     def go(self) -> None:
         """Layer after layer: search it, decide whether it is the last, sign it, push it."""
@@ -166,17 +169,27 @@ class LayerLoop:
         return Probe(self.oracle, self.prefix, self.rng, self.eps, self.config.input_scale)
 
     def _polish_lone_layer(self, layer: Layer) -> None:
-        """One hidden layer with rows too wide for the kink refinement: large safe steps."""
+        """One hidden layer: every row re-measured with large safe steps (``polish.py``)."""
         assert layer.fit is not None
-        rough = [i for i, n in enumerate(layer.search.neurons) if not n.refined]
-        if not (layer.fit.residual_log2 < NEARLY_EXACT and self.prefix.depth == 0 and rough):
+        if not (layer.fit.residual_log2 < NEARLY_EXACT and self.prefix.depth == 0):
             return
+        neurons, cfg = layer.search.neurons, self.config
         with self.oracle.phase("refine"):
-            polished, _ = polish_single_layer(
-                self.oracle, layer.theta, layer.anchors(), self.config.input_scale
-            )
-        layer.theta[rough] = polished[rough]
-        layer.fit = self._last_layer_fit(layer.theta, layer.anchors())
+            if not polish_neurons(self.oracle, neurons, layer.anchors(), cfg, self.eps, self.rng):
+                return
+        layer.theta = np.array([n.theta for n in neurons])
+        # The same samples again: the planes moved by less than their rough error.
+        layer.fit = self._last_layer_fit(layer.theta, layer.anchors(), self.sample)
+
+    def _refine_first_layer(self, layer: Layer) -> None:
+        """First-layer rows the search left unrefined, refined from kinks until they settle."""
+        rough = [n for n in layer.search.neurons if not n.refined]
+        if self.prefix.depth == 0 and rough:
+            with self.oracle.phase("refine"):
+                refine_layer(
+                    self.oracle, self.prefix, rough, self.rng, self.config.input_scale, self.eps
+                )
+            layer.theta = np.array([n.theta for n in layer.search.neurons])
 
     def _second_look(self, layer: Layer) -> bool:
         """Search the layer again with longer lines; refit if it found other neurons."""
@@ -189,12 +202,14 @@ class LayerLoop:
             layer.theta = np.array([n.theta for n in layer.search.neurons])
             layer.info = layer_record(layer.depth, layer.search)
             layer.fit = self._last_layer_fit(layer.theta, layer.anchors())
+            self._polish_lone_layer(layer)
         return True
 
     def _sign(self, layer: Layer) -> bool:
         """Signs of a layer that is not the last (``signs/dispatch.py``); unclear ones fail."""
         assert layer.fit is not None
         t0 = time.perf_counter()
+        self._refine_first_layer(layer)
         with self.oracle.phase("signs"):
             layer.points = [points_on_plane(self.prefix, n) for n in layer.search.neurons]
             found = sign_inner_layer(self._probe(), layer.theta, layer.points)
@@ -276,9 +291,11 @@ class LayerLoop:
             )
         return search
 
-    def _last_layer_fit(self, theta: Array, anchors: Array) -> LastLayerFit:
+    def _last_layer_fit(
+        self, theta: Array, anchors: Array, sample: tuple[Array, Array] | None = None
+    ) -> LastLayerFit:
         """The output fit on this layer (``sampling.output_fit``): exact means the last."""
-        fit, self.output_relu = output_fit(
+        fit, self.output_relu, self.sample = output_fit(
             self.oracle,
             self.prefix,
             theta,
@@ -289,6 +306,7 @@ class LayerLoop:
             self.eps,
             self.config.output_relu,
             self.saw_zero,
+            sample,
         )
         return fit
 

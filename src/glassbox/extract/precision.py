@@ -22,8 +22,6 @@ from glassbox.oracle.core import Oracle
 
 Array = NDArray[np.float64]
 
-# Points of a plane tried for the polish's measurement (no queries: the planes are known).
-POLISH_CANDIDATES = 64
 # Kinks per unknown of the row.
 OVERSAMPLE = 2
 # Rows with more unknowns keep their gradient estimate: two kinks per unknown would cost
@@ -34,6 +32,9 @@ GRADIENT_WEIGHT = 1e-4
 # A re-found kink must be this close to the prediction (relative to 1 + |x|).
 NEAR = 1e-5
 PROJECT_ITERATIONS = 20
+# Most refinement passes per neuron: each starts from the better row the last one gave, and
+# they stop once a pass no longer halves the row's error.
+REFINE_PASSES = 3
 # Rounds of the kink search on a refinement line: it crosses one plane where predicted, found
 # in a round or two; noisy answers could otherwise split a few such lines for ever.
 REFINE_ROUNDS = 24
@@ -175,64 +176,19 @@ def refine_neuron(
     return int(keep.sum())
 
 
-def polish_single_layer(
+def refine_layer(
     oracle: Oracle,
-    theta: Array,
-    points: Array,
+    prefix: Prefix,
+    neurons: list[Neuron],
+    rng: np.random.Generator,
     scale: float,
-) -> tuple[Array, Array]:
-    """Rows of a lone hidden layer re-measured with large steps that provably cross no plane.
-
-    Once the fit says the first layer is also the last, every boundary of ``f`` in input
-    space is one of its hyperplanes (or an output switching off, where that output is
-    left out): gradients on both sides of each plane can then be taken with steps as long
-    as half the distance to the nearest plane, so rounding barely matters. Returns the
-    rows and their estimated errors.
-    """
-    n, m1 = theta.shape
-    d0 = m1 - 1
-    out = theta.copy()
-    errors = np.full(n, np.inf)
-    W, b = theta[:, :-1], theta[:, -1]
-    norms = np.linalg.norm(W, axis=1)
-    rng = np.random.default_rng(0)
-    for j in range(n):
-        normal = W[j] / norms[j]
-        # Measure where the other planes are far (longer steps, finer slopes): the best of
-        # a few points of plane j near its kink. The offset still comes from the kink.
-        cand = points[j] + scale * rng.normal(size=(POLISH_CANDIDATES, d0))
-        cand -= ((cand @ W[j] + b[j]) / norms[j])[:, None] * normal
-        cand = np.vstack([points[j], cand])
-        gaps = np.abs(cand @ W.T + b) / norms
-        gaps[:, j] = np.inf
-        best = int(np.argmax(np.min(gaps, axis=1)))
-        p = cand[best]
-        rho = 0.5 * min(float(np.min(gaps[best])), scale)
-        bases = np.stack([p - rho * normal, p + rho * normal])
-        X = np.repeat(bases[:, None, :], d0 + 1, axis=1)
-        steps = np.empty((2, d0))
-        for s in range(2):
-            z = W @ bases[s] + b
-            with np.errstate(divide="ignore", invalid="ignore"):
-                reach = np.abs(z[:, None] / W)  # distance along each axis to each plane
-            steps[s] = 0.5 * np.minimum(np.min(reach, axis=0), scale)
-        idx = np.arange(d0)
-        X[:, 1 + idx, idx] += steps
-        taken = X[:, 1 + idx, idx] - bases
-        F = oracle.query(X.reshape(-1, d0)).reshape(2, d0 + 1, -1)
-        usable = np.all(F != 0.0, axis=(0, 1))
-        if not usable.any():
-            continue
-        G = (F[:, 1:, usable] - F[:, :1, usable]) / taken[:, :, None]  # (2, d0, k)
-        M = (G[1] - G[0]).T  # (k, d0)
-        _, sv, Vt = np.linalg.svd(M, full_matrices=False)
-        v = Vt[0] if Vt[0] @ W[j] >= 0 else -Vt[0]
-        # The offset from the kink placed again on a short line across the plane at p.
-        (line,) = find_kinks(oracle, p[None], normal[None], -0.5 * rho, 0.5 * rho)
-        near = line.t[line.hidden]
-        anchor = line.point(float(near[np.argmin(np.abs(near))])) if near.size else points[j]
-        row = np.append(v, -float(v @ anchor))
-        # Keep the plane through the precisely placed point, scaled like the old row.
-        out[j] = row * (np.linalg.norm(theta[j]) / np.linalg.norm(row))
-        errors[j] = float(sv[1] / sv[0]) if sv.size > 1 and sv[0] > 0 else 0.0
-    return out, errors
+    eps: float,
+) -> None:
+    """Refine every neuron until its row stops improving (at most :data:`REFINE_PASSES` passes)."""
+    for neuron in neurons:
+        for _ in range(REFINE_PASSES):
+            rough = neuron.error
+            if not refine_neuron(oracle, prefix, neuron, rng, scale, eps):
+                break
+            if neuron.error >= 0.5 * rough:
+                break

@@ -85,6 +85,8 @@ class ExtractionResult:
     check: dict[str, float] = field(default_factory=dict)
     line: LineKinks | None = None
     answers: dict[str, Any] = field(default_factory=dict)
+    # BLAS threads the run used (a function of the black box's widths or --threads).
+    threads: int = 1
 
     def to_json(self) -> dict[str, Any]:
         """The figures as a JSON object (the net itself is saved separately)."""
@@ -97,6 +99,7 @@ class ExtractionResult:
             "queries_by_phase": self.queries_by_phase,
             "seconds": self.seconds,
             "peak_rss_mb": self.peak_rss_mb,
+            "threads": self.threads,
             "net": self.net.describe() if self.net is not None else None,
             "layers": list(self.layers),
             "lines": self.lines,

@@ -50,7 +50,10 @@ def fit_sample(
         X, Y = _look_further(oracle, X, Y, on_points, rng, scale, rows)
     for k in range(RARE_OUTPUT_ROUNDS):
         on = [list(on_points.get(j, [])) + list(X[Y[:, j] > 0]) for j in range(Y.shape[1])]
+        # Only an output seen exactly 0 can be a ReLU that is off: one never 0 is linear
+        # on every sample, negative or not, and needs no more.
         short = np.array([len(p) > 0 for p in on]) & (np.sum(Y > 0, axis=0) < need + 8)
+        short &= np.any(Y == 0.0, axis=0)
         if not short.any():
             break
         size = rows * 2**k
@@ -160,33 +163,39 @@ def output_fit(
     eps: float,
     output_relu: bool | None,
     saw_zero: bool,
-) -> tuple[LastLayerFit, bool]:
+    sample: tuple[Array, Array] | None = None,
+) -> tuple[LastLayerFit, bool, tuple[Array, Array]]:
     """The output fit on layer rows ``theta`` and whether it has an output ReLU.
 
     ``output_relu`` None means unknown. Exact zeros alone do not mean an output ReLU (a
     bias-free net is 0 wherever all its last neurons are off): the plain fit is tried
     first, the ReLU one if it fails; then, for each (output, neuron) the output's
     on-rows see from one side only, samples are added a hair either side of the plane
-    where the output is on (:func:`straddle`), twice at most.
+    where the output is on (:func:`straddle`), twice at most. ``sample`` (inputs, answers)
+    is fitted again without new queries for the first fit; the samples last fitted are
+    returned with the fit.
     """
-    with oracle.phase("outputs"):
-        X, Y = fit_sample(oracle, prefix, theta, anchors, on_points, rng, scale, per_anchor=8)
+    if sample is None:
+        with oracle.phase("outputs"):
+            sample = fit_sample(oracle, prefix, theta, anchors, on_points, rng, scale, per_anchor=8)
+    X, Y = sample
     if output_relu is not None:
-        return fit_last_layer(prefix, theta, X, Y, output_relu=output_relu, eps=eps), output_relu
+        fit = fit_last_layer(prefix, theta, X, Y, output_relu=output_relu, eps=eps)
+        return fit, output_relu, (X, Y)
     fit = fit_last_layer(prefix, theta, X, Y, output_relu=False, eps=eps)
     if fit.exact:
         # An output ReLU rarely off fits plainly: where the fit predicts a negative output, ask.
         with oracle.phase("outputs"):
             X2, Y2 = _where_negative(oracle, prefix, fit, rng, scale)
         if not np.any(Y2 == 0.0):
-            return fit, False
+            return fit, False, (X, Y)
         X, Y = np.vstack([X, X2]), np.vstack([Y, Y2])
     elif not (saw_zero or bool(np.any(Y == 0.0))):
-        return fit, False
+        return fit, False, (X, Y)
     with_relu = fit_last_layer(prefix, theta, X, Y, output_relu=True, eps=eps)
     for _ in range(2):
         if not with_relu.exact or with_relu.seen is None:
-            return fit, False
+            return fit, False, (X, Y)
         on = np.any(Y > 0, axis=0)
         unseen = ~with_relu.seen & on[:, None]
         if not unseen.any():
@@ -194,4 +203,4 @@ def output_fit(
         with oracle.phase("outputs"):
             X, Y = straddle(oracle, prefix, theta, X, Y, unseen, rng, scale)
         with_relu = fit_last_layer(prefix, theta, X, Y, output_relu=True, eps=eps)
-    return with_relu, True
+    return with_relu, True, (X, Y)

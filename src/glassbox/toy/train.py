@@ -10,7 +10,6 @@ configuration is kept, as the paper kept the best of many models.
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 import warnings
@@ -39,6 +38,8 @@ from glassbox.toy.trained import TrainedRun
 CURVE_POINTS = 200
 # Multiply-adds per matmul per step below which one CPU thread beats several.
 SMALL_WORK = 4_000_000
+# Threads of a big model's run: fixed, so that its bits never depend on the machine it ran on.
+BIG_THREADS = 2
 # Multiply-adds per matmul per step from which the compiled kernel pays ("auto").
 COMPILE_WORK = 1_000_000
 
@@ -135,16 +136,15 @@ def evaluate(
 
 
 def default_threads(config: ToyConfig) -> int:
-    """CPU threads for a run: one when the model is small or the CPU is already busy.
+    """CPU threads for a run: a pure function of the config, never of the machine's load.
 
     Small models gain nothing from a thread pool, and on oversubscribed cores torch's
     spinning worker threads slow a run down several times (measured: 10x at load 6 on
-    2 cores), so more than one thread is used only for big models on an idle machine.
+    2 cores): one thread below :data:`SMALL_WORK`, else :data:`BIG_THREADS` (a constant,
+    not the core count, so that a config gives the same bits on every machine and load).
     """
     work = config.n_configs * config.restarts * config.batch * config.n_features * config.n_hidden
-    cpus = os.cpu_count() or 1
-    busy = os.getloadavg()[0] > cpus - 0.5
-    return 1 if work < SMALL_WORK or busy else torch.get_num_threads()
+    return 1 if work < SMALL_WORK else BIG_THREADS
 
 
 def train(config: ToyConfig, progress: bool = True, threads: int | None = None) -> TrainedRun:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,6 +16,7 @@ from numpy.typing import NDArray
 from glassbox.extract.check import kink_layers, self_check
 from glassbox.extract.kinks import HIDDEN, LineKinks
 from glassbox.extract.layer import LayerSearch, search_layer
+from glassbox.extract.layer_work import Layer, clean_fit
 from glassbox.extract.polish import polish_neurons
 from glassbox.extract.precision import refine_layer
 from glassbox.extract.predicted import SearchSettings
@@ -42,30 +42,6 @@ NEARLY_EXACT = -12.0
 EXTRA_REACH = 16.0
 # Further looks while the fit reads +/- pairs that SOE disputes.
 MORE_LOOKS = 2
-
-
-@dataclass
-class Layer:
-    """One layer while the loop works on it: its search, rows (signs unknown), record and fit."""
-
-    depth: int
-    hint: int | None
-    t0: float
-    q0: int
-    search: LayerSearch
-    theta: Array
-    info: dict[str, Any]
-    fit: LastLayerFit | None = None
-    points: list[list[Array]] = dataclasses.field(default_factory=list)
-    signs: Array | None = None
-
-    def anchors(self) -> Array:
-        """One witness point per neuron (where the output fit samples around)."""
-        return np.array(self.info["_points"])
-
-    def spent(self, oracle: Oracle) -> dict[str, float]:
-        """Queries and seconds since the layer's search began."""
-        return {"queries": oracle.queries - self.q0, "seconds": time.perf_counter() - self.t0}
 
 
 class LayerLoop:
@@ -144,7 +120,7 @@ class LayerLoop:
         """Fit the output as a function of the layer: exact means it is the last hidden one."""
         layer.fit = self._last_layer_fit(layer.theta, layer.anchors())
         self._polish_lone_layer(layer)
-        if _clean(layer.fit):
+        if clean_fit(layer.fit):
             return True
         # A neuron on (or off) everywhere the lines went spoils the fit (or its signs):
         # look again, briefly, further out (deeper layers spoil it too; the look is
@@ -415,8 +391,3 @@ class LayerLoop:
                 "output was on only where its neuron is off, in every sample, so the net may "
                 "differ where they matter"
             )
-
-
-def _clean(fit: LastLayerFit) -> bool:
-    """An exact fit with every sign read cleanly and no +/- pair (pairs are rare; check twice)."""
-    return fit.exact and fit.signs is not None and not np.any(fit.signs == 0.0)

@@ -230,7 +230,7 @@ def test_random_deep_nets_succeed_right_or_fail_honestly(
         # net is constant wherever the probe looks ("near and far": up to 4x the input scale).
         assert result.message.startswith("stopped")
         Y = truth.forward(np.vstack([X, 4.0 * X]))
-        assert np.all(Y == Y[0])
+        assert np.all(Y[0] == Y)
     else:
         assert result.message.startswith("failed")
 

@@ -134,3 +134,29 @@ def test_the_deep_tour_runs_as_written_and_prints_what_it_shows(tmp_path, monkey
         return [re.sub(r"\d+", "#", ln) for ln in lines]
 
     assert shape(printed[0]) == shape(sample)
+    # The figures: the seconds and the memory vary by machine; the queries within 1%, the
+    # errors within 1 in log2 (the BLAS kernel's last bits), everything else exactly.
+    for got, shown in zip(printed[0], sample, strict=True):
+        # (2^14.03 is the count beside it in log2.)
+        got, shown = (re.sub(r"[\d.]+ (s|MiB)\b|2\^\d[\d.]*", "", ln) for ln in (got, shown))
+        for a, b in zip(_numbers(got), _numbers(shown), strict=True):
+            if a[0] == "2^-":
+                assert abs(a[1] - b[1]) <= ERROR_SLACK_LOG2, (got, shown)
+            elif a[0] == "queries":
+                assert abs(a[1] - b[1]) <= QUERY_SLACK * b[1], (got, shown)
+            else:
+                assert a == b, (got, shown)
+
+
+def _numbers(line: str) -> list[tuple[str, float]]:
+    """Each number of ``line`` with its kind: an error in log2, a query count, or another."""
+    kinds = []
+    for m in re.finditer(r"(2\^-)?(\d+(?:\.\d+)?)", line):
+        after, before = line[m.end() : m.end() + 9], line[max(0, m.start() - 10) : m.start()]
+        if m.group(1) and not before.endswith("tolerance "):
+            kinds.append(("2^-", float(m.group(2))))
+        elif not m.group(1) and "." not in m.group(2) and after.startswith((" queries", ")")):
+            kinds.append(("queries", float(m.group(2))))
+        else:
+            kinds.append(("", float(m.group(2))))
+    return kinds

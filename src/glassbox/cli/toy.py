@@ -221,10 +221,11 @@ def _train_command(model: str) -> click.Command:
         threads: int | None,
         recipe: str,
         **fields: Any,
-    ) -> None:
+    ) -> int:
         from glassbox.io import check_out_dir, normalize_modes
         from glassbox.toy.config import default_config, paper_recipe
         from glassbox.toy.run import save_run
+        from glassbox.toy.run_figures import FigureError
         from glassbox.toy.train import train as run_training
 
         try:
@@ -237,10 +238,16 @@ def _train_command(model: str) -> click.Command:
         if threads is not None and threads < 1:
             raise GlassboxError(f"--threads must be at least 1, got {threads}")
         run = run_training(config, progress=show_progress(progress), threads=threads)
-        save_run(run, out, plots=plots, overwrite=overwrite)
+        try:
+            save_run(run, out, plots=plots, overwrite=overwrite)
+        except FigureError as exc:  # the run is saved; a figure is missing
+            normalize_modes(out)
+            click.echo(f"glassbox: error: {exc}", err=True)
+            return 1
         normalize_modes(out)
         click.echo(f"wrote {out}")
         _print_table(run)
+        return 0
 
     command.__doc__ = HELP[model]
     return click.command(model)(command)

@@ -160,3 +160,27 @@ def _numbers(line: str) -> list[tuple[str, float]]:
         else:
             kinds.append(("", float(m.group(2))))
     return kinds
+
+
+def test_the_stop_messages_shown_are_what_the_attack_prints() -> None:
+    import numpy as np
+
+    from glassbox.extract import ExtractConfig, extract
+    from glassbox.mlp import ReLUNet
+    from glassbox.oracle.core import FunctionOracle, label_only, net_oracle, noisy, rounded
+
+    net = ReLUNet.random("10-10-1", seed=0)
+    W1, B1, W2 = net.weights[0], net.biases[0], net.weights[1]
+    oracles = [
+        rounded(net_oracle(net), 4),
+        noisy(net_oracle(net), 1e-6),
+        FunctionOracle(lambda X: np.tanh(X @ W1.T + B1) @ W2.T, 10, 1),
+        label_only(net_oracle(net)),
+        FunctionOracle(lambda X: np.full((X.shape[0], 1), np.nan), 10, 1),
+    ]
+    shown = _block_after("stopped at once with the reason").splitlines()
+    printed = [extract(o, ExtractConfig(seed=0)).message for o in oracles]
+    # The noise's measured sigma, and so the repeats it needs, move with the draws' last bits.
+    noise = r"stopped after 96 queries: answers carry noise of sigma 1e-06 \(8 sigma is 2\^-\d+\.\d of their scale \d+(\.\d+)?\): averaging would need \d+ repeats per query, more than 256; too noisy for the kink search"
+    assert re.fullmatch(noise, printed[1]) and re.fullmatch(noise, shown[1])
+    assert [printed[i] for i in (0, 2, 3, 4)] == [shown[i] for i in (0, 2, 3, 4)]

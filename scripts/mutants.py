@@ -130,6 +130,9 @@ SWAPS = [
     ("if not ", "if "),
     ("break", "continue"),
 ]
+# Tests that fail on the unmutated code on some machines (a sign decision the BLAS kernel
+# flips, owned by the signs issue): they would "kill" every mutant, so they are left out.
+KNOWN_FAILING = ["test_deep_extract.py::test_architecture_discovered_and_net_recovered[10-8-6-3-1]"]
 NUMBER = re.compile(r"(?<![\w.])(\d+\.\d+|\d+)(?![\w.])")
 
 
@@ -181,7 +184,7 @@ def generate(module: str) -> list[Mutant]:
                 start = line.find(a, start + 1)
         for m in NUMBER.finditer(line):
             value = m.group(1)
-            bumped = str(int(value) + 1) if "." not in value else repr(float(value) * 2)
+            bumped = str(int(value) + 1) if "." not in value else repr(float(value) * 2 + 1)
             mutants.append(Mutant(module, i, line, line[: m.start()] + bumped + line[m.end() :]))
         body = line.strip()
         if body.startswith(("return ", "raise ")) or "=" not in body or body.endswith(":"):
@@ -227,6 +230,7 @@ def run(mutant: Mutant, tests: list[str], limit: float) -> tuple[str, float, str
         env = dict(os.environ, PYTHONPATH=str(src), PYTHONDONTWRITEBYTECODE="1")
         cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
         cmd += ["--no-header", "-o", "addopts="] + [str(ROOT / "tests" / t) for t in tests]
+        cmd += [f"--deselect=tests/{t}" for t in KNOWN_FAILING]
         try:
             done = subprocess.run(
                 cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=limit

@@ -78,6 +78,17 @@ def test_a_net_wrong_only_on_sparse_inputs_fails_the_check() -> None:
     assert _check(truth, truth).success
     verdict = _check(truth, wrong)
     assert not verdict.success and verdict.figures["relative_error_log2"] > -10
+    assert verdict.figures["samples"] == 256 + 256 // 4  # Gaussian, then sparse inputs
+
+
+def test_sparse_inputs_are_signed_with_one_to_three_coordinates_on() -> None:
+    from glassbox.extract.check import sparse_inputs
+
+    X = sparse_inputs(10, 4000, np.random.default_rng(0), 2.0)
+    on = np.sum(X != 0, axis=1)
+    assert set(on.tolist()) == {1, 2, 3}
+    values = X[X != 0]
+    assert abs(values.mean()) < 0.1 and abs(values.std() - 2.0) < 0.1  # N(0, scale)
 
 
 def _bump_net(c: float, eps: float, height: float) -> ReLUNet:
@@ -131,6 +142,26 @@ def test_an_output_weight_never_measured_is_a_failure_and_rightly_so() -> None:
     assert result.check["relative_error_log2"] < -40
     far = np.array([[300.0, 0, 0, 0, 0]])
     assert abs(result.net.forward(far)[0, 1] - truth.forward(far)[0, 1]) > 1.0
+
+
+def test_signs_of_an_expansive_last_layer_come_from_the_per_neuron_solve() -> None:
+    # Fewer inputs to the layer (3) than neurons (6): one 0/1 scale per neuron is solved
+    # from every output's affine part (4 outputs x 3 inputs = 12 equations for 6 unknowns).
+    from glassbox.extract.prefix import Prefix
+    from glassbox.extract.signs.last_layer import fit_last_layer
+
+    # (Seeds whose 12 equations have full rank; most draws of this shape have fewer.)
+    for seed in (6, 9):
+        net = ReLUNet.random("5-3-6-4", seed=seed)
+        prefix = Prefix(5)
+        prefix.push(net.weights[0], net.biases[0])  # type: ignore[arg-type]
+        rows = np.hstack([net.weights[1], net.biases[1][:, None]])  # type: ignore[index]
+        flips = np.array([1, -1, -1, 1, -1, 1])
+        X = 2.0 * np.random.default_rng(0).normal(size=(600, 5))
+        fit = fit_last_layer(prefix, rows * flips[:, None], X, net.forward(X), output_relu=False)
+        assert fit.exact and fit.signs is not None, fit.notes
+        assert np.array_equal(fit.signs, flips)
+        assert fit.rows is not None and np.allclose(fit.rows, rows, atol=1e-9)
 
 
 def test_a_float32_deep_extraction_never_claims_a_shallower_net() -> None:

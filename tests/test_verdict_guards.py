@@ -237,3 +237,14 @@ def test_every_neuron_is_normalised_the_last_one_too() -> None:
             r1 = np.linalg.norm(np.hstack([w0, b0[:, None]]), axis=1)
             expected /= float(np.hypot(np.linalg.norm(w1[0] * r1), truth.biases[1][0]))  # type: ignore[index]
         assert abs(v.per_layer_error_log2[1] - np.log2(expected)) < 0.01, spec  # (first order)
+
+
+def test_the_worst_case_bound_is_the_closed_form_on_a_one_neuron_net() -> None:
+    # h = ReLU(x + 5) on x in [-1, 1] lies in [4, 6]; an output weight off by d costs at most
+    # 6 d there, so the bound is exactly 6 d (the interval must carry the bias).
+    from glassbox.verify.compare import worst_case_bound
+
+    truth = ReLUNet([np.array([[1.0]]), np.array([[1.0]])], [np.array([5.0]), np.array([0.0])])
+    d = 2.0**-10
+    rec = ReLUNet([np.array([[1.0]]), np.array([[1.0 + d]])], [np.array([5.0]), np.array([0.0])])
+    assert worst_case_bound(truth, rec) == 6 * d

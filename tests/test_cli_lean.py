@@ -72,8 +72,14 @@ def test_extract_verify_and_net_run_without_torch(tmp_path: Path) -> None:
     assert (tmp_path / "x" / "report.html").is_file()
 
 
-def test_the_toy_half_without_torch_is_one_line_naming_the_extra(tmp_path: Path) -> None:
-    for argv in (["demo", "--out", "d"], ["train", "abs", "--out", "t"], ["report", "d"]):
+def test_the_toy_half_without_torch_is_one_line_naming_the_extra(
+    tmp_path: Path, tmp_path_factory
+) -> None:
+    demo_like = tmp_path_factory.mktemp("demo-like")  # what `report` reads a demo run by
+    (demo_like / "extraction.json").write_text("{}")
+    (demo_like / "toy").mkdir()
+    report = ["report", str(demo_like)]
+    for argv in (["demo", "--out", "d"], ["train", "abs", "--out", "t"], report):
         probe = python(
             "import sys\nsys.modules['torch'] = None\nfrom glassbox.cli import main\n"
             f"sys.exit(main({argv!r}))",
@@ -102,3 +108,37 @@ def test_the_training_bar_shows_the_lowest_loss_as_the_report_names_it(tmp_path:
     run = glassbox(*argv, "2", "--no-plots", "--progress", "--out", "t", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert "lowest_loss=" in run.stderr and " loss=" not in run.stderr
+
+
+def test_usage_errors_of_the_toy_half_answer_before_torch_is_imported(tmp_path: Path) -> None:
+    # Each is a one-line error, exit 2, with torch never imported (it alone takes seconds).
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "mine.txt").write_text("keep")
+    cases = [
+        (["demo", "--paper-size", "--config", "c.json"], "not both"),
+        (["demo", "--config", "missing.json"], "no such file"),
+        (["demo", "--out", "full"], "full"),
+        (["train", "abs", "--sparsity", "2", "--out", "t"], "sparsity 2.0 is outside"),
+        (["train", "abs", "--features", "x", "--out", "t"], "'--features'"),
+        (["train", "abs", "--out", "full"], "full"),
+        (["report", "nope"], "no such run directory"),
+        (["report", "full"], "not a glassbox demo run"),
+        (["plot", "nope"], "no such run directory"),
+        (["plot", "full"], "not a glassbox toy run"),
+    ]
+    code = (
+        "import sys, contextlib, io\n"
+        "from glassbox.cli import main\n"
+        f"for argv, words in {cases!r}:\n"
+        "    err = io.StringIO()\n"
+        "    with contextlib.redirect_stderr(err):\n"
+        "        status = main(argv)\n"
+        "    lines = err.getvalue().splitlines()\n"
+        "    assert status == 2 and len(lines) == 1 and words in lines[0], (argv, status, lines)\n"
+        "    assert 'torch' not in sys.modules, argv\n"
+        "print('ok')"
+    )
+    probe = python(code, tmp_path)
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.strip() == "ok"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full"]

@@ -158,7 +158,13 @@ def test_stack_colours_tell_features_apart_by_superposition() -> None:
         [("truth", *truth.weights, np.zeros(N), list(range(M)))], np.ones(N)
     )
     assert any("superposition" in ax.get_ylabel() for ax in fig.axes)  # the colour bar
-    assert fig.axes[0].get_legend() is not None
+    # The legend sits below the panels (inside, it covered the first neurons' bars).
+    assert fig.axes[0].get_legend() is None and len(fig.legends) == 1
+    fig.canvas.draw()
+    legend, panel = fig.legends[0].get_window_extent(), fig.axes[0].get_window_extent()
+    assert legend.y1 <= panel.y0
+    ticks = [t for t in fig.axes[0].get_xticklabels() if t.get_text()]
+    assert ticks and min(t.get_fontsize() for t in ticks) >= 9
 
 
 def test_the_graph_draws_only_computed_features_at_paper_size() -> None:
@@ -187,8 +193,18 @@ def test_round_off_is_calm_and_a_real_error_alarming() -> None:
     assert colour(-44.0)[1] > colour(-44.0)[0]  # the attack's usual 2^-44 is still green
     diffs = {"W1": np.full((M, N), 2.0**-45), "W2": np.full((N, M), 2.0**-45), "b": np.zeros(N)}
     fig = report_figures.difference_figure(diffs, list(range(M)))
-    ticks = [t.get_text() for ax in fig.axes for t in ax.get_yticklabels()]
+    ticks = [
+        t.get_text().replace("\n", " ")
+        for ax in fig.axes
+        for t in [*ax.get_yticklabels(), *ax.get_xticklabels()]
+    ]
     assert "-52 round-off" in ticks
+    # The colour bar is labelled, and neither it nor its label reaches the per-neuron panel.
+    fig.canvas.draw()
+    bar = [ax for ax in fig.axes if "log2 |Δ| of each weight" in ax.get_xlabel()]
+    assert len(bar) == 1
+    per_neuron = next(ax for ax in fig.axes if ax.get_title() == "per neuron")
+    assert not bar[0].get_tightbbox().overlaps(per_neuron.get_window_extent())
     labels = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
     assert "exactly equal" not in labels  # no grey bar, so no grey legend entry
     diffs["W1"][0] = diffs["W2"][:, 0] = 0.0
@@ -204,6 +220,15 @@ def test_verification_bars_say_precision_and_use_w1_w2(
     fig = report_figures.verification_figure(ver)
     titles = [ax.get_title() for ax in fig.axes]
     assert all("precision" in t for t in titles)
+    # Bars are labelled in the axis's unit (bits), and the tolerance is named in a legend
+    # outside the panels, not written across the bars.
+    words = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert words and not any("error" in w or "tolerance" in w for w in words), words
+    assert all(w == "exact" or re.fullmatch(r"-?\d+\.\d", w) for w in words if "float64" not in w)
+    fig.canvas.draw()
+    legend = [leg for leg in fig.legends if "tolerance" in leg.get_texts()[0].get_text()]
+    assert len(legend) == 1
+    assert legend[0].get_window_extent().y1 <= min(ax.get_window_extent().y0 for ax in fig.axes)
     assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == ["W1", "W2"]
     page = (demo_run[0] / "report.html").read_text()
     assert "layer 0" not in page and "W1: " in page
@@ -259,3 +284,16 @@ def test_paper_size_report_reads_its_own_numbers(paper_run: Path) -> None:
     assert report._graph_caption(drawn, 100, features) in page.replace("&#x27;", "'")
     aligned = align(ReLUNet.load(paper_run / "recovered.safetensors"), truth).aligned
     assert aligned.dims[1] >= truth.dims[1]
+
+
+def test_one_output_is_not_one_of_one_and_memory_is_in_mib() -> None:
+    from glassbox.report.extraction_data import CHECK_NAMES, outputs_varying
+    from glassbox.report.sections import queries_section
+
+    assert outputs_varying(1, 1, 1) == "The output varies along the line."
+    assert outputs_varying(0, 1, 1) == "The output is constant along the line."
+    assert outputs_varying(2, 3, 2).startswith("2 of the 3 outputs vary")
+    assert "unmeasured_weights" in CHECK_NAMES  # no raw key in the self-check table
+    ex = {"queries_by_phase": {"check": 10}, "queries": 10, "seconds": 0.5, "peak_rss_mb": 44.0}
+    text = " ".join(queries_section({**ex, "success": True, "message": "success: ..."}))
+    assert "44 MiB" in text and " MB" not in text

@@ -403,3 +403,21 @@ def test_pool_workers_end_when_their_sweep_is_killed(tmp_path: Path) -> None:
     assert run_cli(*argv)[0] == 0
     assert run_cli("sweep", str(grid), "--out", str(tmp_path / "whole"))[0] == 0
     assert results(out) == results(tmp_path / "whole")
+
+
+def test_the_extract_figure_has_titles_apart_and_a_labelled_colour_bar_each() -> None:
+    from glassbox.sweep.plots import extract_figure
+
+    rows = [
+        [t, d, 1, 2, 0.5, 14.2, 0.3, -40.0, -38.0]
+        for t in ("random:10-10-10-1", "random:784-32-1", "toy:20-10:0.8")
+        for d in ("float64", "float32", "round:8")
+    ]
+    fig = extract_figure(rows)
+    fig.canvas.draw()
+    panels = [ax for ax in fig.axes if ax.get_images()]
+    bars = [ax for ax in fig.axes if not ax.get_images()]
+    assert len(panels) == 3 and len(bars) == 3
+    assert all(ax.get_xlabel() for ax in bars)  # each colour bar says what it shows
+    titles = [ax.title.get_window_extent() for ax in panels]
+    assert all(not a.overlaps(b) for a, b in zip(titles, titles[1:], strict=False))

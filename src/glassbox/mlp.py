@@ -324,7 +324,12 @@ SPEC_OPTIONS = ("nobias", "nohiddenbias", "relu")
 
 def parse_spec(spec: str) -> tuple[list[int], set[str]]:
     """Parse ``784-128-1[:opt,...]`` into widths and options; bad specs are a GlassboxError."""
-    body, _, opts = spec.partition(":")
+    body, colon, opts = spec.partition(":")
+    if colon and not all(o.strip() for o in opts.split(",")):
+        raise GlassboxError(
+            f"bad net spec {spec!r}: an empty option after ':'; drop the ':' or name options "
+            f"from {', '.join(SPEC_OPTIONS)}"
+        )
     if not _SPEC_RE.match(body):
         raise GlassboxError(
             f"bad net spec {spec!r}: expected widths joined by '-', e.g. 784-128-1 or 100-40-100:nohiddenbias,relu"

@@ -7,7 +7,9 @@ them costs nothing.
 from __future__ import annotations
 
 import dataclasses
+import signal
 from pathlib import Path
+from types import FrameType
 
 import click
 
@@ -80,11 +82,17 @@ def demo(
     made is kept and its folder named), 2 on a usage error.
     """
     require("torch", "glassbox demo (training the toy model)")
+    if paper_size and config_file is not None:
+        raise GlassboxError("give --paper-size or --config, not both")
+    if config_file is not None and not config_file.is_file():
+        raise GlassboxError(f"--config {config_file}: no such file")
+    if out is not None:
+        from glassbox.io import check_out_dir as io_check_out_dir
+
+        io_check_out_dir(out, overwrite, marker="config.json")  # before torch: answers at once
     from glassbox.config import load_config
     from glassbox.demo.run import DemoConfig, check_out_dir, default_out_dir, paper_config, run_demo
 
-    if paper_size and config_file is not None:
-        raise GlassboxError("give --paper-size or --config, not both")
     if config_file is not None:
         config = load_config(DemoConfig, config_file)
     else:
@@ -96,6 +104,8 @@ def demo(
     if out is not None:
         check_out_dir(out, overwrite)
     folder = out or default_out_dir()
+    # SIGTERM (a `kill`, a closing terminal) unwinds like Ctrl-C, so the cleanup below runs.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         result = run_demo(
             config,
@@ -126,10 +136,22 @@ def demo(
         raise click.exceptions.Exit(1)
 
 
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
 def report(run_dir: Path) -> None:
     """Rebuild RUN_DIR/report.html from a saved demo run or a glassbox extract folder."""
+    # Checked before the report's imports (matplotlib, torch): a wrong folder answers at once.
+    if not run_dir.is_dir():
+        raise GlassboxError(f"{run_dir}: no such run directory")
+    if not (run_dir / "extraction.json").is_file():
+        raise GlassboxError(
+            f"{run_dir} is not a glassbox demo run (no extraction.json) nor a `glassbox extract` "
+            "folder; make one with `glassbox demo` or `glassbox extract --out`"
+        )
     from glassbox.report.extraction import is_extract_dir, rebuild_extract_report
 
     if is_extract_dir(run_dir):

@@ -58,11 +58,21 @@ def describe_layers(model: ReLUNet) -> str:
     return "\n".join(rows)
 
 
+def load_net(path: Path) -> ReLUNet:
+    """A saved net: an ``.onnx`` file read as ONNX, anything else as safetensors."""
+    if path.suffix.lower() == ".onnx" and path.is_file():
+        from glassbox.extras import require
+
+        require("onnx", f"reading {path}")
+        return ReLUNet.from_onnx(path, allow_float32=True)
+    return ReLUNet.load(path)
+
+
 @net.command("info")
 @click.argument("file", type=click.Path(path_type=Path))
 def net_info(file: Path) -> None:
-    """Describe a saved net: widths, biases, output ReLU, parameters and weight norms."""
-    model = ReLUNet.load(file)
+    """Describe a saved net (safetensors or ONNX): widths, biases, output ReLU, parameters, norms."""
+    model = load_net(file)
     click.echo(f"{file}: {model.describe()}, {model.n_params} parameters")
     click.echo(describe_layers(model))
 
@@ -80,7 +90,7 @@ def net_info(file: Path) -> None:
 def net_export(file: Path, onnx_out: Path, overwrite: bool) -> None:
     """Export a saved net to ONNX (float64 Gemm and Relu nodes)."""
     check_out_file(onnx_out, overwrite, flag="--onnx")
-    model = ReLUNet.load(file)
+    model = load_net(file)
     model.to_onnx(onnx_out)
     click.echo(f"wrote {onnx_out}: {model.describe()}")
 

@@ -221,11 +221,9 @@ def _train_command(model: str) -> click.Command:
         threads: int | None,
         recipe: str,
         **fields: Any,
-    ) -> None:
+    ) -> int:
         from glassbox.io import check_out_dir, normalize_modes
         from glassbox.toy.config import default_config, paper_recipe
-        from glassbox.toy.run import save_run
-        from glassbox.toy.train import train as run_training
 
         try:
             config = default_config(model, sparsity=parse_sparsity(sparsity), **fields)
@@ -236,11 +234,22 @@ def _train_command(model: str) -> click.Command:
         check_out_dir(out, overwrite, marker="config.json")
         if threads is not None and threads < 1:
             raise GlassboxError(f"--threads must be at least 1, got {threads}")
+        # torch comes in only now: a usage error above answers at once.
+        from glassbox.toy.run import save_run
+        from glassbox.toy.run_figures import FigureError
+        from glassbox.toy.train import train as run_training
+
         run = run_training(config, progress=show_progress(progress), threads=threads)
-        save_run(run, out, plots=plots, overwrite=overwrite)
+        try:
+            save_run(run, out, plots=plots, overwrite=overwrite)
+        except FigureError as exc:  # the run is saved; a figure is missing
+            normalize_modes(out)
+            click.echo(f"glassbox: error: {exc}", err=True)
+            return 1
         normalize_modes(out)
         click.echo(f"wrote {out}")
         _print_table(run)
+        return 0
 
     command.__doc__ = HELP[model]
     return click.command(model)(command)
@@ -277,6 +286,9 @@ def _print_table(run: Any) -> None:
 def plot(directory: Path) -> None:
     """Redraw a run directory's figures and analysis.json from its saved weights."""
     require("torch", "glassbox plot")
+    if not (directory / "config.json").is_file():  # before torch: a wrong folder answers at once
+        what = "no such run directory" if not directory.is_dir() else "not a glassbox toy run"
+        raise GlassboxError(f"{directory}: {what} (no config.json); make one with `glassbox train`")
     from glassbox.toy.run import load_run, write_analysis
     from glassbox.toy.run_figures import write_run_figures
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from glassbox.cli import cli
+from glassbox.cli.net import load_net
 from glassbox.io import check_out_file, dumps_json, write_json
-from glassbox.mlp import ReLUNet
 from glassbox.verify.classifier import verify_classifier
 from glassbox.verify.compare import Verification, fmt_log2, verify
 
@@ -108,7 +108,8 @@ def verify_cmd(
     out: Path | None,
     overwrite: bool,
 ) -> None:
-    """Compare a RECOVERED net with the TRUTH: weight error, functional error, neurons set apart.
+    """Compare a RECOVERED net with the TRUTH (safetensors or ONNX): weight error, functional
+    error, neurons set apart.
 
     Exit status 0 when the two nets are functionally equivalent at the stated tolerance
     (delta = 0: no sampled input's error exceeds 2^-20 * max(1, max |f|)), 1 when they
@@ -116,7 +117,15 @@ def verify_cmd(
     """
     if out is not None:
         check_out_file(out, overwrite)
-    rec_net, true_net = ReLUNet.load(recovered), ReLUNet.load(truth)
+    rec_net, true_net = load_net(recovered), load_net(truth)
+    same_io = (rec_net.input_dim, rec_net.output_dim) == (true_net.input_dim, true_net.output_dim)
+    if same_io and rec_net.n_hidden_layers != true_net.n_hidden_layers:
+        # Two nets of different depths are an answer (they differ), not a usage error.
+        click.echo(
+            f"not equivalent: the nets have different depths: recovered {rec_net.describe()}, "
+            f"truth {true_net.describe()}"
+        )
+        raise click.exceptions.Exit(1)
     extra: dict[str, object] = {}
     if true_net.head != "identity" and rec_net.head == true_net.head:
         # Classifiers: the logits compared after removing a softmax's common shift.

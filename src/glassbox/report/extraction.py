@@ -28,6 +28,7 @@ from glassbox.report.extraction_data import (
     evidence_row,
     kinks_by_layer,
     layer_rows,
+    outputs_varying,
     queries_by_layer,
     summary_lines,
 )
@@ -152,9 +153,9 @@ def _line_section(line: LineKinks | None, record: dict[str, Any]) -> list[str]:
             if unknown
             else ")"
         )
-        + f", and {n_out} where an output's own ReLU switches it off. {active} of the "
-        f"{line.samples_f.shape[1]} outputs vary along the line; the plot draws the {shown} "
-        "that vary most.</p>",
+        + f", and {n_out} where an output's own ReLU switches it off. "
+        + outputs_varying(active, line.samples_f.shape[1], shown)
+        + "</p>",
         img(line_plot(line, top_k=shown), "f along a line with its kinks, marked by layer"),
         "<p class='caption'>Vertical lines: hidden-neuron kinks, one colour and dash style per "
         "layer of the recovered neuron that made the kink; crosses: output-ReLU kinks. A "
@@ -221,9 +222,10 @@ def _truth_section(record: dict[str, Any]) -> list[str]:
     )
     if notes:
         parts += [
-            "<p>Neurons set apart (a dead neuron never fires and an invisible one writes "
-            "nothing, so no query can reveal either; they change nothing the network "
-            "computes):</p>",
+            "<p>Neurons of the truth set apart from the weight error (dead: never active on "
+            "the verification's sampled inputs; invisible: it writes nothing to the outputs). "
+            "Either changes nothing on those inputs; the attack may still have recovered a "
+            "dead one from inputs the samples missed:</p>",
             table(["what", "hidden layer", "neuron", "why"], notes),
         ]
     else:

@@ -145,7 +145,19 @@ CHECK_NAMES = {
     "tolerance_log2": "tolerance on the relative error",
     "kinks_checked": "kinks checked against the recovered neurons",
     "unexplained_kinks": "kinks no recovered neuron explains",
+    "unmeasured_weights": "outgoing weights never measured (an output on only where its neuron is off)",
 }
+
+
+def outputs_varying(active: int, total: int, shown: int) -> str:
+    """How many outputs vary along the line, in words that read right for one output too."""
+    if total == 1:
+        return (
+            "The output varies along the line."
+            if active
+            else "The output is constant along the line."
+        )
+    return f"{active} of the {total} outputs vary along the line; the plot draws the {shown} that vary most."
 
 
 def check_value(key: str, value: Any) -> str:

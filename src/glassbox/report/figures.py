@@ -21,7 +21,6 @@ from numpy.typing import NDArray
 from glassbox.mlp import ReLUNet
 from glassbox.report.numbers import neuron_errors
 from glassbox.toy import analysis, geometry, plots
-from glassbox.verify.compare import fmt_log2
 
 Array = NDArray[np.float64]
 
@@ -36,9 +35,13 @@ EXACT_LOG2 = -1000.0
 Side = tuple[str, Array, Array, Array, list[int]]
 
 
-def _tick_labels(ax: Any, axis: str, labels: Sequence[str], fontsize: float = 7.0) -> None:
+# Tick labels: 9 pt, readable once a figure 11 inches wide is shrunk to the page's width.
+TICK_FONT = 9.0
+
+
+def _tick_labels(ax: Any, axis: str, labels: Sequence[str], fontsize: float = TICK_FONT) -> None:
     """Label every position, or every k-th when there are too many to read at ``fontsize``."""
-    step = max(1, math.ceil(len(labels) / 30))
+    step = max(1, math.ceil(len(labels) / 24))
     where = list(range(0, len(labels), step))
     setter = ax.set_yticks if axis == "y" else ax.set_xticks
     setter(where, [labels[i] for i in where], fontsize=fontsize)
@@ -69,7 +72,7 @@ def weights_figure(sides: Sequence[Side], importance: Array) -> Figure:
         for ax in row:
             _tick_labels(ax, "y", labels)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.tick_params(axis="x", labelsize=7)
+            ax.tick_params(axis="x", labelsize=TICK_FONT)
     return fig
 
 
@@ -93,11 +96,12 @@ def stack_figure(sides: Sequence[Side], importance: Array) -> Figure:
         label="feature's superposition\n(0: alone, 1: shares fully)",
         shrink=0.9,
     )
-    axes[0].legend(
+    # Below the panels, not over them: a legend inside covered the first neurons' bars.
+    fig.legend(
         handles=[Patch(color="0.9", label="polysemantic neuron (shaded column)")],
-        loc="lower left",
-        fontsize=7,
-        framealpha=0.9,
+        loc="outside lower left",
+        fontsize=8,
+        frameon=False,
     )
     return fig
 
@@ -252,13 +256,15 @@ def difference_figure(diffs: dict[str, Array], order: Sequence[int]) -> Figure:
         im = ax.imshow(lg, cmap=cmap, norm=norm, aspect="auto", interpolation="nearest")
         ax.set(title=title, xlabel=xlabel)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.tick_params(axis="x", labelsize=7)
+        ax.tick_params(axis="x", labelsize=TICK_FONT)
         _tick_labels(ax, "y", ticks)
     axes[0].set_ylabel("neuron (truth index)")
-    bar = fig.colorbar(im, ax=axes[1], label="log2 |Δ| (white: exact)")
-    bar.set_ticks([-60, ROUNDOFF_LOG2, -40, -30, -20, -10], labels=["-60", "-52 round-off", "-40", "-30", "-20", "-10"])  # fmt: skip
-    bar.ax.axhline(ROUNDOFF_LOG2, color="black", lw=1.5)
-    bar.ax.tick_params(labelsize=7)
+    # Under the two heatmaps it colours, labelled; beside them its label met the neuron axis.
+    bar = fig.colorbar(im, ax=list(axes[:2]), location="bottom", shrink=0.8, aspect=40)
+    bar.set_label("log2 |Δ| of each weight (white: exact)", fontsize=9)
+    bar.set_ticks([-60, ROUNDOFF_LOG2, -40, -30, -20, -10], labels=["-60", "-52\nround-off", "-40", "-30", "-20", "-10"])  # fmt: skip
+    bar.ax.axvline(ROUNDOFF_LOG2, color="black", lw=1.5)
+    bar.ax.tick_params(labelsize=8)
 
     per = np.ma.log2(neuron_errors(diffs)[idx])
     floor = DIFF_RANGE[0]
@@ -341,8 +347,10 @@ def verification_figure(ver: dict[str, Any]) -> Figure:
         colors = ["#1b9e77" if v is not None and v <= EXACT_LOG2 else "#2166ac" for v in values]
         ax.bar(range(len(names)), bits, color=colors)
         for x, (b, v) in enumerate(zip(bits, values, strict=True)):
-            ax.annotate(f"error {fmt_log2(v)}", (x, b), ha="center", va="bottom", fontsize=7)
-        ax.set_xticks(range(len(names)), names, fontsize=8)
+            # In the axis's own unit, bits; "exact" for a zero error.
+            words = "exact" if v is not None and v <= EXACT_LOG2 else f"{b:.1f}"
+            ax.annotate(words, (x, b), ha="center", va="bottom", fontsize=8)
+        ax.set_xticks(range(len(names)), names, fontsize=TICK_FONT)
         # An error above 1 has negative bits: let its bar hang below the axis.
         ax.set(
             ylabel="bits of precision (higher is better)",
@@ -354,17 +362,10 @@ def verification_figure(ver: dict[str, Any]) -> Figure:
     axes[1].annotate("float64 (52 bits)", (0, -ROUNDOFF_LOG2), fontsize=7, color="0.4", va="bottom")
     threshold = ver.get("delta_threshold_log2")
     if threshold is not None:
-        axes[0].axhline(-threshold, color="#b2182b", lw=1, ls="--")
-        axes[0].annotate(
-            "tolerance: an input whose bits fall below this line counts in delta",
-            (-0.4, -threshold),
-            xytext=(0, 2),
-            textcoords="offset points",
-            fontsize=7,
-            color="#b2182b",
-            va="bottom",
-            bbox={"facecolor": "white", "edgecolor": "none", "pad": 1},
-        )
+        # Named in a legend below the panels: written on the line, it crossed the bars.
+        line = axes[0].axhline(-threshold, color="#b2182b", lw=1, ls="--")
+        line.set_label("tolerance: an input whose bits fall below this line counts in delta")
+        fig.legend(handles=[line], loc="outside lower left", fontsize=8, frameon=False)
     return fig
 
 

@@ -17,9 +17,11 @@ from matplotlib.figure import Figure
 from glassbox.extract.kinks import HIDDEN, OUTPUT_RELU, LineKinks
 from glassbox.io import atomic_path
 
-# Kinks of different layers: a colour and a line style each (greyscale-safe).
+# Kinks of different layers: a strong colour and a dashed style each (greyscale-safe; no
+# dotted style, which drew layer 2's kinks too faint to see).
 LAYER_COLORS = ("0.35", "tab:purple", "tab:olive", "tab:brown", "tab:pink")
-LAYER_STYLES = ("--", ":", "-.", (0, (5, 1)), (0, (1, 3)))
+LAYER_STYLES = ("--", "-.", (0, (6, 2)), (0, (3, 1, 1, 1, 1, 1)), (0, (8, 2, 2, 2)))
+KINK_WIDTH = 1.2
 
 
 def line_figure(line: LineKinks, top_k: int = 5) -> Figure:
@@ -44,7 +46,7 @@ def line_figure(line: LineKinks, top_k: int = 5) -> Figure:
             line.t[k],
             color=LAYER_COLORS[(layer - 1) % len(LAYER_COLORS)] if layer else "0.55",
             ls=LAYER_STYLES[(layer - 1) % len(LAYER_STYLES)] if layer else "--",
-            lw=0.8,
+            lw=KINK_WIDTH,
             label=None if layer in labelled else name,
         )
         labelled.add(layer)

@@ -102,6 +102,14 @@ def reading(
         "signs. Feature by feature: " + "; ".join(parts) + "."
     )
     out.append(dedicated_sentence(dedicated, n, truth["features_computed"]))
+    mono = int(truth["monosemantic"])
+    if mono > 2 * len(dedicated):  # the two counts can look at odds: say how both hold
+        out.append(
+            f"{mono} monosemantic neurons and {len(dedicated)} feature(s) with neurons of their "
+            "own both hold: a monosemantic neuron reads one feature but may compute only one "
+            "sign of it, ReLU(x) or ReLU(-x), and a feature has neurons of its own only when "
+            "both of its signs do."
+        )
     motifs = truth.get("asymmetric_motifs", 0)
     if motifs:
         out.append(

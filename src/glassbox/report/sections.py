@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 
 from glassbox.extract.kinks import HIDDEN
 from glassbox.io import dumps_json
+from glassbox.report.extraction_data import outputs_varying
 from glassbox.report.figures import layer_name, line_plot, queries_figure, verification_figure
 from glassbox.report.html import esc, img, section, table
 from glassbox.report.numbers import Recovery, ReportInputs, sample_count, summary_lines
@@ -154,8 +155,7 @@ def line_section(inputs: ReportInputs) -> list[str]:
         f"{line.samples_t.size:,} queries on this line placed {line.t.size} kinks: {hidden} where a "
         "hidden neuron switches (every output that neuron feeds bends at the same t) and "
         f"{line.t.size - hidden} where an output's own ReLU switches it off (one output bends, "
-        f"to or from zero). {active} of the {line.samples_f.shape[1]} outputs vary along the line; "
-        f"the plot draws the {shown} that vary most.</p>",
+        "to or from zero). " + outputs_varying(active, line.samples_f.shape[1], shown) + "</p>",
         f"<p>{esc(line_range_text(line))}</p>",
         img(line_plot(line, top_k=shown), "f along a line with its kinks"),
         "<p class='caption'>Dashed lines: hidden-neuron kinks; crosses: output-ReLU kinks. Each "
@@ -175,7 +175,7 @@ def queries_section(ex: dict[str, Any]) -> list[str]:
         section("queries", "Where the queries went"),
         f"<p>The attack asked the black box {total:,} queries (2^{log2_error(total):.1f}) in "
         f"{ex['seconds']:.2f} s"
-        + (f", peak memory {mem:.0f} MB" if mem is not None else "")
+        + (f", peak memory {mem:.0f} MiB" if mem is not None else "")
         + ". The last phase, 'check', is the attack's own test, made without the truth: it "
         "compares the reconstruction with the black box on fresh queries. Its verdict: "
         f"<span class='{'ok' if ok else 'fail'}'>{esc(ex.get('message', ''))}</span></p>",
@@ -246,8 +246,8 @@ def missing_section(rec: Recovery, ver: dict[str, Any], ex: dict[str, Any]) -> l
         section("missing", "Neurons not recovered, and why"),
         f"<p>{len(rec.recovered)} of {len(rec.visible)} visible neurons recovered; "
         f"{len(rec.dead)} dead and {len(rec.invisible)} invisible neuron(s) in the truth "
-        "(a dead neuron never fires and an invisible one writes nothing, so no query can "
-        "reveal either; they change nothing the network computes).</p>",
+        "(dead: never active on the verification's sampled inputs; invisible: it writes "
+        "nothing to the outputs; either changes nothing on those inputs).</p>",
     ]
     if not notes:
         return [*head, "<p>Every neuron of the truth was recovered; none is left over.</p>"]

@@ -205,27 +205,39 @@ def _loss_figure(rows: list[list[Any]], stem: Path) -> list[Path]:
 
 
 def _extract_figure(rows: list[list[Any]], stem: Path) -> list[Path]:
+    return _save(extract_figure(rows), stem)
+
+
+def extract_figure(rows: list[list[Any]]) -> Any:
+    """Success, median queries and worst error per target (rows) and defence (columns)."""
     from matplotlib.figure import Figure
 
     targets, defences, cells = _layout(rows, 0, 1)
-    panels = (("success rate", 4, "RdYlGn", "{:.0%}"), ("median queries (log2)", 5, "viridis", "2^{:.1f}"),
-              ("worst weight error of successes (log2)", 7, "magma_r", "2^{:.0f}"))  # fmt: skip
+    # Short titles (with a width each panel can hold) and a labelled colour bar under each.
+    panels = (("success rate", 4, "RdYlGn", "{:.0%}", "share of seeds that succeeded"),
+              ("median queries", 5, "viridis", "2^{:.1f}", "log2 of the median queries"),
+              ("worst weight error\nof the successes", 7, "magma_r", "2^{:.0f}",
+               "log2 of the worst weight error"))  # fmt: skip
     fig = Figure(
-        figsize=(3.0 + 2.2 * len(defences) * 3 / 2, 1.4 + 0.4 * len(targets)), layout="constrained"
+        figsize=(max(9.0, 3.0 + 2.4 * len(defences) * 3 / 2), 2.4 + 0.4 * len(targets)),
+        layout="constrained",
     )
-    for ax, (title, col, cmap, fmt) in zip(fig.subplots(1, 3), panels, strict=True):
+    for ax, (title, col, cmap, fmt, label) in zip(fig.subplots(1, 3), panels, strict=True):
         grid = np.full((len(targets), len(defences)), np.nan)
         for (t, d), row in cells.items():
             if row[col] is not None:
                 grid[targets.index(t), defences.index(d)] = row[col]
         limits = (0.0, 1.0) if col == 4 else (None, None)
-        ax.imshow(
+        image = ax.imshow(
             np.ma.masked_invalid(grid), aspect="auto", cmap=cmap, vmin=limits[0], vmax=limits[1]
         )
         for (ti, di), v in np.ndenumerate(grid):
             text = "-" if math.isnan(v) else fmt.format(v)
-            ax.text(di, ti, text, ha="center", va="center", fontsize=6, bbox=LABEL_BOX)
-        ax.set_xticks(range(len(defences)), defences, fontsize=6, rotation=45, ha="right")
-        ax.set_yticks(range(len(targets)), targets if col == 4 else [], fontsize=6)
-        ax.set_title(title, fontsize=8)
-    return _save(fig, stem)
+            ax.text(di, ti, text, ha="center", va="center", fontsize=7, bbox=LABEL_BOX)
+        ax.set_xticks(range(len(defences)), defences, fontsize=8, rotation=45, ha="right")
+        ax.set_yticks(range(len(targets)), targets if col == 4 else [], fontsize=8)
+        ax.set_title(title, fontsize=9)
+        bar = fig.colorbar(image, ax=ax, location="bottom", shrink=0.9, aspect=25)
+        bar.set_label(label, fontsize=8)
+        bar.ax.tick_params(labelsize=7)
+    return fig

@@ -10,8 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from glassbox.errors import GlassboxError
-from glassbox.toy.data import feature_probability, importance_vector
-from glassbox.toy.models import KINDS, Kind
+from glassbox.toy.kinds import KINDS, Kind, feature_probability, importance_vector
 
 SCHEDULES = ("constant", "linear", "cosine")
 #: "compiled" fuses each step with torch.compile (needs a C++ compiler, or triton on CUDA);

@@ -21,34 +21,13 @@ import functools
 import math
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from glassbox.toy.kinds import KINDS, Kind
 
-@dataclass(frozen=True)
-class Kind:
-    """How one model kind computes: activations, weight tying and the target."""
-
-    name: str
-    hidden_relu: bool
-    output_relu: bool
-    tied: bool
-    target: str  # "abs" or "identity"
-    signed_inputs: bool
-    max_hidden_per_feature: int  # m beyond this many per feature is a dedicated dimension for all
-
-
-KINDS: dict[str, Kind] = {
-    k.name: k
-    for k in (
-        Kind("linear", False, False, True, "identity", False, 1),
-        Kind("relu-output", False, True, True, "identity", False, 1),
-        Kind("relu-hidden", True, True, True, "identity", False, 1),
-        Kind("abs", True, True, False, "abs", True, 2),
-    )
-}
+__all__ = ["KINDS", "Kind"]
 
 
 def init_params(

@@ -196,8 +196,9 @@ def plot_graph(
     w1, w2, idx = w1_all[np.ix_(keep, feats)], w2_all[np.ix_(feats, keep)], idx_all[keep]
     m, n = w1.shape
     ax = _axes(ax, (4.5, max(3.0, 0.08 * max(n, m) + 1.5)))
-    y_feat = np.linspace(1.0, 0.0, n) if n > 1 else np.array([0.5])
-    y_neur = np.linspace(1.0, 0.0, m) if m > 1 else np.array([0.5])
+    # One node sits in the middle; none (no feature computed, no neuron touching) draws none.
+    y_feat = np.linspace(1.0, 0.0, n) if n != 1 else np.array([0.5])
+    y_neur = np.linspace(1.0, 0.0, m) if m != 1 else np.array([0.5])
     segs, colors, widths = [], [], []
     for weights, top, x0, x1, y0, y1 in (
         (w1, top1, 0.0, 1.0, y_feat, y_neur),
@@ -223,6 +224,8 @@ def plot_graph(
     ax.set_ylim(-0.05, 1.05)
     ax.set_xticks([0, 1, 2], ["features x", "neurons h", "outputs y'"])
     ax.set_yticks([])
+    if n == 0:
+        ax.text(1.0, 0.5, "no feature computed", ha="center", va="center", fontsize=8, color="0.4")
     ax.set_title(title)
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)

@@ -32,7 +32,10 @@ WEIGHTS, CONFIG, METRICS, ANALYSIS = (
 def save_run(
     run: TrainedRun, directory: str | os.PathLike[str], plots: bool = True, overwrite: bool = False
 ) -> Path:
-    """Write ``run`` as a run directory (weights, config, metrics, analysis, figures) atomically."""
+    """Write ``run`` as a run directory (weights, config, metrics, analysis, figures) atomically.
+
+    A figure that fails to draw leaves the rest in place and raises a FigureError naming it.
+    """
     target = Path(directory)
     if target.exists() and not (target.is_dir() and not any(target.iterdir())):
         if not overwrite:
@@ -46,8 +49,16 @@ def save_run(
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a run dir is an ordinary folder
+    failed: GlassboxError | None = None
     try:
-        _write_contents(run, tmp, plots)
+        _write_contents(run, tmp)
+        if plots:
+            from glassbox.toy.run_figures import FigureError, write_run_figures
+
+            try:
+                write_run_figures(run, tmp / "figures")
+            except FigureError as exc:  # the trained weights are kept all the same
+                failed = exc
         if target.exists():
             trash = Path(
                 tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent)
@@ -60,19 +71,20 @@ def save_run(
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+    if failed is not None:
+        raise type(failed)(
+            f"{failed}; the trained run is saved in {target} without all its figures "
+            f"(`glassbox plot {target}` draws them again)"
+        ) from failed
     return target
 
 
-def _write_contents(run: TrainedRun, folder: Path, plots: bool) -> None:
+def _write_contents(run: TrainedRun, folder: Path) -> None:
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": run.config.model}
     write_safetensors(folder / WEIGHTS, dict(run.weights), metadata)
     save_config(run.config, folder / CONFIG)
     write_json(folder / METRICS, run.metrics)
     write_analysis(run, folder)
-    if plots:
-        from glassbox.toy.run_figures import write_run_figures
-
-        write_run_figures(run, folder / "figures")
 
 
 def write_analysis(run: TrainedRun, folder: Path) -> None:

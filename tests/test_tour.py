@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -100,8 +101,10 @@ def adapt(block: str, http_port: int, dask_port: int) -> str:
 
 @pytest.fixture(scope="module")
 def tour_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One folder the whole tour runs in, as a reader's would be."""
-    return tmp_path_factory.mktemp("tour")
+    """One folder the whole tour runs in, as a reader's clone would be (with its examples/)."""
+    folder = tmp_path_factory.mktemp("tour")
+    shutil.copytree(README.parent / "examples", folder / "examples")
+    return folder
 
 
 HTTP_PORT, DASK_PORT = _free_port(), _free_port()

@@ -49,6 +49,8 @@ ERROR_SLACK_LOG2 = 1.0
 # The deep tour's errors sit near float64's round-off, where the kernel moves them more:
 # measured 2^-38.5 (SkylakeX), 2^-35.1 (Haswell), 2^-35.6 (Sandybridge) for the same run.
 DEEP_ERROR_SLACK_LOG2 = 4.0
+# A layer's queries on another kernel: 8,310 on Haswell where this machine asks 8,219 (1.1%).
+DEEP_QUERY_SLACK = 0.05
 
 
 def test_the_sample_demo_output_is_what_the_default_run_prints(tmp_path, monkeypatch):
@@ -77,9 +79,11 @@ def test_the_sample_demo_output_is_what_the_default_run_prints(tmp_path, monkeyp
     got, shown = _figure(queries, printed[1]), _figure(queries, sample[1])
     assert abs(got - shown) <= QUERY_SLACK * shown, (printed[1], sample[1])
     weight = r"max weight error:\s+2\^(-\d+\.\d)"
-    assert abs(_figure(weight, printed[3]) - _figure(weight, sample[3])) <= ERROR_SLACK_LOG2
+    # Errors: never worse than the README's by more than the slack; a kernel whose last bits
+    # land better (Haswell prints 2^-39.1 where this machine prints 2^-38.0) is no fault.
+    assert _figure(weight, printed[3]) <= _figure(weight, sample[3]) + ERROR_SLACK_LOG2
     functional = r"functional error:\s+max \|f - f_hat\| = 2\^(-\d+\.\d) on .*"
-    assert abs(_figure(functional, printed[4]) - _figure(functional, sample[4])) <= ERROR_SLACK_LOG2
+    assert _figure(functional, printed[4]) <= _figure(functional, sample[4]) + ERROR_SLACK_LOG2
 
 
 def test_the_toy_snippet_is_small_and_runs(tmp_path, monkeypatch):
@@ -134,16 +138,18 @@ def test_the_deep_tour_runs_as_written_and_prints_what_it_shows(tmp_path, monkey
         return [re.sub(r"\d+", "#", ln) for ln in lines]
 
     assert shape(printed[0]) == shape(sample)
-    # The figures: the seconds and the memory vary by machine; the queries within 1%, the
-    # errors within 4 in log2 (the BLAS kernel's last bits), everything else exactly.
+    # The figures: the seconds and the memory vary by machine; the queries within 5%, the
+    # errors no worse than 4 in log2 (the BLAS kernel's last bits), everything else exactly.
     for got, shown in zip(printed[0], sample, strict=True):
         # (2^14.03 is the count beside it in log2.)
         got, shown = (re.sub(r"[\d.]+ (s|MiB)\b|2\^\d[\d.]*", "", ln) for ln in (got, shown))
         for a, b in zip(_numbers(got), _numbers(shown), strict=True):
             if a[0] == "2^-":
-                assert abs(a[1] - b[1]) <= DEEP_ERROR_SLACK_LOG2, (got, shown)
+                # 2^-x: never worse (smaller x) than shown by more than the slack; better
+                # is no fault (Haswell prints 2^-41.5 where this machine prints 2^-28.6).
+                assert a[1] >= b[1] - DEEP_ERROR_SLACK_LOG2, (got, shown)
             elif a[0] == "queries":
-                assert abs(a[1] - b[1]) <= QUERY_SLACK * b[1], (got, shown)
+                assert abs(a[1] - b[1]) <= DEEP_QUERY_SLACK * b[1], (got, shown)
             else:
                 assert a == b, (got, shown)
 

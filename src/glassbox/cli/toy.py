@@ -184,7 +184,7 @@ def _train_command(model: str) -> click.Command:
         "--threads",
         type=int,
         default=None,
-        help="CPU threads (default: 1 for small models or a busy CPU, else torch's default).",
+        help="CPU threads (default: 1 for small models, else a fixed 2; never by load).",
     )
     @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
     @click.option(

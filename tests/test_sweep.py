@@ -108,16 +108,15 @@ def test_a_process_pool_gives_the_same_points_as_this_process(tmp_path: Path) ->
     assert record["timing"]["threads"] == 1
 
 
-def test_pool_workers_get_their_share_of_the_cores(monkeypatch) -> None:
+def test_pool_workers_get_one_thread_whatever_the_load(monkeypatch) -> None:
     from glassbox.sweep import executors
 
-    cores = len(os.sched_getaffinity(0))
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
-    assert executors.default_threads(1) == cores
-    assert executors.default_threads(2) == max(1, cores // 2)
-    monkeypatch.setattr(os, "getloadavg", lambda: (cores + 1.0, 0.0, 0.0))
-    assert executors.default_threads(1) == 1  # busy cores: one thread each
+    for load in (0.0, 100.0):
+        monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
+        assert executors.default_threads(1) == executors.default_threads(4) == 1
     monkeypatch.undo()
+    with pytest.raises(GlassboxError, match="--workers must be at least 1"):
+        executors.default_threads(0)
     before = os.environ.get("OMP_NUM_THREADS")
     pool = process_pool(1, threads=2)
     try:

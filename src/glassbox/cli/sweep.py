@@ -35,15 +35,14 @@ def parse_sets(items: tuple[str, ...]) -> dict[str, object]:
     "--workers",
     type=int,
     default=None,
-    help="Run points in N local processes (cores // N threads each, 1 on a busy machine) "
+    help="Run points in N local processes, one thread each unless --threads says more "
     "[default: in this process].",
 )
 @click.option(
     "--threads",
     type=int,
     default=None,
-    help="Threads of each --workers process [default: cores // N, or 1 when the load "
-    "average is already near the core count].",
+    help="Threads of each --workers process [default: 1, whatever the machine's load].",
 )
 @click.option(
     "--dask",

@@ -1,9 +1,8 @@
 """Where points run: any ``concurrent.futures.Executor``.
 
 - :class:`InlineExecutor`: one point at a time in this process (the default).
-- :func:`process_pool`: ``--workers N`` local processes, each with ``cores // N`` threads for
-  torch, OpenMP and BLAS, so that N workers do not oversubscribe the cores (1 thread each
-  when other processes already keep the cores busy; ``--threads`` sets it).
+- :func:`process_pool`: ``--workers N`` local processes, each with one thread for torch,
+  OpenMP and BLAS, so that N workers never oversubscribe N cores (``--threads`` sets it).
 - :func:`dask_executor`: ``--dask tcp://HOST:8786``, an existing Dask cluster through
   ``distributed.Client(address).get_executor()`` (the ``dask`` extra). Dask's nanny gives
   each worker process ``OMP_NUM_THREADS`` = 1 (and the same for MKL and OpenBLAS); start
@@ -33,6 +32,8 @@ CONNECT_TIMEOUT, WORKER_TIMEOUT = 20, 60
 PROBE_TIMEOUT = 3.0
 #: Seconds between a pool worker's checks that the sweep that started it is still there.
 ORPHAN_POLL = 1.0
+#: Threads a pool worker gets unless ``--threads`` says otherwise.
+POOL_THREADS = 1
 
 
 class InlineExecutor(Executor):
@@ -55,14 +56,6 @@ class Pool:
     executor: Executor
     window: int
     description: str
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 @contextmanager
@@ -100,15 +93,16 @@ def _ready() -> int:
 
 
 def default_threads(workers: int) -> int:
-    """Threads per pool worker: ``cores // workers``, or 1 when the machine is already busy.
+    """Threads per pool worker: :data:`POOL_THREADS`, a constant, never the machine's load.
 
-    On cores that other processes keep busy, spinning BLAS and OpenMP threads slow a run
-    down several times (BENCHMARKS.md, Sweeps: 6x for the extraction suite), as the
-    trainer's own ``default_threads`` found for torch.
+    The pool already spreads points over the cores, and on cores that other processes keep
+    busy spinning BLAS and OpenMP threads slow a run down several times (BENCHMARKS.md,
+    Sweeps: 6x for the extraction suite). A constant also gives every point the same bits
+    on every machine; ``--threads`` asks for more.
     """
-    cores = usable_cores()
-    busy = os.getloadavg()[0] > cores - 0.5
-    return 1 if busy else max(1, cores // workers)
+    if workers < 1:
+        raise GlassboxError(f"--workers must be at least 1, got {workers}")
+    return POOL_THREADS
 
 
 def process_pool(workers: int, threads: int | None = None) -> Pool:

@@ -256,7 +256,7 @@ def test_bad_command_lines_are_one_line_errors(tmp_path: Path, monkeypatch) -> N
         (["sweep", str(grid), "--out", "x", "--workers", "2", "--dask", "tcp://a:1"], "exclude"),
         (["sweep", str(grid), "--out", "x", "--workers", "0"], "--workers must be at least 1"),
         (["sweep", str(grid), "--out", "x", "--threads", "2"], "give --workers"),
-        (["sweep", str(grid), "--out", "x", "--workers", "1", "--threads", "0"], "--threads must"),
+        (["sweep", str(grid), "--out", "x", "--workers", "1", "--threads", "0"], "'--threads'"),
         (["sweep", str(grid), "--out", "x", "--set", "steps"], "expected KEY=VALUE"),
         (["sweep", str(grid), "--out", "x", "--set", "depth=3"], "unknown setting or axis 'depth'"),
         (["sweep-plot", str(notes)], "not a sweep folder"),

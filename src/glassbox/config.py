@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -40,27 +41,53 @@ def config_from_dict(cls: type[C], data: dict[str, Any]) -> C:
         raise GlassboxError(
             f"{cls.__name__}: unknown key(s) {', '.join(unknown)}; valid keys are {', '.join(sorted(names))}"
         )
-    kwargs = {k: _typed(hints[k], v) for k, v in data.items()}
+    kwargs = {k: _typed(hints[k], v, f"{cls.__name__}: {k}") for k, v in data.items()}
     try:
         return cls(**kwargs)
     except TypeError as exc:
         raise GlassboxError(f"{cls.__name__}: {exc}") from None
 
 
-def _typed(hint: Any, value: Any) -> Any:
+#: What a scalar field holds, said in a message: a bool is no number, a NaN no float.
+_KINDS = {bool: "true or false", int: "a whole number", float: "a finite number", str: "a string"}
+
+
+def _scalar_ok(hint: Any, value: Any) -> bool:
+    if hint is bool or isinstance(value, bool):
+        return hint is bool and isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int)
+    if hint is float:
+        return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+    return isinstance(value, str)
+
+
+def _fits(hint: Any, value: Any) -> bool:
+    """Whether ``value`` has the shape of ``hint`` (one arm of a union)."""
+    if typing.get_origin(hint) is tuple:
+        return isinstance(value, list)
+    if dataclasses.is_dataclass(hint):
+        return isinstance(value, dict)
+    return _scalar_ok(hint, value) if hint in _KINDS else True
+
+
+def _typed(hint: Any, value: Any, name: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         if value is None:
             return None
-        for arg in args:
-            if arg is not type(None):
-                return _typed(arg, value)
+        options = [a for a in args if a is not type(None)]
+        chosen = next((a for a in options if _fits(a, value)), options[0])
+        return _typed(chosen, value, name)
     if dataclasses.is_dataclass(hint) and isinstance(value, dict):
         return config_from_dict(hint, value)  # type: ignore[arg-type]
     if origin is tuple and isinstance(value, list):
         inner = args[0] if args else Any
-        return tuple(_typed(inner, v) for v in value)
+        return tuple(_typed(inner, v, name) for v in value)
+    # NaN, infinities and numbers of the wrong kind would otherwise reach the run itself.
+    if hint in _KINDS and not _scalar_ok(hint, value):
+        raise GlassboxError(f"{name} must be {_KINDS[hint]}, got {value!r}")
     return value
 
 

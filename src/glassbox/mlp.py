@@ -334,6 +334,10 @@ def parse_spec(spec: str) -> tuple[list[int], set[str]]:
         raise GlassboxError(
             f"bad net spec {spec!r}: expected widths joined by '-', e.g. 784-128-1 or 100-40-100:nohiddenbias,relu"
         )
+    if max(len(d) for d in body.split("-")) > 18:  # int() refuses 4300 digits with a traceback
+        raise GlassboxError(
+            f"bad net spec {spec[:40]!r}...: a width of more than 18 digits; choose smaller widths"
+        )
     dims = [int(d) for d in body.split("-")]
     if min(dims) < 1:
         raise GlassboxError(f"bad net spec {spec!r}: every width must be at least 1")

@@ -9,12 +9,17 @@ prints them on one line and exits with status 2.
 
 from __future__ import annotations
 
+import math
 import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
 from glassbox import __version__
 from glassbox.errors import GlassboxError
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,6 +33,31 @@ def show_progress(flag: bool | None) -> bool:
     if flag is not None:
         return flag
     return sys.stderr.isatty()
+
+
+def threads_option(what: str, default: str) -> Callable[[F], F]:
+    """The ``--threads N`` option (N >= 1, None when not given) every command shares.
+
+    ``what`` says whose threads they are and ``default`` how many run when it is not given;
+    the help adds that the count never follows the machine's load.
+    """
+    return click.option(
+        "--threads",
+        metavar="N",
+        type=click.IntRange(min=1),
+        default=None,
+        help=f"{what} [default: {default}; never by load].",
+    )
+
+
+class FiniteRange(click.FloatRange):
+    """A ``click.FloatRange`` that also refuses NaN and the infinities (NaN passes every bound)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{number} is not a finite number", param, ctx)
+        return number
 
 
 def _register() -> None:
@@ -57,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except click.ClickException as exc:
         click.echo(f"glassbox: error: {exc.format_message()}", err=True)
+        return 2
+    except MemoryError as exc:  # sizes no check foresaw: still one line, never a traceback
+        click.echo(f"glassbox: error: out of memory ({exc}); choose smaller sizes", err=True)
         return 2
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""

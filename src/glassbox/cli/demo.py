@@ -13,7 +13,7 @@ from types import FrameType
 
 import click
 
-from glassbox.cli import cli, show_progress
+from glassbox.cli import cli, show_progress, threads_option
 from glassbox.errors import GlassboxError
 from glassbox.extras import require
 
@@ -58,12 +58,7 @@ from glassbox.extras import require
     is_flag=True,
     help="Attack the net in this process (faster) instead of over HTTP to a separate service.",
 )
-@click.option(
-    "--threads",
-    type=click.IntRange(min=1),
-    default=None,
-    help="CPU threads of training, the attack and the service [default: by their shapes; never by load].",
-)
+@threads_option("CPU threads of training, the attack and the service", "by their shapes")
 def demo(
     out: Path | None,
     overwrite: bool,
@@ -94,7 +89,11 @@ def demo(
     from glassbox.demo.run import DemoConfig, check_out_dir, default_out_dir, paper_config, run_demo
 
     if config_file is not None:
-        config = load_config(DemoConfig, config_file)
+        try:
+            config = load_config(DemoConfig, config_file)
+        except GlassboxError as exc:
+            what = str(exc).removeprefix(f"{config_file}: ")
+            raise GlassboxError(f"--config {config_file}: {what}") from None
     else:
         config = paper_config() if paper_size else DemoConfig()
     if seed is not None:
@@ -103,6 +102,9 @@ def demo(
         config = dataclasses.replace(config, budget=budget)
     if out is not None:
         check_out_dir(out, overwrite)
+    from glassbox.cli.toy import check_memory
+
+    check_memory(config.toy, "choose a smaller toy model in --config")
     folder = out or default_out_dir()
     # SIGTERM (a `kill`, a closing terminal) unwinds like Ctrl-C, so the cleanup below runs.
     signal.signal(signal.SIGTERM, _raise_interrupt)

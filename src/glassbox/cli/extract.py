@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from glassbox.cli import cli, show_progress
+from glassbox.cli import FiniteRange, cli, show_progress, threads_option
 from glassbox.config import config_to_dict, save_config
 from glassbox.errors import GlassboxError
 from glassbox.extract.attack import ExtractConfig, extract
@@ -95,7 +95,7 @@ FAR = 8.0
 )
 @click.option(
     "--checkpoint-every",
-    type=click.FloatRange(min=0.0, min_open=True),
+    type=FiniteRange(min=0.0, min_open=True),
     default=5.0,
     show_default=True,
     help="Seconds between checkpoint writes to --out/checkpoint (kept until the run ends).",
@@ -107,12 +107,7 @@ FAR = 8.0
     default=None,
     help="The output of an ONNX file with several [default: its one real-valued (batch, k) output].",
 )
-@click.option(
-    "--threads",
-    type=click.IntRange(min=1),
-    default=None,
-    help="BLAS threads [default: chosen by the target's widths, 1 below 8192 inputs; never by load].",
-)
+@threads_option("BLAS threads", "chosen by the target's widths, 1 below 8192 inputs")
 def extract_command(
     target: str,
     out: Path,
@@ -141,6 +136,7 @@ def extract_command(
     Exit status 0 when the attack's self-check passes, 1 when it reports failure,
     2 on a usage error.
     """
+    hint = None if architecture is None else architecture_widths(architecture)
     resuming = prepare(out, resume, overwrite, marker="extraction.json")
     tgt = resolve_target(
         target,
@@ -151,16 +147,9 @@ def extract_command(
         toy_loader=toy_instance,
         output=output,
     )
+    if hint is not None:
+        check_ends(architecture or "", hint, tgt.oracle)  # before the first query
     config = ExtractConfig(seed=seed, architecture=architecture)
-    if architecture is not None:
-        from glassbox.mlp import parse_spec
-
-        dims = parse_spec(architecture)[0]
-        if (dims[0], dims[-1]) != (tgt.oracle.input_dim, tgt.oracle.output_dim):
-            raise GlassboxError(
-                f"--architecture {architecture} has {dims[0]} inputs and {dims[-1]} outputs, but "
-                f"the target has {tgt.oracle.input_dim} and {tgt.oracle.output_dim}"
-            )
     click.echo(f"extracting {tgt.description}", err=True)
     key = {
         "target": "a service" if "://" in target else tgt.description,
@@ -249,6 +238,39 @@ def extract_command(
         click.echo(f"report: {out / 'report.html'}")
     if not result.success:
         raise click.exceptions.Exit(1)
+
+
+def architecture_widths(text: str) -> list[int]:
+    """The widths of an ``--architecture`` hint; anything but ``IN-H1-...-OUT`` is a one-line error."""
+    from glassbox.mlp import parse_spec
+
+    shown = text if len(text) <= 60 else text[:60] + "..."
+    body, colon, options = text.partition(":")
+    if colon:
+        raise GlassboxError(
+            f"--architecture {shown!r}: a hint is the widths alone; drop ':{options}'"
+        )
+    try:
+        dims = parse_spec(body)[0]
+    except GlassboxError:
+        dims = []
+    if len(dims) < 3 or min(dims) < 1:
+        raise GlassboxError(
+            f"--architecture {shown!r}: expected widths of at least 1 joined by '-', input "
+            "first and output last, with at least one hidden layer, e.g. 10-20-1"
+        )
+    return dims
+
+
+def check_ends(text: str, dims: list[int], oracle: Oracle) -> None:
+    """Refuse a hint whose input or output width is not the black box's."""
+    d, m = oracle.input_dim, oracle.output_dim
+    if (dims[0], dims[-1]) != (d, m):
+        raise GlassboxError(
+            f"--architecture {text}: {dims[0]} input(s) and {dims[-1]} output(s), but the target "
+            f"has {d} input(s) and {m} output(s); give {d}-...-{m}, e.g. {d}-20-{m}, "
+            "or drop --architecture"
+        )
 
 
 def _attack(

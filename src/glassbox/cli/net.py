@@ -8,6 +8,7 @@ import click
 import numpy as np
 
 from glassbox.cli import cli
+from glassbox.errors import GlassboxError
 from glassbox.io import check_out_file
 from glassbox.mlp import ReLUNet
 
@@ -60,6 +61,8 @@ def describe_layers(model: ReLUNet) -> str:
 
 def load_net(path: Path) -> ReLUNet:
     """A saved net: an ``.onnx`` file read as ONNX, anything else as safetensors."""
+    if path.is_dir():
+        raise GlassboxError(f"{path} is a folder; give a net file (.safetensors or .onnx)")
     if path.suffix.lower() == ".onnx" and path.is_file():
         from glassbox.extras import require
 

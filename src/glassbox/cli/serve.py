@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from glassbox.cli import cli
+from glassbox.cli import FiniteRange, cli, threads_option
 from glassbox.extras import require
 
 
@@ -43,7 +43,7 @@ from glassbox.extras import require
 @click.option(
     "--noise",
     metavar="SIGMA",
-    type=click.FloatRange(min=0.0),
+    type=FiniteRange(min=0.0),
     default=None,
     help="Defence: add N(0, SIGMA^2) noise to every answer.",
 )
@@ -103,12 +103,7 @@ from glassbox.extras import require
     default=None,
     help="The output of an ONNX file with several [default: its one real-valued (batch, k) output].",
 )
-@click.option(
-    "--threads",
-    type=click.IntRange(min=1),
-    default=None,
-    help="BLAS threads of the service [default: chosen by the model's input width; never by load].",
-)
+@threads_option("BLAS threads of the service", "chosen by the model's input width")
 def serve_command(
     model: str,
     host: str,
@@ -162,6 +157,7 @@ def serve_command(
         docs=docs,
         output=output,
     )
+    sock = bind(host, port)  # first: an address it cannot listen on is the one line said
     if not is_loopback(host):
         click.echo(
             f"glassbox serve: warning: listening on {host}, which is not loopback: "
@@ -169,7 +165,6 @@ def serve_command(
             + ("" if api_keys else " (and no --api-key is set)"),
             err=True,
         )
-    sock = bind(host, port)
 
     def ready(url: str) -> None:
         said = f"serving {desc} at {url}; usage kept in {where}"

@@ -6,8 +6,11 @@ from pathlib import Path
 
 import click
 
-from glassbox.cli import cli, show_progress
+from glassbox.cli import cli, show_progress, threads_option
 from glassbox.errors import GlassboxError
+
+#: What one spawned --workers process holds at least, torch imported: about 256 MiB.
+WORKER_BYTES = 2.0**28
 
 
 def parse_sets(items: tuple[str, ...]) -> dict[str, object]:
@@ -38,12 +41,7 @@ def parse_sets(items: tuple[str, ...]) -> dict[str, object]:
     help="Run points in N local processes, one thread each unless --threads says more "
     "[default: in this process].",
 )
-@click.option(
-    "--threads",
-    type=int,
-    default=None,
-    help="Threads of each --workers process [default: 1, whatever the machine's load].",
-)
+@threads_option("Threads of each --workers process", "1")
 @click.option(
     "--dask",
     "dask",
@@ -83,6 +81,15 @@ def sweep_command(
 
     spec = load_grid(grid, parse_sets(sets))
     n_points = len(spec.points())
+    if n_points == 0:
+        raise GlassboxError(
+            f"grid {spec.name} has no points (an axis is an empty list); give every axis a value"
+        )
+    if workers is not None and workers > 1:
+        from glassbox.oracle.targets import check_fits
+
+        # Each spawned worker imports NumPy and torch before its first point.
+        check_fits(workers * WORKER_BYTES, f"--workers {workers:,} processes", "lower --workers")
     check_folder(out, spec)  # before starting workers or reaching a cluster
     with open_executor(workers, dask, threads) as pool:
         plural = "s" if n_points != 1 else ""

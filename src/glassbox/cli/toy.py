@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from glassbox.cli import cli, show_progress
+from glassbox.cli import cli, show_progress, threads_option
 from glassbox.errors import GlassboxError
 from glassbox.extras import require
 
@@ -66,6 +66,24 @@ def flag_names(message: str) -> str:
         message,
     )
     return re.sub(rf"(^|\[0, )({joined})\b", lambda m: m.group(1) + FLAGS[m.group(2)], message)
+
+
+def check_memory(config: Any, fix: str) -> None:
+    """Refuse a toy config whose training tensors would not fit in memory, before torch starts.
+
+    The count is of the trainer's float32 buffers (a batch of inputs, outputs, gradients and
+    masks per instance, the weights with their optimizer state, a loss per step) and the
+    float64 feature probabilities: within a small factor of what training holds.
+    """
+    from glassbox.oracle.targets import check_fits
+
+    n, m, inst = config.n_features, config.n_hidden, config.n_configs * config.restarts
+    floats32 = inst * (config.batch * (8 * n + 3 * m) + 4 * n * m + config.steps)
+    what = (
+        f"training {inst} instance(s) of {n:,} features and {m:,} neurons, batches of "
+        f"{config.batch:,} for {config.steps:,} steps,"
+    )
+    check_fits(4.0 * floats32 + 8.0 * inst * n, what, fix)
 
 
 class _TrainGroup(click.Group):
@@ -135,7 +153,7 @@ def _train_command(model: str) -> click.Command:
     )
     @click.option(
         "--anneal-steps",
-        type=int,
+        type=click.IntRange(min=0),
         default=0,
         show_default=True,
         help="... and reaches its own 1-S after this many steps (geometric path).",
@@ -180,12 +198,7 @@ def _train_command(model: str) -> click.Command:
     @click.option(
         "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Random seed."
     )
-    @click.option(
-        "--threads",
-        type=int,
-        default=None,
-        help="CPU threads (default: 1 for small models, else a fixed 2; never by load).",
-    )
+    @threads_option("CPU threads", "1 for small models, else a fixed 2")
     @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
     @click.option(
         "--kernel",
@@ -232,8 +245,7 @@ def _train_command(model: str) -> click.Command:
         if recipe == "paper":
             config = paper_recipe(config)
         check_out_dir(out, overwrite, marker="config.json")
-        if threads is not None and threads < 1:
-            raise GlassboxError(f"--threads must be at least 1, got {threads}")
+        check_memory(config, "lower --batch, --features, --steps or the --sparsity values")
         # torch comes in only now: a usage error above answers at once.
         from glassbox.toy.run import save_run
         from glassbox.toy.run_figures import FigureError

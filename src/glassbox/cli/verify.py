@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 
-from glassbox.cli import cli
+from glassbox.cli import FiniteRange, cli
 from glassbox.cli.net import load_net
 from glassbox.io import check_out_file, dumps_json, write_json
+from glassbox.oracle.targets import check_fits
 from glassbox.verify.classifier import verify_classifier
 from glassbox.verify.compare import Verification, fmt_log2, verify
 
@@ -80,7 +81,7 @@ def verdict(v: Verification) -> str:
 )
 @click.option(
     "--sparse-probability",
-    type=click.FloatRange(0, 1, min_open=True),
+    type=FiniteRange(0, 1, min_open=True),
     default=None,
     help="Also sample the toy model's sparse inputs (each feature present with this probability).",
 )
@@ -118,6 +119,11 @@ def verify_cmd(
     if out is not None:
         check_out_file(out, overwrite)
     rec_net, true_net = load_net(recovered), load_net(truth)
+    # Each sampled input goes through both nets, every layer's activations held at once.
+    widths = sum(rec_net.dims) + sum(true_net.dims)
+    check_fits(
+        8.0 * 4 * samples * widths, f"--samples {samples:,} through both nets", "lower --samples"
+    )
     same_io = (rec_net.input_dim, rec_net.output_dim) == (true_net.input_dim, true_net.output_dim)
     if same_io and rec_net.n_hidden_layers != true_net.n_hidden_layers:
         # Two nets of different depths are an answer (they differ), not a usage error.

@@ -94,6 +94,8 @@ class DemoConfig:
             )
         if self.toy.model != "abs":
             raise GlassboxError(f"the demo attacks the abs(x) model, not {self.toy.model!r}")
+        if self.budget is not None and self.budget < 1:
+            raise GlassboxError(f"budget must be at least 1 query or null, got {self.budget}")
         if self.verify_samples < 1:
             raise GlassboxError(f"verify_samples must be at least 1, got {self.verify_samples}")
 

@@ -12,6 +12,8 @@ batch because the key's budget is spent, the query raises
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import socket
 import time
 import uuid
@@ -34,6 +36,63 @@ from glassbox.oracle.wire import (
 
 #: Statuses worth retrying: the service (or something in front of it) failed, not the request.
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
+
+#: A host name: letters (any script), digits, '-', '.', '_', '~' and %-escapes.
+_HOST = re.compile(r"[\w.~%-]+")
+
+
+def _bad_url(url: str, fault: str) -> GlassboxError:
+    return GlassboxError(
+        f"{url!r} is not a service address: {fault}; give http://HOST:PORT, "
+        "e.g. http://127.0.0.1:8000 or http://[::1]:8000"
+    )
+
+
+def _host_port(url: str, hostport: str) -> tuple[str, str | None]:
+    """Split ``HOST[:PORT]`` or ``[IPv6][:PORT]``; the port text is None when none is given."""
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        if end < 0:
+            raise _bad_url(url, "the '[' that opens an IPv6 address is never closed by ']'")
+        host, after = hostport[1:end], hostport[end + 1 :]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise _bad_url(url, f"[{host}] is not an IPv6 address") from None
+        if after and not after.startswith(":"):
+            raise _bad_url(url, f"{after!r} after the IPv6 address is not ':PORT'")
+        return host, after[1:] if after else None
+    host, colon, port = hostport.partition(":")
+    if ":" in port:
+        raise _bad_url(url, "an IPv6 address goes in brackets")
+    if host and not _HOST.fullmatch(host):
+        raise _bad_url(url, f"{host!r} is not a host name")
+    return host, port if colon else None
+
+
+def check_url(url: str) -> str:
+    """``url`` as the address of a service (scheme lower-cased); a malformed one is a one-line error.
+
+    These are faults of the address itself, which no retry can mend: an unknown scheme,
+    no host, an unclosed IPv6 bracket, a port that is not a whole number from 1 to 65535.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in ("http", "https"):
+        raise _bad_url(url, "it does not begin with http:// or https://")
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise _bad_url(url, "it holds a space or a control character")
+    netloc = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    host, port = _host_port(url, netloc.rpartition("@")[2])
+    if not host:
+        raise _bad_url(url, "it names no host")
+    if port == "":
+        raise _bad_url(url, "the ':' after the host names no port")
+    if port is not None:
+        if not (port.isascii() and port.isdigit()):
+            raise _bad_url(url, f"port {port!r} is not a whole number from 1 to 65535")
+        if not 1 <= int(port) <= 65535:
+            raise _bad_url(url, f"port {int(port)} is out of range (1 to 65535)")
+    return scheme.lower() + "://" + rest
 
 
 def settle(ledger: Any, answered: int) -> None:
@@ -65,6 +124,7 @@ class HttpOracle(Oracle):
         retries: int = 8,
         backoff: float = 0.05,
     ) -> None:
+        url = check_url(url)
         require("httpx", f"querying the service at {url}")
         import httpx
 
@@ -77,13 +137,16 @@ class HttpOracle(Oracle):
         self.__http = httpx
         # Without TCP_NODELAY, Nagle's algorithm and delayed ACKs cost ~40 ms a request.
         nodelay = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-        self.__client = httpx.Client(
-            base_url=self.__url,
-            headers=headers,
-            timeout=timeout,
-            follow_redirects=False,
-            transport=httpx.HTTPTransport(socket_options=nodelay),
-        )
+        try:
+            self.__client = httpx.Client(
+                base_url=self.__url,
+                headers=headers,
+                timeout=timeout,
+                follow_redirects=False,
+                transport=httpx.HTTPTransport(socket_options=nodelay),
+            )
+        except httpx.InvalidURL as exc:  # what check_url let through
+            raise _bad_url(url, str(exc)) from None
         self.__retries, self.__backoff = retries, backoff
         self.__answered = 0
         try:

@@ -8,6 +8,7 @@ The truth is for verification only: the attack gets the oracle and nothing else.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,9 @@ from glassbox.oracle.onnx_model import (
 #: Reads instance i of a toy run folder: its net, mean feature probability, description.
 ToyLoader = Callable[[Path, int | None], tuple[ReLUNet, float, str]]
 
+#: A TARGET that reads as a URL (``scheme://`` or ``http:``): never a file name.
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://|https?:", re.IGNORECASE)
+
 #: Refuse a random net whose float64 weights would take more than this share of free memory
 #: (the attack and the verification hold several copies and batches of queries besides).
 MEMORY_SHARE = 0.25
@@ -48,19 +52,27 @@ def _gib(n_bytes: float) -> str:
     return f"{n_bytes / 2**30:,.1f} GiB"
 
 
-def random_net(spec: str, seed: int = 0) -> ReLUNet:
-    """``ReLUNet.random(spec, seed)``, refused in one line when its weights would not fit in memory."""
+def check_fits(need: float, what: str, fix: str) -> None:
+    """Refuse, in one line, work whose ``need`` bytes exceed MEMORY_SHARE of the free memory."""
     import psutil
 
-    dims, options = parse_spec(spec)
-    n_params = sum(a * b + b for a, b in zip(dims[:-1], dims[1:], strict=False))
-    need = 8.0 * n_params
     free = float(psutil.virtual_memory().available)
     if need > MEMORY_SHARE * free:
         raise GlassboxError(
-            f"net spec {spec}: {n_params:,} parameters would take {_gib(need)} as float64, "
-            f"more than {MEMORY_SHARE:.0%} of the {_gib(free)} of free memory; choose smaller widths"
+            f"{what} would take {_gib(need)}, more than {MEMORY_SHARE:.0%} of the "
+            f"{_gib(free)} of free memory; {fix}"
         )
+
+
+def random_net(spec: str, seed: int = 0) -> ReLUNet:
+    """``ReLUNet.random(spec, seed)``, refused in one line when its weights would not fit in memory."""
+    dims, options = parse_spec(spec)
+    n_params = sum(a * b + b for a, b in zip(dims[:-1], dims[1:], strict=False))
+    check_fits(
+        8.0 * n_params,
+        f"net spec {spec}: {n_params:,} parameters as float64",
+        "choose smaller widths",
+    )
     return ReLUNet.random(spec, seed=seed)
 
 
@@ -83,6 +95,11 @@ def resolve_target(
     ``output`` names the output of an ONNX file with several (refused for other targets).
     """
     sparse: float | None = None
+    if not target.strip():
+        raise GlassboxError(
+            "TARGET is empty; give random:SPEC, a toy run directory, an ONNX file, a saved net "
+            "or http://HOST:PORT"
+        )
     path = Path(target)
     is_run = not target.startswith("random:") and path.is_dir()
     if instance is not None and not is_run:
@@ -96,10 +113,10 @@ def resolve_target(
             f"--output {output}: {target} is not an ONNX file, which may have several outputs; "
             "drop --output"
         )
-    if target.startswith(("http://", "https://")):
-        from glassbox.oracle.http_client import http_target
+    if _URL.match(target) and not path.exists():
+        from glassbox.oracle.http_client import check_url, http_target
 
-        oracle, truth, desc = http_target(target, budget)
+        oracle, truth, desc = http_target(check_url(target), budget)
     elif target.startswith("random:"):
         truth = random_net(target.removeprefix("random:"), seed=seed)
         desc = f"{target} (seed {seed})"
@@ -140,9 +157,10 @@ def resolve_target(
             desc = f"net {path}"
             oracle = net_oracle(truth, budget)
         else:
+            what = "not a regular file" if path.exists() else "no such file or directory"
             raise GlassboxError(
-                f"{target}: no such file or directory; TARGET is random:SPEC, a toy run "
-                "directory, an ONNX file or a saved net"
+                f"{target}: {what}; TARGET is random:SPEC, a toy run directory, an ONNX file, "
+                "a saved net or http://HOST:PORT"
             )
     if float32:
         oracle = float32_outputs(oracle)

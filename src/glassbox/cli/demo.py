@@ -148,7 +148,8 @@ def report(run_dir: Path) -> None:
     """Rebuild RUN_DIR/report.html from a saved demo run or a glassbox extract folder."""
     # Checked before the report's imports (matplotlib, torch): a wrong folder answers at once.
     if not run_dir.is_dir():
-        raise GlassboxError(f"{run_dir}: no such run directory")
+        what = "a file, not a run directory" if run_dir.exists() else "no such run directory"
+        raise GlassboxError(f"{run_dir}: {what}")
     if not (run_dir / "extraction.json").is_file():
         raise GlassboxError(
             f"{run_dir} is not a glassbox demo run (no extraction.json) nor a `glassbox extract` "

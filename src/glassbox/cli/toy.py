@@ -299,7 +299,13 @@ def plot(directory: Path) -> None:
     """Redraw a run directory's figures and analysis.json from its saved weights."""
     require("torch", "glassbox plot")
     if not (directory / "config.json").is_file():  # before torch: a wrong folder answers at once
-        what = "no such run directory" if not directory.is_dir() else "not a glassbox toy run"
+        what = (
+            "not a glassbox toy run"
+            if directory.is_dir()
+            else "a file, not a run directory"
+            if directory.exists()
+            else "no such run directory"
+        )
         raise GlassboxError(f"{directory}: {what} (no config.json); make one with `glassbox train`")
     from glassbox.toy.run import load_run, write_analysis
     from glassbox.toy.run_figures import write_run_figures

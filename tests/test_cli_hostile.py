@@ -20,7 +20,7 @@ from glassbox.demo.run import DemoConfig
 from glassbox.errors import GlassboxError
 from glassbox.mlp import ReLUNet
 from glassbox.oracle.http_client import HttpOracle, check_url
-from sweep_helpers import train_grid
+from sweep_helpers import TINY_EXTRACT, train_grid, write_grid
 from test_cli_errors import one_line_error
 
 FIX = "give http://HOST:PORT"
@@ -244,6 +244,27 @@ def test_a_sweep_with_no_points_or_too_many_workers_is_refused(tmp_path: Path) -
     one_line_error(code, err, "has no points", "give every axis a value")
     code, _, err = run_cli("sweep", str(grid), "--out", out, "--workers", "10000")
     one_line_error(code, err, "--workers 10,000 processes", "free memory", "lower --workers")
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_sweep_of_a_malformed_service_address_is_refused_before_any_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _no_network(monkeypatch)
+    grid = write_grid(tmp_path, "e.toml", TINY_EXTRACT)
+    out = str(tmp_path / "s")
+    code, _, err = run_cli("sweep", str(grid), "--out", out, "--set", 'target="http://[::1"')
+    one_line_error(code, err, "'http://[::1' is not a service address", "never closed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.toml"]
+
+
+@pytest.mark.parametrize("port", ["99999", "0"])
+def test_a_dask_port_out_of_range_is_refused_without_waiting(tmp_path: Path, port: str) -> None:
+    pytest.importorskip("distributed")
+    grid = train_grid(tmp_path, seeds=[0])
+    dask = f"tcp://127.0.0.1:{port}"
+    code, _, err = run_cli("sweep", str(grid), "--out", str(tmp_path / "s"), "--dask", dask)
+    one_line_error(code, err, f"--dask {dask}: port {port} is out of range (1 to 65535)")
     assert not (tmp_path / "s").exists()
 
 

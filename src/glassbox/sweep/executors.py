@@ -156,6 +156,8 @@ def check_dask_address(address: str) -> None:
         return
     if not host:
         raise bad("no host")
+    if not 1 <= port <= 65535:  # bad input, not a scheduler still starting: no waiting
+        raise bad(f"port {port} is out of range (1 to 65535)")
     deadline = time.monotonic() + CONNECT_TIMEOUT  # a scheduler may still be starting
     while True:
         try:

@@ -77,6 +77,10 @@ class ExtractJob:
             parse_spec(self.target.removeprefix("random:"))
         elif self.target.startswith("toy:"):
             toy_target(self.target)
+        elif self.target.lower().startswith(("http:", "https:")):
+            from glassbox.oracle.http_client import check_url
+
+            check_url(self.target)  # refused with the grid, not once per point
         defend(None, self.defence, 0)  # checks the spelling
 
 

@@ -38,6 +38,10 @@ REFINE_PASSES = 3
 # Rounds of the kink search on a refinement line: it crosses one plane where predicted, found
 # in a round or two; noisy answers could otherwise split a few such lines for ever.
 REFINE_ROUNDS = 24
+# Rounds of kink placement per pass (later rounds only while a coordinate is thin), and
+# tries per round at a point on the plane where a thinly covered coordinate is on.
+ROUNDS = 6
+COVER_TRIES = 3
 # A first refinement whose error estimate rises past this (and 16x the row's old one) is
 # refused: kinks re-found on a rare neuron's plane can belong to its neighbours.
 WORSE = 1e-8
@@ -97,20 +101,24 @@ def refine_neuron(
     starts = np.array([w.x for w in neuron.witnesses])
     P: list[Array] = []
     weight: list[float] = []
-    for round_ in range(4):
+    for round_ in range(ROUNDS):
         need = want - len(P)
-        if need <= 0 and round_ >= 2:
+        thin = _thin(P, neuron.known) if P and prefix.depth else np.zeros(0, dtype=np.int64)
+        if need <= 0 and round_ >= 2 and not thin.size:
             break
         need = max(need, 4)
         base = starts[rng.integers(0, len(starts), size=need)]
         X = base + scale * 4.0 ** rng.uniform(-2, 0.5, size=(need, 1)) * rng.normal(size=base.shape)
         candidates = [onto_plane(prefix, neuron.theta, x) for x in X]
-        if P and prefix.depth:
-            # Coordinates on at fewer than two kinks are pinned down by the gradients
-            # alone: add kinks where they are well on.
-            on = np.sum(np.array(P)[:, :-1] > 0, axis=0)
-            for j in np.flatnonzero(neuron.known & (on < 2)):
-                start = base[int(rng.integers(len(base)))]
+        # Coordinates on at fewer than two kinks are pinned down by the gradients alone:
+        # add kinks where they are well on, a few tries each (where the deeper layers are
+        # off, the neuron's kink does not show in the output), first near a witness that
+        # saw the coordinate on (its kink showed there).
+        for j in thin:
+            near = [w.x for w in neuron.witnesses if w.active[j]]
+            for _ in range(COVER_TRIES):
+                pool = near if near and rng.random() < 0.5 else list(base)
+                start = pool[int(rng.integers(len(pool)))]
                 target = scale * float(rng.uniform(0.1, 1.0))
                 candidates += [point_with(prefix, neuron.theta, int(j), start, target)]
         pts, dirs = [], []
@@ -177,6 +185,12 @@ def refine_neuron(
     neuron.theta = theta / np.linalg.norm(theta)
     neuron.refined = int(keep.sum())
     return int(keep.sum())
+
+
+def _thin(P: list[Array], known: NDArray[np.bool_]) -> NDArray[np.intp]:
+    """Known coordinates on at fewer than two of the kinks ``P`` (rows ``(h, 1)``)."""
+    on = np.sum(np.array(P)[:, :-1] > 0, axis=0)
+    return np.flatnonzero(known & (on < 2))
 
 
 def refine_or_keep(

@@ -38,6 +38,10 @@ REFINE_PASSES = 3
 # Rounds of the kink search on a refinement line: it crosses one plane where predicted, found
 # in a round or two; noisy answers could otherwise split a few such lines for ever.
 REFINE_ROUNDS = 24
+# Open segments per refinement line: one kink is expected there. Where the output is
+# small beside the net's inner sums, its rounding exceeds the tolerance (relative to the
+# output) and a line splits without end (10-10-10-1 seed 8: 10,000 queries on one line).
+REFINE_SEGMENTS = 4
 # Rounds of kink placement per pass (later rounds only while a coordinate is thin), and
 # tries per round at a point on the plane where a thinly covered coordinate is on.
 ROUNDS = 6
@@ -131,7 +135,14 @@ def refine_neuron(
             continue
         r = step_fraction(1e-3, eps, 0.05) * scale
         lines = find_kinks(
-            oracle, np.array(pts), np.array(dirs), -r, r, eps=eps, max_rounds=REFINE_ROUNDS
+            oracle,
+            np.array(pts),
+            np.array(dirs),
+            -r,
+            r,
+            eps=eps,
+            max_rounds=REFINE_ROUNDS,
+            max_segments=REFINE_SEGMENTS,
         )
         for line in lines:
             if line.hidden.size == 0:

@@ -46,6 +46,11 @@ REFINE_SEGMENTS = 4
 # tries per round at a point on the plane where a thinly covered coordinate is on.
 ROUNDS = 6
 COVER_TRIES = 3
+# Trimmed kinks must leave equations whose second-smallest singular value is at least this
+# relative to the largest (10-8-6-3 seed 35: trimming left rank 6 of 8 and a row off by 1e-2).
+SPAN = 1e-9
+# Kink states equal to this many decimals (unit rows) are one equation.
+SAME_STATE_DIGITS = 9
 # A first refinement whose error estimate rises past this (and 16x the row's old one) is
 # refused: kinks re-found on a rare neuron's plane can belong to its neighbours.
 WORSE = 1e-8
@@ -105,6 +110,10 @@ def refine_neuron(
     starts = np.array([w.x for w in neuron.witnesses])
     P: list[Array] = []
     weight: list[float] = []
+    # Kinks in one prefix region where only a few coordinates are on share one state h
+    # (the plane meets that region where those coordinates are fixed): one equation, kept
+    # once, or they fill the quota and set the median that trims the informative kinks.
+    seen: set[bytes] = set()
     for round_ in range(ROUNDS):
         need = want - len(P)
         thin = _thin(P, neuron.known) if P and prefix.depth else np.zeros(0, dtype=np.int64)
@@ -158,7 +167,12 @@ def refine_neuron(
             row = np.append(h, 1.0)
             # A kink's place is as sure as its slope jump is large against the rounding.
             sharp = float(np.linalg.norm(line.slope_right[k] - line.slope_left[k]))
-            P.append(row / np.linalg.norm(row))
+            row = row / np.linalg.norm(row)
+            key = np.round(row, SAME_STATE_DIGITS).tobytes()
+            if key in seen:
+                continue
+            seen.add(key)
+            P.append(row)
             weight.append(sharp / max(float(line.slope_error[k]), 1e-300))
     if len(P) < unknowns:
         return 0
@@ -171,9 +185,11 @@ def refine_neuron(
     cols = np.append(neuron.known, True)
     # Start from the kinks the current row explains: a kink misplaced (two merged into
     # one, or a neighbour's) can pull a least-squares fit too far for trimming to see it.
+    # Unless those leave the row free: where the row's error shows in a few regions only,
+    # the kinks there are the ones that tell.
     prior = np.abs(rows @ neuron.theta)
     keep = prior <= max(16 * float(np.median(prior)), 1e-14)
-    if keep.sum() < unknowns:
+    if not _spans(np.vstack([rows[keep], grads])[:, cols]):
         keep[:] = True
     theta = neuron.theta.copy()
     s = np.zeros(0)
@@ -188,7 +204,7 @@ def refine_neuron(
             theta = -theta
         resid = np.abs(rows @ theta)
         fresh = resid <= max(16 * float(np.median(resid[keep])), 1e-14)
-        if np.array_equal(fresh, keep) or fresh.sum() < unknowns:
+        if np.array_equal(fresh, keep) or not _spans(np.vstack([rows[fresh], grads])[:, cols]):
             break
         keep = fresh
     if s.size >= 2 and s[-2] > 0:
@@ -196,6 +212,15 @@ def refine_neuron(
     neuron.theta = theta / np.linalg.norm(theta)
     neuron.refined = int(keep.sum())
     return int(keep.sum())
+
+
+def _spans(E: Array) -> bool:
+    """Whether equations ``E`` leave a single null direction: trimming to the kinks that fit
+    best can keep only a few regions' states, which every row of a wider family fits."""
+    if E.shape[0] < E.shape[1] - 1:
+        return False
+    s = np.linalg.svd(E, compute_uv=False)
+    return bool(s[E.shape[1] - 2] > SPAN * s[0])
 
 
 def _thin(P: list[Array], known: NDArray[np.bool_]) -> NDArray[np.intp]:

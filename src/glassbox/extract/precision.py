@@ -42,6 +42,13 @@ REFINE_ROUNDS = 24
 # small beside the net's inner sums, its rounding exceeds the tolerance (relative to the
 # output) and a line splits without end (10-10-10-1 seed 8: 10,000 queries on one line).
 REFINE_SEGMENTS = 4
+# A row from two passes whose error estimate is this small gets no third (it reads rounding:
+# 10-8-6-3's third passes went up as often as down; one pass alone left 10-10-10-1 seed 5's
+# first layer at 2^-42, and its second layer at 2^-33 through it).
+SETTLED = 1e-13
+# A row whose error estimate is still above this after a pass that did not halve it gets
+# another pass all the same (fresh kinks; 10-10-10-1 seed 0 read 4.8e-9 -> 8.3e-9 once).
+ROUGH = 1e-11
 # Rounds of kink placement per pass (later rounds only while a coordinate is thin), and
 # tries per round at a point on the plane where a thinly covered coordinate is on.
 ROUNDS = 6
@@ -262,11 +269,15 @@ def refine_layer(
     A first pass over a gradient estimate (whose error bar is not the kinks') is refused
     only if far worse; a pass over a row from kinks is undone if worse at all (fresh kinks
     that left a coordinate to the gradients alone took 10-8-6-3's row from 2^-41 to 2^-31).
+    Passes stop after two once the row is :data:`SETTLED`, or when it stops halving while
+    better than :data:`ROUGH`; a row still rough gets the next pass's fresh kinks.
     """
     for neuron in neurons:
         for k in range(REFINE_PASSES):
+            if k >= 2 and neuron.error <= SETTLED:
+                break
             rough, strict = neuron.error, k > 0 or neuron.refined > 0
             if not refine_or_keep(oracle, prefix, neuron, rng, scale, eps, strict):
                 break
-            if neuron.error >= 0.5 * rough:
+            if neuron.error >= 0.5 * rough and neuron.error <= ROUGH:
                 break

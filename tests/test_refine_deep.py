@@ -40,3 +40,29 @@ def test_deep_rows_of_10_10_10_1_seed_0_reach_2_minus_36() -> None:
     v = verify(result.net, net, n_samples=1000)
     assert v.per_layer_error_log2[1] <= -36.0, v.per_layer_error_log2
     assert v.max_weight_error_log2 <= -34.0, v.per_layer_error_log2
+
+
+def test_equations_span_only_with_one_null_direction() -> None:
+    from glassbox.extract.precision import _spans
+
+    theta = np.array([0.6, -0.8, 0.0, 0.0])
+    rng = np.random.default_rng(0)
+    # Rows orthogonal to theta: three independent ones leave theta the one null direction.
+    basis = np.array([[0.8, 0.6, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    rows = rng.normal(size=(6, 3)) @ basis
+    assert np.allclose(rows @ theta, 0.0) and _spans(rows)
+    # The same state met again and again (one region of the prefix): one equation, and a
+    # second null direction; two states alone still leave the row free.
+    assert not _spans(np.repeat(rows[:1], 10, axis=0))
+    assert not _spans(np.vstack([np.repeat(rows[:1], 5, axis=0), rows[1:2]]))
+    assert _spans(np.vstack([np.repeat(rows[:1], 5, axis=0), rows[1:3]]))
+
+
+def test_an_always_on_rows_kinks_in_one_region_do_not_trim_the_rest() -> None:
+    """10-8-6-3 seed 35: ten kinks shared one prefix state (a single-neuron region); their
+    residuals set the median, and trimming left rank 6 of 8 (row 2^-28; 2^-43 measured)."""
+    net = ReLUNet.random("10-8-6-3", seed=35)
+    result = extract(net_oracle(net), ExtractConfig(seed=35))
+    assert result.success and result.net is not None, result.message
+    v = verify(result.net, net, n_samples=1000)
+    assert v.per_layer_error_log2[1] <= -36.0, v.per_layer_error_log2

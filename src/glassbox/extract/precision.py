@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from glassbox.extract.kinks import find_kinks
 from glassbox.extract.neurons import Neuron
 from glassbox.extract.prefix import Prefix
-from glassbox.extract.tolerance import loosen, step_fraction
+from glassbox.extract.tolerance import coarseness, is_coarse, loosen, step_fraction
 from glassbox.oracle.core import Oracle
 
 Array = NDArray[np.float64]
@@ -272,12 +272,17 @@ def refine_layer(
     Passes stop after two once the row is :data:`SETTLED`, or when it stops halving while
     better than :data:`ROUGH`; a row still rough gets the next pass's fresh kinks.
     """
+    # Coarse answers keep the plain rule (passes while the row halves): their rows never
+    # come near these float64 figures.
+    coarse = is_coarse(eps)
+    settled = 0.0 if coarse else SETTLED * coarseness(eps)
+    still_rough = np.inf if coarse else ROUGH * coarseness(eps)
     for neuron in neurons:
         for k in range(REFINE_PASSES):
-            if k >= 2 and neuron.error <= SETTLED:
+            if k >= 2 and neuron.error <= settled:
                 break
             rough, strict = neuron.error, k > 0 or neuron.refined > 0
             if not refine_or_keep(oracle, prefix, neuron, rng, scale, eps, strict):
                 break
-            if neuron.error >= 0.5 * rough and neuron.error <= ROUGH:
+            if neuron.error >= 0.5 * rough and neuron.error <= still_rough:
                 break

@@ -187,9 +187,9 @@ def refine_neuron(
     rows = np.array(P) * np.sqrt(np.minimum(w / np.median(w), 1.0))[:, None]
     grads = GRADIENT_WEIGHT * np.vstack([w.equations for w in neuron.witnesses])
     covered = np.sum(np.array(P)[:, :-1] > 0, axis=0) >= 2
-    if np.all(covered[neuron.known]):
-        grads = grads[:0]  # the kinks pin every coordinate: the rougher gradients stay out
     cols = np.append(neuron.known, True)
+    if np.all(covered[neuron.known]) and _spans(rows[:, cols]):
+        grads = grads[:0]  # the kinks pin every coordinate: the rougher gradients stay out
     # Start from the kinks the current row explains: a kink misplaced (two merged into
     # one, or a neighbour's) can pull a least-squares fit too far for trimming to see it.
     # Unless those leave the row free: where the row's error shows in a few regions only,

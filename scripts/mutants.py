@@ -45,6 +45,17 @@ MODULES: dict[str, list[str]] = {
     "verify/align.py": ["test_verdict_guards.py", "test_verify.py"],
     "verify/inputs.py": ["test_verdict_guards.py", "test_verify.py"],
     "oracle/probe.py": ["test_verdict_guards.py", "test_probe.py"],
+    # The verdict's footing: counting and budgets, thresholds, records, files, the net itself,
+    # the toy's data, the report's numbers and the sweep's grids.
+    "oracle/core.py": ["test_oracle_core.py", "test_oracle_kinds.py"],
+    "extract/tolerance.py": ["test_probe.py", "test_precision.py", "test_extract.py"],
+    "extract/records.py": ["test_extract.py"],
+    "io.py": ["test_mlp.py", "test_cli_errors.py", "test_extract_report.py"],
+    "mlp.py": ["test_mlp.py", "test_mlp_random.py", "test_onnx_io.py"],
+    "toy/data.py": ["toy/test_toy_data.py"],
+    "toy/kinds.py": ["toy/test_toy_data.py"],
+    "report/numbers.py": ["test_report.py"],
+    "sweep/grid.py": ["test_sweep.py"],
 }
 
 # The mutations issue 23 lists, by name: (module, text, replacement).

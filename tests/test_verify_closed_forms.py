@@ -196,6 +196,8 @@ def test_dead_means_never_strictly_positive_even_when_tiny():
     a = align(truth, truth, n_samples=N)
     assert list(a.dead_mask[0]) == [False, True, False]
     assert [n.index for n in a.dead] == [1]
+    # the zero row has no direction: it matches nothing and leaves the others matched
+    assert list(a.permutations[0]) == [0, -1, 2]
 
 
 def test_invisible_means_every_outgoing_weight_is_zero():

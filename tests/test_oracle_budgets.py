@@ -189,6 +189,9 @@ def test_a_row_cap_splits_batches_and_keeps_the_answers_and_the_count():
     assert box.batches == [(1, 3)]
     one = row_capped(oracle, 1)  # a cap of one row is a valid cap
     np.testing.assert_array_equal(one.query(X[:2]), X[:2] @ W.T)
+    box.batches.clear()
+    one.query(X[:1])
+    assert box.batches == [(1, 3)]  # one row, one batch: no empty batch after it
     for bad in (0, -3):
         with pytest.raises(GlassboxError, match=f"max_rows must be at least 1, got {bad}"):
             row_capped(oracle, bad)
@@ -245,6 +248,9 @@ def test_averaging_asks_at_most_max_rows_at_a_time():
     few = averaged(oracle, 4, max_rows=2)  # fewer rows than repeats: one row at a time
     np.testing.assert_allclose(few.query(X[:2]), X[:2] @ W.T, rtol=1e-15)
     assert box.batches == [(4, 3), (4, 3)]
+    box.batches.clear()
+    few.query(X[:1])
+    assert box.batches == [(4, 3)]
     box.batches.clear()
     default = averaged(oracle, 2)
     default.query(np.zeros((5000, 3)))

@@ -239,6 +239,21 @@ def test_averaging_returns_the_mean_of_the_repeats_and_counts_every_one():
     assert mean.queries_by_phase == {"other": 15, "avg": 6}
 
 
+def test_an_averaged_batch_past_the_budget_is_refused_whole_and_counted_nowhere():
+    oracle, box = _oracle(budget=10)
+    mean = averaged(oracle, 3)
+    with pytest.raises(QueryBudgetExceeded) as info:
+        mean.query(X[:4])  # 12 answers > 10
+    assert (info.value.budget, info.value.spent, info.value.asked) == (10, 0, 12)
+    assert oracle.queries == 0 and oracle.queries_by_phase == {} and box.batches == []
+    outer = float32_outputs(row_capped(mean, 2))  # wrappers around the average: the same
+    with pytest.raises(QueryBudgetExceeded):
+        outer.query(X[:4])
+    assert oracle.queries == 0 and box.batches == []
+    np.testing.assert_allclose(outer.query(X[:3]), X[:3] @ W.T, rtol=1e-6)  # 9 answers fit
+    assert oracle.queries == 9
+
+
 def test_averaging_asks_at_most_max_rows_at_a_time():
     oracle, box = _oracle()
     mean = averaged(oracle, 3, max_rows=8)  # 2 rows (6 answers) per batch

@@ -181,7 +181,7 @@ def test_the_default_seed_is_zero_and_options_place_the_biases():
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ("3-4-2:", "an empty option after ':'"),
+        ("3-4-2:", "an empty option after ':'; drop the ':' or name options from nobias,"),
         ("3-4-2:relu,,nobias", "an empty option after ':'"),
         ("3-0-2", "every width must be at least 1"),
         ("3-4-2:tanh", "unknown option.s. tanh; known: nobias, nohiddenbias, relu"),
@@ -419,13 +419,13 @@ def test_modes_are_ordinary_less_the_umask_and_links_are_left_alone(tmp_path, um
 
 
 def test_a_staged_folder_appears_whole_or_not_at_all(tmp_path, umask_022):
-    out = tmp_path / "runs" / "one"
+    out = tmp_path / "runs" / "deep" / "one"  # parents made as needed
     with staged_dir(out, False) as tmp:
         (tmp / "a.txt").write_text("a")
         assert not out.exists()
     assert (out / "a.txt").read_text() == "a" and out.stat().st_mode & 0o777 == 0o755
     assert sorted(p.name for p in out.parent.iterdir()) == ["one"]
-    with pytest.raises(RuntimeError), staged_dir(tmp_path / "runs" / "two", False) as tmp:
+    with pytest.raises(RuntimeError), staged_dir(out.parent / "two", False) as tmp:
         (tmp / "b.txt").write_text("b")
         raise RuntimeError("boom")
     assert sorted(p.name for p in out.parent.iterdir()) == ["one"]

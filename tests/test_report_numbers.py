@@ -116,7 +116,7 @@ def test_extras_too_weak_to_matter_are_dropped_and_strong_ones_kept():
     assert kept.dims == (3, 5, 2) and none == {}
     np.testing.assert_array_equal(kept.biases[1], np.zeros(2))
     # "below" the threshold: an extra exactly at it is kept (0.5 * 0.02 is 0.01 exactly)
-    assert t == 0.01 and 0.5 * 0.02 == t
+    assert t == 0.01 and t == 0.5 * 0.02
     at = [np.vstack([W1, [[0.5, -0.1, 0.0]]]), np.hstack([W2, [[0.02], [0.0]]])]
     assert drop_negligible_extras(ReLUNet(at, [bias, None]), 4)[0].dims == (3, 5, 2)
     # truth neurons are never dropped, however weak

@@ -150,24 +150,50 @@ def test_an_unclear_membership_is_re_measured_on_aimed_lines_not_guessed() -> No
 
 
 def test_a_refinement_far_worse_than_the_row_it_replaces_is_refused(monkeypatch) -> None:
-    import glassbox.extract.layer as layer
+    import glassbox.extract.precision as precision
     from glassbox.extract.neurons import Neuron
-    from glassbox.extract.predicted import SearchSettings
 
     theta = np.array([0.6, 0.8, 0.0])
     neuron = Neuron(2, [], theta.copy(), np.ones(2, dtype=bool), 1e-12)
 
     def corrupt(oracle, prefix, n, rng, scale, eps):  # kinks of a neighbour, say
         n.theta, n.error, n.refined = np.array([0.0, 0.6, 0.8]), 1e-4, 9
+        return 9
 
     def improve(oracle, prefix, n, rng, scale, eps):
         n.theta, n.error, n.refined = np.array([0.6, 0.8, 1e-13]), 1e-14, 9
+        return 9
 
-    settings = SearchSettings(1.0, 4.0, 2, 96, 8, 2.0**-52)
     rng = np.random.default_rng(0)
-    monkeypatch.setattr(layer, "refine_neuron", corrupt)
-    layer._refine(None, Prefix(2), neuron, rng, settings)  # type: ignore[arg-type]
+    args = (None, Prefix(2), neuron, rng, 1.0, 2.0**-52)
+    monkeypatch.setattr(precision, "refine_neuron", corrupt)
+    assert precision.refine_or_keep(*args) == 0  # type: ignore[arg-type]
     assert np.array_equal(neuron.theta, theta) and neuron.error == 1e-12 and neuron.refined == 0
-    monkeypatch.setattr(layer, "refine_neuron", improve)
-    layer._refine(None, Prefix(2), neuron, rng, settings)  # type: ignore[arg-type]
+    monkeypatch.setattr(precision, "refine_neuron", improve)
+    assert precision.refine_or_keep(*args) == 9  # type: ignore[arg-type]
     assert neuron.error == 1e-14 and neuron.refined == 9
+
+
+def test_a_refinement_pass_worse_than_the_pass_before_is_undone(monkeypatch) -> None:
+    """10-8-6-3 seed 0: a second pass left a coordinate to the gradients (2^-41 -> 2^-31)."""
+    import glassbox.extract.precision as precision
+    from glassbox.extract.neurons import Neuron
+
+    first = Neuron(2, [], np.array([0.6, 0.8, 0.0]), np.ones(2, dtype=bool), 1e-9)
+    results = iter([(np.array([0.6, 0.8, 1e-13]), 4e-13), (np.array([0.6, 0.8, 2e-9]), 1.7e-9)])
+
+    def passes(oracle, prefix, n, rng, scale, eps):
+        n.theta, n.error = next(results)
+        n.refined = 24
+        return 24
+
+    monkeypatch.setattr(precision, "refine_neuron", passes)
+    rng = np.random.default_rng(0)
+    precision.refine_layer(None, Prefix(2), [first], rng, 1.0, 2.0**-52)  # type: ignore[arg-type]
+    # The second pass (worse, though less than 16x and under WORSE) is undone.
+    assert first.error == 4e-13 and first.theta[2] == 1e-13
+    # A first pass over a gradient estimate may read a larger error bar and still stand.
+    second = Neuron(2, [], np.array([0.6, 0.8, 0.0]), np.ones(2, dtype=bool), 1e-12)
+    results = iter([(np.array([0.6, 0.8, 1e-13]), 2e-12), (np.array([0.6, 0.8, 0.0]), 3e-12)])
+    precision.refine_layer(None, Prefix(2), [second], rng, 1.0, 2.0**-52)  # type: ignore[arg-type]
+    assert second.error == 2e-12 and second.theta[2] == 1e-13

@@ -68,12 +68,8 @@ WAIT_FOR_PORT = (
 # Tour lines whose attack fails today on some CPUs, each with why. They may exit 0 or 1 (the
 # attack's honest failure, as the text says); a crash or a usage error still fails the test.
 KNOWN_FAILING = {
-    "glassbox demo --paper-size": (
-        "the attack finds no layer-2 neuron in the paper-size model (no neuron of layer 2 "
-        "found on 8 lines); the attack's issues own the fix"
-    ),
     "glassbox extract runs/abs --instance 3 --out runs/x2": (
-        "the same on the paper's abs model at 1 - S = 0.03 (no neuron of layer 2 found on 8 lines)"
+        "the paper's abs model at 1 - S = 0.03: no neuron of layer 2 found on 8 lines"
     ),
 }
 

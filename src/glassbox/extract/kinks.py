@@ -162,12 +162,14 @@ def find_kinks(
     eps: float = 2.0**-52,
     tolerance_factor: float | None = None,
     max_rounds: int = 80,
+    max_segments: int = MAX_SEGMENTS,
 ) -> list[LineKinks]:
     """Find every critical point on the lines ``x0[i] + t d[i]``, ``t`` in ``[t_lo, t_hi]``.
 
     ``eps`` is the relative precision of the oracle's answers; values are compared to
     ``tolerance_factor * eps`` times the largest output magnitude seen on the line
-    (default: :func:`glassbox.extract.tolerance.tolerance_factor`).
+    (default: :func:`glassbox.extract.tolerance.tolerance_factor`). A line keeps at most
+    ``max_segments`` open segments (the widest); the rest count as unresolved.
     """
     if tolerance_factor is None:
         tolerance_factor = tolerance_factor_for(eps)
@@ -258,7 +260,7 @@ def find_kinks(
         right = _Segments(
             s.line, ts_star[rest], s.b, fm, s.fb, (fr - fm) / hr[:, None], s.sb, err_mid, s.eb
         )
-        seg = _cap(_Segments.concat([left, right]), MAX_SEGMENTS, unresolved)
+        seg = _cap(_Segments.concat([left, right]), max_segments, unresolved)
     np.add.at(unresolved, seg.line, 1)
 
     out = []

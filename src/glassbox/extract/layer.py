@@ -35,10 +35,10 @@ from glassbox.extract.neurons import (
     merge_duplicates,
     new_neuron,
 )
-from glassbox.extract.precision import onto_plane, refine_layer, refine_neuron
+from glassbox.extract.precision import onto_plane, refine_layer, refine_or_keep
 from glassbox.extract.predicted import SearchSettings, kink_where_predicted, on_prefix
 from glassbox.extract.prefix import Prefix
-from glassbox.extract.tolerance import is_coarse, loosen
+from glassbox.extract.tolerance import is_coarse
 from glassbox.extract.witness import measure
 from glassbox.oracle.core import Oracle
 
@@ -54,8 +54,6 @@ MAX_SEEN = 4096
 SINGLE_REACH = 8.0
 # Lines of deeper candidates kept for the next layer.
 MAX_HELD = 16
-# A refined row whose error estimate rises past this (and 16x its old one) is refused.
-WORSE = 1e-8
 # Single-neuron-cone lines per look at most (a random choice of cones past that: wide
 # first layers would otherwise spend the budget on long lines).
 MAX_SINGLES = 32
@@ -179,21 +177,6 @@ def _judged(
             out.held.append(line)
 
 
-def _refine(
-    oracle: Oracle,
-    prefix: Prefix,
-    neuron: Neuron,
-    rng: np.random.Generator,
-    settings: SearchSettings,
-) -> None:
-    """Refine the row (``precision.py``), but keep the old one if the new one is far worse:
-    kinks re-found on a rare neuron's plane can belong to its neighbours."""
-    before = (neuron.theta.copy(), neuron.error, neuron.refined)
-    refine_neuron(oracle, prefix, neuron, rng, settings.input_scale, settings.eps)
-    if neuron.error > max(16 * before[1], loosen(WORSE, settings.eps)):
-        neuron.theta, neuron.error, neuron.refined = before
-
-
 def _directions(prefix: Prefix, n: int, rng: np.random.Generator) -> Array:
     """Unit line directions; with a prefix, half aim at random first-layer sign patterns.
 
@@ -278,7 +261,7 @@ def _absorb(
             if is_coarse(settings.eps):
                 # A rough row "explains" every kink near its plane: refine it before it does.
                 with oracle.phase("refine"):
-                    _refine(oracle, prefix, neuron, rng, settings)
+                    refine_or_keep(oracle, prefix, neuron, rng, settings.input_scale, settings.eps)
         else:
             out.deeper += 1
             if len(out.held) < MAX_HELD and line not in out.held:

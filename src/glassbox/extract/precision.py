@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from glassbox.extract.kinks import find_kinks
 from glassbox.extract.neurons import Neuron
 from glassbox.extract.prefix import Prefix
-from glassbox.extract.tolerance import loosen, step_fraction
+from glassbox.extract.tolerance import coarseness, is_coarse, loosen, step_fraction
 from glassbox.oracle.core import Oracle
 
 Array = NDArray[np.float64]
@@ -38,6 +38,29 @@ REFINE_PASSES = 3
 # Rounds of the kink search on a refinement line: it crosses one plane where predicted, found
 # in a round or two; noisy answers could otherwise split a few such lines for ever.
 REFINE_ROUNDS = 24
+# Open segments per refinement line: one kink is expected there. Where the output is
+# small beside the net's inner sums, its rounding exceeds the tolerance (relative to the
+# output) and a line splits without end (10-10-10-1 seed 8: 10,000 queries on one line).
+REFINE_SEGMENTS = 4
+# A row from two passes whose error estimate is this small gets no third (it reads rounding:
+# 10-8-6-3's third passes went up as often as down; one pass alone left 10-10-10-1 seed 5's
+# first layer at 2^-42, and its second layer at 2^-33 through it).
+SETTLED = 1e-13
+# A row whose error estimate is still above this after a pass that did not halve it gets
+# another pass all the same (fresh kinks; 10-10-10-1 seed 0 read 4.8e-9 -> 8.3e-9 once).
+ROUGH = 1e-11
+# Rounds of kink placement per pass (later rounds only while a coordinate is thin), and
+# tries per round at a point on the plane where a thinly covered coordinate is on.
+ROUNDS = 6
+COVER_TRIES = 3
+# Trimmed kinks must leave equations whose second-smallest singular value is at least this
+# relative to the largest (10-8-6-3 seed 35: trimming left rank 6 of 8 and a row off by 1e-2).
+SPAN = 1e-9
+# Kink states equal to this many decimals (unit rows) are one equation.
+SAME_STATE_DIGITS = 9
+# A first refinement whose error estimate rises past this (and 16x the row's old one) is
+# refused: kinks re-found on a rare neuron's plane can belong to its neighbours.
+WORSE = 1e-8
 
 
 def onto_plane(prefix: Prefix, theta: Array, x: Array) -> Array | None:
@@ -94,20 +117,28 @@ def refine_neuron(
     starts = np.array([w.x for w in neuron.witnesses])
     P: list[Array] = []
     weight: list[float] = []
-    for round_ in range(4):
+    # Kinks in one prefix region where only a few coordinates are on share one state h
+    # (the plane meets that region where those coordinates are fixed): one equation, kept
+    # once, or they fill the quota and set the median that trims the informative kinks.
+    seen: set[bytes] = set()
+    for round_ in range(ROUNDS):
         need = want - len(P)
-        if need <= 0 and round_ >= 2:
+        thin = _thin(P, neuron.known) if P and prefix.depth else np.zeros(0, dtype=np.int64)
+        if need <= 0 and round_ >= 2 and not thin.size:
             break
         need = max(need, 4)
         base = starts[rng.integers(0, len(starts), size=need)]
         X = base + scale * 4.0 ** rng.uniform(-2, 0.5, size=(need, 1)) * rng.normal(size=base.shape)
         candidates = [onto_plane(prefix, neuron.theta, x) for x in X]
-        if P and prefix.depth:
-            # Coordinates on at fewer than two kinks are pinned down by the gradients
-            # alone: add kinks where they are well on.
-            on = np.sum(np.array(P)[:, :-1] > 0, axis=0)
-            for j in np.flatnonzero(neuron.known & (on < 2)):
-                start = base[int(rng.integers(len(base)))]
+        # Coordinates on at fewer than two kinks are pinned down by the gradients alone:
+        # add kinks where they are well on, a few tries each (where the deeper layers are
+        # off, the neuron's kink does not show in the output), first near a witness that
+        # saw the coordinate on (its kink showed there).
+        for j in thin:
+            near = [w.x for w in neuron.witnesses if w.active[j]]
+            for _ in range(COVER_TRIES):
+                pool = near if near and rng.random() < 0.5 else list(base)
+                start = pool[int(rng.integers(len(pool)))]
                 target = scale * float(rng.uniform(0.1, 1.0))
                 candidates += [point_with(prefix, neuron.theta, int(j), start, target)]
         pts, dirs = [], []
@@ -120,7 +151,14 @@ def refine_neuron(
             continue
         r = step_fraction(1e-3, eps, 0.05) * scale
         lines = find_kinks(
-            oracle, np.array(pts), np.array(dirs), -r, r, eps=eps, max_rounds=REFINE_ROUNDS
+            oracle,
+            np.array(pts),
+            np.array(dirs),
+            -r,
+            r,
+            eps=eps,
+            max_rounds=REFINE_ROUNDS,
+            max_segments=REFINE_SEGMENTS,
         )
         for line in lines:
             if line.hidden.size == 0:
@@ -136,7 +174,12 @@ def refine_neuron(
             row = np.append(h, 1.0)
             # A kink's place is as sure as its slope jump is large against the rounding.
             sharp = float(np.linalg.norm(line.slope_right[k] - line.slope_left[k]))
-            P.append(row / np.linalg.norm(row))
+            row = row / np.linalg.norm(row)
+            key = np.round(row, SAME_STATE_DIGITS).tobytes()
+            if key in seen:
+                continue
+            seen.add(key)
+            P.append(row)
             weight.append(sharp / max(float(line.slope_error[k]), 1e-300))
     if len(P) < unknowns:
         return 0
@@ -144,14 +187,16 @@ def refine_neuron(
     rows = np.array(P) * np.sqrt(np.minimum(w / np.median(w), 1.0))[:, None]
     grads = GRADIENT_WEIGHT * np.vstack([w.equations for w in neuron.witnesses])
     covered = np.sum(np.array(P)[:, :-1] > 0, axis=0) >= 2
-    if np.all(covered[neuron.known]):
-        grads = grads[:0]  # the kinks pin every coordinate: the rougher gradients stay out
     cols = np.append(neuron.known, True)
+    if np.all(covered[neuron.known]) and _spans(rows[:, cols]):
+        grads = grads[:0]  # the kinks pin every coordinate: the rougher gradients stay out
     # Start from the kinks the current row explains: a kink misplaced (two merged into
     # one, or a neighbour's) can pull a least-squares fit too far for trimming to see it.
+    # Unless those leave the row free: where the row's error shows in a few regions only,
+    # the kinks there are the ones that tell.
     prior = np.abs(rows @ neuron.theta)
     keep = prior <= max(16 * float(np.median(prior)), 1e-14)
-    if keep.sum() < unknowns:
+    if not _spans(np.vstack([rows[keep], grads])[:, cols]):
         keep[:] = True
     theta = neuron.theta.copy()
     s = np.zeros(0)
@@ -166,7 +211,7 @@ def refine_neuron(
             theta = -theta
         resid = np.abs(rows @ theta)
         fresh = resid <= max(16 * float(np.median(resid[keep])), 1e-14)
-        if np.array_equal(fresh, keep) or fresh.sum() < unknowns:
+        if np.array_equal(fresh, keep) or not _spans(np.vstack([rows[fresh], grads])[:, cols]):
             break
         keep = fresh
     if s.size >= 2 and s[-2] > 0:
@@ -174,6 +219,41 @@ def refine_neuron(
     neuron.theta = theta / np.linalg.norm(theta)
     neuron.refined = int(keep.sum())
     return int(keep.sum())
+
+
+def _spans(E: Array) -> bool:
+    """Whether equations ``E`` leave a single null direction: trimming to the kinks that fit
+    best can keep only a few regions' states, which every row of a wider family fits."""
+    if E.shape[0] < E.shape[1] - 1:
+        return False
+    s = np.linalg.svd(E, compute_uv=False)
+    return bool(s[E.shape[1] - 2] > SPAN * s[0])
+
+
+def _thin(P: list[Array], known: NDArray[np.bool_]) -> NDArray[np.intp]:
+    """Known coordinates on at fewer than two of the kinks ``P`` (rows ``(h, 1)``)."""
+    on = np.sum(np.array(P)[:, :-1] > 0, axis=0)
+    return np.flatnonzero(known & (on < 2))
+
+
+def refine_or_keep(
+    oracle: Oracle,
+    prefix: Prefix,
+    neuron: Neuron,
+    rng: np.random.Generator,
+    scale: float,
+    eps: float,
+    strict: bool = False,
+) -> int:
+    """One refinement pass that keeps the old row if the new one's error estimate is worse
+    (``strict``) or far worse (16x and past :data:`WORSE`); returns kinks used (0: kept)."""
+    before = (neuron.theta.copy(), neuron.error, neuron.refined)
+    used = refine_neuron(oracle, prefix, neuron, rng, scale, eps)
+    bound = before[1] if strict else max(16 * before[1], loosen(WORSE, eps))
+    if used and neuron.error > bound:
+        neuron.theta, neuron.error, neuron.refined = before
+        return 0
+    return used
 
 
 def refine_layer(
@@ -184,11 +264,25 @@ def refine_layer(
     scale: float,
     eps: float,
 ) -> None:
-    """Refine every neuron until its row stops improving (at most :data:`REFINE_PASSES` passes)."""
+    """Refine every neuron until its row stops improving (at most :data:`REFINE_PASSES` passes).
+
+    A first pass over a gradient estimate (whose error bar is not the kinks') is refused
+    only if far worse; a pass over a row from kinks is undone if worse at all (fresh kinks
+    that left a coordinate to the gradients alone took 10-8-6-3's row from 2^-41 to 2^-31).
+    Passes stop after two once the row is :data:`SETTLED`, or when it stops halving while
+    better than :data:`ROUGH`; a row still rough gets the next pass's fresh kinks.
+    """
+    # Coarse answers keep the plain rule (passes while the row halves): their rows never
+    # come near these float64 figures.
+    coarse = is_coarse(eps)
+    settled = 0.0 if coarse else SETTLED * coarseness(eps)
+    still_rough = np.inf if coarse else ROUGH * coarseness(eps)
     for neuron in neurons:
-        for _ in range(REFINE_PASSES):
-            rough = neuron.error
-            if not refine_neuron(oracle, prefix, neuron, rng, scale, eps):
+        for k in range(REFINE_PASSES):
+            if k >= 2 and neuron.error <= settled:
                 break
-            if neuron.error >= 0.5 * rough:
+            rough, strict = neuron.error, k > 0 or neuron.refined > 0
+            if not refine_or_keep(oracle, prefix, neuron, rng, scale, eps, strict):
+                break
+            if neuron.error >= 0.5 * rough and neuron.error <= still_rough:
                 break

@@ -34,17 +34,49 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Module (relative to src/glassbox) -> the tests that guard it.
 MODULES: dict[str, list[str]] = {
-    "extract/check.py": ["test_verdict_guards.py", "test_extract.py", "test_deep_extract.py"],
+    "extract/check.py": [
+        "test_self_check.py",
+        "test_verdict_guards.py",
+        "test_extract.py",
+        "test_deep_extract.py",
+    ],
     "extract/signs/last_layer.py": [
         "test_verdict_guards.py",
         "test_extract.py",
         "test_deep_extract.py",
     ],
     "extract/signs/wiggle.py": ["test_verdict_guards.py", "test_deep_extract.py"],
-    "verify/compare.py": ["test_verdict_guards.py", "test_verify.py"],
-    "verify/align.py": ["test_verdict_guards.py", "test_verify.py"],
+    "verify/compare.py": [
+        "test_verify_closed_forms.py",
+        "test_verdict_guards.py",
+        "test_verify.py",
+    ],
+    "verify/align.py": ["test_verify_closed_forms.py", "test_verdict_guards.py", "test_verify.py"],
     "verify/inputs.py": ["test_verdict_guards.py", "test_verify.py"],
     "oracle/probe.py": ["test_verdict_guards.py", "test_probe.py"],
+    # The verdict's footing: counting and budgets, thresholds, records, files, the net itself,
+    # the toy's data, the report's numbers and the sweep's grids.
+    # The fast closed-form tests come first: with -x a mutant they kill costs seconds.
+    "oracle/core.py": ["test_oracle_budgets.py", "test_oracle_core.py", "test_oracle_kinds.py"],
+    "extract/tolerance.py": [
+        "test_tolerance.py",
+        "test_probe.py",
+        "test_precision.py",
+        "test_extract.py",
+    ],
+    "extract/records.py": ["test_extract_records.py", "test_extract.py"],
+    "io.py": [
+        "test_io_writes.py",
+        "test_net_files.py",
+        "test_mlp.py",
+        "test_cli_errors.py",
+        "test_extract_report.py",
+    ],
+    "mlp.py": ["test_net_files.py", "test_mlp.py", "test_mlp_random.py", "test_onnx_io.py"],
+    "toy/data.py": ["toy/test_toy_kinds.py", "toy/test_toy_data.py"],
+    "toy/kinds.py": ["toy/test_toy_kinds.py", "toy/test_toy_data.py"],
+    "report/numbers.py": ["test_report_numbers.py", "test_report.py"],
+    "sweep/grid.py": ["test_sweep_grid.py", "test_sweep.py"],
 }
 
 # The mutations issue 23 lists, by name: (module, text, replacement).

@@ -55,10 +55,14 @@ class _Ledger:
     def spent(self) -> int:
         return sum(self.by_phase.values())
 
-    def charge(self, k: int) -> None:
-        """Count ``k`` rows against the innermost phase, or raise before counting any."""
+    def check(self, k: int) -> None:
+        """Raise, counting nothing, if ``k`` more rows would take the ledger past its budget."""
         if self.budget is not None and self.spent + k > self.budget:
             raise QueryBudgetExceeded(self.budget, self.spent, k)
+
+    def charge(self, k: int) -> None:
+        """Count ``k`` rows against the innermost phase, or raise before counting any."""
+        self.check(k)
         label = self.phases[-1] if self.phases else UNLABELLED
         self.by_phase[label] = self.by_phase.get(label, 0) + k
 
@@ -118,8 +122,15 @@ class Oracle(ABC):
             raise GlassboxError(f"query has shape {np.shape(X)}; expected (k, {self._input_dim})")
         if not np.all(np.isfinite(x)):
             raise GlassboxError("query contains NaN or infinite values")
+        # The whole batch's cost first (averaging inside asks each row several times), so
+        # that a refused batch is counted nowhere.
+        self._ledger.check(x.shape[0] * self._rows_per_row())
         self._ledger.charge(x.shape[0])
         return self._answer_checked(x)
+
+    def _rows_per_row(self) -> int:
+        """Rows the black box answers per row asked here (more than one under averaging)."""
+        return 1
 
     def _answer_checked(self, X: Array) -> Array:
         y = np.asarray(self._answer(X))
@@ -205,7 +216,11 @@ class _Weakened(Oracle):
         super().__init__(inner.input_dim, output_dim or inner.output_dim)
         self._ledger = inner._ledger
         self.__inner_answer = inner._answer_checked
+        self.__inner_rows = inner._rows_per_row
         self.__transform = transform
+
+    def _rows_per_row(self) -> int:
+        return self.__inner_rows()
 
     def _answer(self, X: Array) -> Array:
         return self.__transform(self.__inner_answer(X))
@@ -260,6 +275,9 @@ class _Averaged(_Weakened):
         super().__init__(inner, lambda y: y)
         self.__repeats = repeats
         self.__chunk = max(1, max_rows // repeats)
+
+    def _rows_per_row(self) -> int:
+        return self.__repeats * super()._rows_per_row()
 
     def _answer(self, X: Array) -> Array:
         r, m = self.__repeats, self.__chunk

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
 from glassbox.extract import ExtractConfig, extract
+from glassbox.extract.prefix import Prefix
+from glassbox.extract.signs.last_layer import LastLayerFit
+from glassbox.extract.unmeasured import POINTS, STEPS, on_plane, reach
 from glassbox.mlp import ReLUNet
 from glassbox.oracle.core import net_oracle
 
@@ -17,6 +21,7 @@ W1 = np.array(
     ]
 )
 B1 = np.array([0.1, -0.2, 0.3, 0.05])
+Array = NDArray[np.float64]
 
 
 def test_a_weight_seen_only_past_its_plane_is_measured_there() -> None:
@@ -35,3 +40,47 @@ def test_a_weight_seen_only_past_its_plane_is_measured_there() -> None:
     assert abs(Wo[1, j] * scale - 0.01) <= 1e-9
     far = np.array([[300.0, 0, 0, 0, 0]])  # where the weight matters: output 1 = 1.501
     assert abs(result.net.forward(far)[0, 1] - truth.forward(far)[0, 1]) <= 1e-9
+
+
+def _partial(truth: ReLUNet, X: Array) -> tuple[Array, LastLayerFit, Array]:
+    """The true rows, and the true output layer with the weight (1, 0) left at zero."""
+    theta = np.hstack([np.asarray(truth.weights[0]), np.asarray(truth.biases[0])[:, None]])
+    W2 = np.array(truth.weights[1])
+    W2[1, 0] = 0.0
+    fit = LastLayerFit(True, -50.0, signs=np.ones(4), rows=theta, out_weights=W2)
+    fit.out_bias, fit.unmeasured = np.asarray(truth.biases[1]), [(1, 0)]
+    return theta, fit, truth.forward(X)
+
+
+def test_points_on_the_plane_have_the_output_on_or_there_are_none() -> None:
+    X = np.random.default_rng(0).normal(size=(400, 5))
+    prefix, rng = Prefix(5), np.random.default_rng(1)
+    W2 = np.array([[1.0, 0.7, -0.5, 0.8], [0.01, 1.0, 0.0, 0.0]])
+    seen = ReLUNet([W1, W2], [B1, np.array([0.2, -1.5])], output_relu=True)
+    theta, fit, Y = _partial(seen, X)
+    points = on_plane(prefix, fit, 1, theta[0], X, Y, rng, 1.0)
+    assert points
+    for p in points:  # on neuron 0's plane, where output 1 is truly on (1e-3 of its top, at least)
+        assert abs(theta[0, :-1] @ p + theta[0, -1]) <= 1e-12 * (1 + np.linalg.norm(p))
+        assert seen.preactivations(p[None])[-1][0, 1] > 1e-3 * np.max(Y[:, 1])
+    # Queried a step past the plane: every point kept has neuron 0 on and output 1 on.
+    asked = net_oracle(seen)
+    X2, Y2 = reach(asked, prefix, theta, fit, X, Y, rng, 1.0)
+    # Within the cap: POINTS points per pair, a step of each length past each.
+    assert 0 < asked.queries <= POINTS * len(STEPS)
+    new = slice(X.shape[0], None)
+    assert X2[new].shape[0] > 0 and np.all(Y2[new, 1] > 0)
+    assert np.all(X2[new] @ theta[0, :-1] + theta[0, -1] > 0)
+    # Output 1 = ReLU(h_1 - h_2 - 0.5 + 0.01 h_0) with u_1 = u_2 - u_0 is -0.5 all over the
+    # plane: no point, and nothing queried.
+    n2 = np.array([0.3, 1.0, 1.0, 0.2, -0.5])
+    blind_W1 = np.vstack([W1[0], n2 - W1[0], n2, W1[3]])
+    blind_W2 = np.array([[1.0, 0.7, -0.5, 0.8], [0.01, 1.0, -1.0, 0.0]])
+    blind = ReLUNet(
+        [blind_W1, blind_W2], [np.array([0.1, 0.2, 0.3, 0.05]), np.array([0.2, -0.5])], True
+    )
+    theta, fit, Y = _partial(blind, X)
+    assert on_plane(prefix, fit, 1, theta[0], X, Y, rng, 1.0) == []
+    oracle = net_oracle(blind)
+    assert reach(oracle, prefix, theta, fit, X, Y, rng, 1.0)[0].shape == X.shape
+    assert oracle.queries == 0

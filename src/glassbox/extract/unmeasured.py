@@ -32,6 +32,8 @@ FIRST_STEP = 0.5
 # is their product (a step too long may turn the output off; a shorter one is kept).
 POINTS = 8
 STEPS = (0.25, 0.05, 0.01)
+# Unmeasured pairs searched per fit (the rest stay unmeasured, and the run says so).
+PAIRS = 64
 # The predicted pre-activation, relative to the output's largest answer, that counts as on,
 # and where a walk stops (further out the fit would mix scales and lose digits).
 CLEAR = 1e-3
@@ -72,9 +74,9 @@ def _walk(
         if norm == 0:
             break
         q = onto_plane(prefix, theta_j, p + step * g / norm)
-        value = float(predicted(prefix, fit, k, q[None])[0]) if q is not None else -np.inf
-        if value > best:
-            p, best, step = q, value, min(2.0 * step, scale)  # type: ignore[assignment]
+        value = -np.inf if q is None else float(predicted(prefix, fit, k, q[None])[0])
+        if q is not None and value > best:
+            p, best, step = q, value, min(2.0 * step, scale)
         else:
             step /= 4.0
     return p
@@ -121,12 +123,15 @@ def reach(
     if fit.signs is None:
         return X, Y
     out, outs = [], []
-    for k, j in fit.unmeasured:
+    for k, j in fit.unmeasured[:PAIRS]:
         sign = float(fit.signs[j])
         for p in on_plane(prefix, fit, k, theta[j], X, Y, rng, scale):
             g = sign * prefix.normal(theta[j], p)
-            out += [p + t * scale * g for t in STEPS]
-            outs += [k] * len(STEPS)
+            steps = np.array([p + t * scale * g for t in STEPS])
+            # A step that crossed a prefix plane may leave the neuron off: not worth a query.
+            past = steps[sign * (prefix.state(steps) @ theta[j, :-1] + theta[j, -1]) > 0]
+            out += list(past)
+            outs += [k] * len(past)
     if not out:
         return X, Y
     X2 = np.array(out)

@@ -84,3 +84,30 @@ def test_points_on_the_plane_have_the_output_on_or_there_are_none() -> None:
     oracle = net_oracle(blind)
     assert reach(oracle, prefix, theta, fit, X, Y, rng, 1.0)[0].shape == X.shape
     assert oracle.queries == 0
+
+
+def test_behind_a_known_prefix_the_points_lie_on_the_bent_plane() -> None:
+    # Two hidden layers: the first is the known prefix, so neuron 0's plane is bent.
+    rng = np.random.default_rng(3)
+    Wp, bp = rng.normal(size=(7, 5)), rng.normal(0, 0.3, size=7)
+    theta = np.hstack([rng.normal(size=(4, 7)), rng.normal(0, 0.3, size=(4, 1))])
+    W2 = np.array([[1.0, 0.7, -0.5, 0.8], [0.01, 1.0, 0.5, -0.3]])
+    truth = ReLUNet([Wp, theta[:, :-1], W2], [bp, theta[:, -1], np.array([0.2, -0.5])], True)
+    prefix = Prefix(5)
+    prefix.push(Wp, bp)
+    X = rng.normal(size=(400, 5))
+    W2_partial = W2.copy()
+    W2_partial[1, 0] = 0.0
+    fit = LastLayerFit(True, -50.0, signs=np.ones(4), rows=theta, out_weights=W2_partial)
+    fit.out_bias, fit.unmeasured = np.array([0.2, -0.5]), [(1, 0)]
+    Y = truth.forward(X)
+    points = on_plane(prefix, fit, 1, theta[0], X, Y, rng, 1.0)
+    assert points
+    for p in points:
+        u = prefix.state(p[None]) @ theta[:, :-1].T + theta[:, -1]
+        assert abs(u[0, 0]) <= 1e-9
+        assert truth.preactivations(p[None])[-1][0, 1] > 1e-3 * np.max(Y[:, 1])
+    X2, Y2 = reach(net_oracle(truth), prefix, theta, fit, X, Y, rng, 1.0)
+    new = X2[X.shape[0] :]
+    assert new.shape[0] > 0 and np.all(Y2[X.shape[0] :, 1] > 0)
+    assert np.all(prefix.state(new) @ theta[0, :-1] + theta[0, -1] > 0)

@@ -118,18 +118,14 @@ def test_a_net_wrong_only_beside_a_plane_of_a_non_last_layer_fails_the_check() -
 
 
 def _one_sided_output_net() -> ReLUNet:
-    """Output 1 = ReLU(h_1 + 0.01 h_0 - 1.5) is on only where neuron 0 is off, in any sample
-    (it needs x_0 > 150 on neuron 0's side): its weight 0.01 on neuron 0 is never measured."""
-    W1 = np.array(
-        [
-            [1.0, 0.1, 0.2, 0.0, 0.3],
-            [-1.0, 0.2, -0.1, 0.4, 0.0],
-            [0.3, 1.0, 1.0, 0.2, -0.5],
-            [0.2, 1.0, -1.0, 0.6, 0.1],
-        ]
-    )
-    W2 = np.array([[1.0, 0.7, -0.5, 0.8], [0.01, 1.0, 0.0, 0.0]])
-    return ReLUNet([W1, W2], [np.array([0.1, -0.2, 0.3, 0.05]), np.array([0.2, -1.5])], True)
+    """Output 1 = ReLU(h_1 - h_2 + 0.01 h_0 - 0.5) with u_1 = u_2 - u_0: it is on only where
+    neuron 0 is off in any sample (on its side it needs u_0 > 50 where h_1 = h_2 = 0), and
+    nowhere on neuron 0's plane (h_1 = h_2 there, so it is -0.5): its weight 0.01 on neuron 0
+    is measured neither in a sample nor a step past the plane (:mod:`glassbox.extract.unmeasured`)."""
+    n0, n2 = np.array([1.0, 0.1, 0.2, 0.0, 0.3]), np.array([0.3, 1.0, 1.0, 0.2, -0.5])
+    W1 = np.vstack([n0, n2 - n0, n2, [0.2, 1.0, -1.0, 0.6, 0.1]])
+    W2 = np.array([[1.0, 0.7, -0.5, 0.8], [0.01, 1.0, -1.0, 0.0]])
+    return ReLUNet([W1, W2], [np.array([0.1, 0.2, 0.3, 0.05]), np.array([0.2, -0.5])], True)
 
 
 def test_an_output_weight_never_measured_is_a_failure_and_rightly_so() -> None:
@@ -140,7 +136,7 @@ def test_an_output_weight_never_measured_is_a_failure_and_rightly_so() -> None:
     assert result.message.startswith("failed") and "never measured" in result.message
     # Rightly: the sampled error is tiny, but far out on neuron 0's side the nets differ.
     assert result.check["relative_error_log2"] < -40
-    far = np.array([[300.0, 0, 0, 0, 0]])
+    far = np.array([[300.0, -300.0, 0, 0, 0]])  # there output 1 = 3.001 - 0.5
     assert abs(result.net.forward(far)[0, 1] - truth.forward(far)[0, 1]) > 1.0
 
 

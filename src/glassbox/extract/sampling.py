@@ -8,6 +8,7 @@ from numpy.typing import NDArray
 from glassbox.extract.precision import onto_plane
 from glassbox.extract.prefix import Prefix
 from glassbox.extract.signs.last_layer import LastLayerFit, fit_last_layer
+from glassbox.extract.unmeasured import reach
 from glassbox.oracle.core import Oracle
 
 Array = NDArray[np.float64]
@@ -181,6 +182,8 @@ def output_fit(
     X, Y = sample
     if output_relu is not None:
         fit = fit_last_layer(prefix, theta, X, Y, output_relu=output_relu, eps=eps)
+        if output_relu:
+            fit, (X, Y) = _measure_rest(oracle, prefix, theta, fit, (X, Y), rng, scale, eps)
         return fit, output_relu, (X, Y)
     fit = fit_last_layer(prefix, theta, X, Y, output_relu=False, eps=eps)
     if fit.exact:
@@ -203,4 +206,27 @@ def output_fit(
         with oracle.phase("outputs"):
             X, Y = straddle(oracle, prefix, theta, X, Y, unseen, rng, scale)
         with_relu = fit_last_layer(prefix, theta, X, Y, output_relu=True, eps=eps)
+    with_relu, (X, Y) = _measure_rest(oracle, prefix, theta, with_relu, (X, Y), rng, scale, eps)
     return with_relu, True, (X, Y)
+
+
+def _measure_rest(
+    oracle: Oracle,
+    prefix: Prefix,
+    theta: Array,
+    fit: LastLayerFit,
+    sample: tuple[Array, Array],
+    rng: np.random.Generator,
+    scale: float,
+    eps: float,
+) -> tuple[LastLayerFit, tuple[Array, Array]]:
+    """The fit again with points past each unmeasured weight's plane (:func:`unmeasured.reach`)."""
+    if not (fit.exact and fit.unmeasured):
+        return fit, sample
+    with oracle.phase("outputs"):
+        X, Y = reach(oracle, prefix, theta, fit, *sample, rng, scale)
+    if X.shape[0] == sample[0].shape[0]:
+        return fit, sample
+    refit = fit_last_layer(prefix, theta, X, Y, output_relu=True, eps=eps)
+    # A refit that is no longer exact is not trusted over the partial one.
+    return (refit, (X, Y)) if refit.exact and refit.rows is not None else (fit, sample)

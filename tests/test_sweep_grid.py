@@ -67,6 +67,9 @@ def test_overrides_pin_or_replace_axes_and_a_list_makes_a_new_axis():
     assert [p.config.verify_samples for p in fixed.points()] == [32, 32]
     fresh = parse_grid({"job": "extract", "axes": []}, "g", {"seed": [0, 1]})
     assert _axes(fresh) == [{"seed": 0}, {"seed": 1}]
+    mine = data()
+    parse_grid(mine, "g", {"seed": [5, 6], "verify_samples": 32})
+    assert mine == data()  # the caller's tables are never edited
 
 
 def test_a_bad_point_names_its_axis_values_or_the_fixed_settings():

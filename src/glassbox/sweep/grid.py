@@ -113,6 +113,7 @@ def parse_grid(data: dict[str, Any], default_name: str, overrides: dict[str, Any
     blocks = [raw_axes] if isinstance(raw_axes, dict) else raw_axes
     if not isinstance(fixed, dict) or not isinstance(blocks, list):
         raise GlassboxError("grid: [fixed] and [axes] must be tables")
+    fixed = dict(fixed)  # overrides edit this copy, never the caller's table
     axes: list[dict[str, list[Any]]] = []
     for block in blocks:
         if not isinstance(block, dict):
